@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from markets.models import PRICE, Asset
+
+
+class ModelVersion(models.Model):
+    """One trained model of an asset: its metadata, metrics and ONNX artifact."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        VALIDATED = "validated"
+        FAILED = "failed"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    class Mode(models.TextChoices):
+        FULL = "full"
+        WARM = "warm"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    # Why it failed, or why the gate kept it out of service.
+    reason = models.TextField(blank=True)
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.FULL)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    hyperparameters = models.JSONField(default=dict)
+    horizon = models.PositiveSmallIntegerField()
+    window = models.PositiveSmallIntegerField()
+    features = models.JSONField(default=list)
+    # Everything serving needs besides the ONNX graph: scaler, interval quantiles, target form.
+    preprocessing = models.JSONField(default=dict)
+    data_first = models.DateTimeField(null=True, blank=True)
+    data_last = models.DateTimeField(null=True, blank=True)
+    data_candles = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)  # the `train --json` "metrics" object
+    loss_history = models.JSONField(default=list, blank=True)  # [{"epoch","train_loss","val_loss"}]
+    epochs = models.PositiveIntegerField(default=0)
+    train_seconds = models.FloatField(null=True, blank=True)
+    artifact_name = models.CharField(max_length=255, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    # torch weights, kept beside the ONNX graph only so that warm starts can fine-tune them.
+    weights_name = models.CharField(max_length=255, blank=True)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "version"], name="modelversion_unique_version"),
+            models.UniqueConstraint(
+                fields=["asset"], condition=Q(status="active"), name="modelversion_one_active_per_asset"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} v{self.version} ({self.status})"
+
+    @property
+    def skill_next_hour(self) -> float | None:
+        skill = (self.metrics or {}).get("skill_rmse") or []
+        return skill[0] if skill else None
+
+
+class Forecast(models.Model):
+    """A forecast of the next `horizon` closes from one candle, scored as reality arrives."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="forecasts")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="forecasts")
+    base_time = models.DateTimeField()  # open time of the last candle the forecast saw
+    last_close = models.DecimalField(**PRICE)
+    horizon = models.PositiveSmallIntegerField()
+    # [{"time": iso, "close": float, "lower": float, "upper": float}], index 0 = next hour
+    points = models.JSONField()
+    # Filled in as candles arrive: [{"time","actual","error","inside","persistence_error"}]
+    scores = models.JSONField(default=list, blank=True)
+    fully_scored = models.BooleanField(default=False)
+    generated_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["asset", "-base_time"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "base_time"], name="forecast_unique_version_base_time"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["asset", "-base_time"], name="forecast_asset_recent"),
+            models.Index(fields=["asset", "fully_scored"], name="forecast_asset_scoring"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} from {self.base_time:%Y-%m-%d %H:%M} by v{self.model_version_id}"

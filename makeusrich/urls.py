@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from makeusrich import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("makeusrich.api_urls")),
+    path("", include("accounts.urls")),
+    path("", include("forecasting.urls")),
+]

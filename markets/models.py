@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+PRICE = {"max_digits": 30, "decimal_places": 10}
+
+
+class Asset(models.Model):
+    """A Binance pair we follow, e.g. BTCUSDT (base BTC, quote USDT)."""
+
+    symbol = models.CharField(max_length=20, unique=True)
+    base = models.CharField(max_length=10)
+    quote = models.CharField(max_length=10)
+    interval = models.CharField(max_length=4, default="1h", editable=False)
+    is_active = models.BooleanField(default=True)
+    # Forecast horizon in hours; null means settings.FORECAST_HORIZON.
+    horizon = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Overrides of the training hyperparameters (see forecasting.ml.config).
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.TextField(blank=True)
+    # Per-asset training lease: no two trainings of one asset at once, across workers.
+    training_lock_owner = models.CharField(max_length=64, blank=True)
+    training_lock_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    def clean(self) -> None:
+        self.symbol = self.symbol.strip().upper()
+        self.base = self.base.strip().upper()
+        self.quote = self.quote.strip().upper()
+        if self.base and self.quote and self.symbol != self.base + self.quote:
+            raise ValidationError({"symbol": f"symbol must be base + quote ({self.base}{self.quote})"})
+        if self.horizon is not None and not 1 <= self.horizon <= 168:
+            raise ValidationError({"horizon": "horizon must be between 1 and 168 hours"})
+
+
+class Candle(models.Model):
+    """One closed hourly kline, decimals exactly as the exchange sent them."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="candles")
+    open_time = models.DateTimeField()
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(**PRICE)
+    close_time = models.DateTimeField()
+    quote_volume = models.DecimalField(**PRICE)
+    trades = models.BigIntegerField()
+    taker_buy_base_volume = models.DecimalField(**PRICE)
+    taker_buy_quote_volume = models.DecimalField(**PRICE)
+
+    class Meta:
+        ordering = ["asset", "open_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "open_time"], name="candle_unique_asset_open_time"),
+        ]
+        indexes = [models.Index(fields=["asset", "-open_time"], name="candle_asset_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.open_time:%Y-%m-%d %H:%M} {self.close}"
