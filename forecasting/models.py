@@ -96,3 +96,18 @@ class Forecast(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} from {self.base_time:%Y-%m-%d %H:%M} by v{self.model_version_id}"
+
+
+class TrainingLease(models.Model):
+    """Per-asset lease: no two trainings of one asset at once, even across workers.
+
+    Taken with one conditional UPDATE, so it works the same on SQLite and
+    PostgreSQL; it expires, so a killed worker cannot hold it for ever.
+    """
+
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="training_lease")
+    owner = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} lease ({self.owner or 'free'})"

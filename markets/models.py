@@ -20,9 +20,6 @@ class Asset(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True)
-    # Per-asset training lease: no two trainings of one asset at once, across workers.
-    training_lock_owner = models.CharField(max_length=64, blank=True)
-    training_lock_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
