@@ -176,6 +176,12 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # vendor/plotly/plotly.min.js, straight from the installed plotly package.
+    "forecasting.staticfiles.PlotlyFinder",
+]
 
 # Artifacts (ONNX models): filesystem under var/artifacts, or S3-compatible storage.
 ARTIFACTS_STORAGE = env_str("ARTIFACTS_STORAGE", "filesystem")
