@@ -1,0 +1,48 @@
+"""DRF authentication by hashed API token: `Authorization: Token <key>`, nothing else.
+
+A key in a query string is never looked at (it would end up in access logs
+and browser history).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from accounts.models import ApiToken
+from accounts.selectors import TOKEN_KEYWORD, api_token_find
+from accounts.services import api_token_touch
+
+# Real keys are ~47 characters; anything much longer is not worth hashing.
+MAX_KEY_LENGTH = 200
+
+
+class HashedTokenAuthentication(BaseAuthentication):
+    keyword = TOKEN_KEYWORD
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword.lower().encode():
+            # Not ours: the permission check then answers 401 with WWW-Authenticate.
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header: use 'Authorization: Token <key>'.")
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token header: the key must be ASCII.") from None
+        if len(key) > MAX_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        token = api_token_find(key=key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This account is disabled.")
+        api_token_touch(token=token)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'

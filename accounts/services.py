@@ -1,0 +1,90 @@
+"""Writes of API tokens, quotas and usage."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import ApiQuota, ApiToken, ApiUsage
+from accounts.selectors import api_quota_limit, api_token_hash, month_period
+
+KEY_PREFIX = "mur_"
+PREFIX_LENGTH = 12  # "mur_" + 8 random characters: enough to tell tokens apart on a page
+NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
+# last_used_at is informative; writing it on every call would cost one UPDATE per request.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    allowed: bool
+    limit: int
+    period_start: datetime
+    period_end: datetime
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """Create a named token for `user`; return it and its key (the only time the key exists)."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "A token needs a name."})
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": f"A token name has at most {NAME_MAX_LENGTH} characters."})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[:PREFIX_LENGTH], key_hash=api_token_hash(key)
+    )
+    return token, key
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:
+    """Delete one of the user's tokens; False when it is not theirs or already gone."""
+    deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
+    return deleted > 0
+
+
+def api_token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
+    """Record that the token was used, at most once per TOUCH_INTERVAL (cheap on the hot path)."""
+    now = now or timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < TOUCH_INTERVAL:
+        return
+    # Conditional so that concurrent requests write it once, not once each.
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOUCH_INTERVAL)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+def api_quota_set(*, user: AbstractBaseUser, monthly_limit: int | None) -> None:
+    """Override the user's monthly limit; None returns them to settings.API_MONTHLY_QUOTA."""
+    if monthly_limit is None:
+        ApiQuota.objects.filter(user=user).delete()
+        return
+    if monthly_limit < 0:
+        raise ValidationError({"monthly_limit": "The monthly limit cannot be negative."})
+    ApiQuota.objects.update_or_create(user=user, defaults={"monthly_limit": monthly_limit})
+
+
+def api_quota_consume(*, user: AbstractBaseUser, now: datetime | None = None) -> QuotaDecision:
+    """Take one unit of the user's monthly quota, atomically in the database.
+
+    One conditional UPDATE (`used = used + 1 WHERE used < limit`) decides: the
+    database serialises concurrent updates of the row, so exactly `limit`
+    calls succeed in a month whatever the concurrency. The month's row is
+    created on the first call (get_or_create is race-safe on the unique
+    constraint) and the UPDATE retried once.
+    """
+    start, end = month_period(now)
+    limit = api_quota_limit(user=user)
+    rows = ApiUsage.objects.filter(user=user, period_start=start.date(), used__lt=limit)
+    taken = rows.update(used=F("used") + 1)
+    if not taken:
+        ApiUsage.objects.get_or_create(user=user, period_start=start.date())
+        taken = rows.update(used=F("used") + 1)
+    return QuotaDecision(allowed=taken == 1, limit=limit, period_start=start, period_end=end)
