@@ -1,0 +1,63 @@
+"""Production settings: `check --deploy` is clean, secrets come only from the environment."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
+
+
+def test_check_deploy_is_clean_in_production_settings(tmp_path):
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="rich.example.com",
+        VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_refuses_to_start_with_debug_off_and_no_secret_key(tmp_path):
+    result = _manage("check", DEBUG="0", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG=0" in result.stderr
+
+
+def test_it_rejects_a_malformed_boolean_naming_the_variable(tmp_path):
+    result = _manage("check", DEBUG="maybe", VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_debug_generates_a_secret_key_once_into_var(tmp_path):
+    first = _manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+                    DEBUG="1", VAR_DIR=str(tmp_path))  # fmt: skip
+    second = _manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+                     DEBUG="1", VAR_DIR=str(tmp_path))  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == second.stdout.strip()
+    assert len(first.stdout.strip()) >= 50
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    source = (ROOT / "makeusrich" / "settings.py").read_text()
+    read = set(re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z0-9_]+)"', source))
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    assert read, "no variables found: the pattern no longer matches settings.py"
+    assert read - listed == set()
