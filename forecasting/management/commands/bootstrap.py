@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from forecasting import services
+from forecasting.models import ModelVersion
+from markets.models import Asset
+
+SYMBOL = "BTCUSDT"
+
+
+class Command(BaseCommand):
+    help = "Make a fresh install useful: import the bundled BTCUSDT year and train a first model if none is active."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
+        call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
+        asset = Asset.objects.get(symbol=SYMBOL)
+        if ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.ACTIVE).exists():
+            self.stdout.write(f"{SYMBOL} already has an active model: not training.")
+        else:
+            self.stdout.write(f"No active {SYMBOL} model yet: training a first one (a minute or two)…")
+            call_command("train", SYMBOL, stdout=self.stdout)
+        forecast = services.forecast_refresh(asset=asset)
+        if forecast is not None:
+            self.stdout.write(
+                f"Latest {SYMBOL} forecast: from {forecast.base_time:%Y-%m-%d %H:%M} UTC, "
+                f"{forecast.horizon} hours ahead (model v{forecast.model_version.version})."
+            )

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from forecasting import services
+from forecasting.models import ModelVersion
+from markets.models import Asset
+
+
+def _iso(value: Any) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def train_summary(version: ModelVersion) -> dict[str, Any]:
+    """The DESIGN.md `train --json` object."""
+    return {
+        "symbol": version.asset.symbol,
+        "version": version.version,
+        "status": version.status,
+        "reason": version.reason,
+        "train_seconds": version.train_seconds,
+        "epochs": version.epochs,
+        "warm_start": version.mode == ModelVersion.Mode.WARM,
+        "data": {
+            "first": _iso(version.data_first),
+            "last": _iso(version.data_last),
+            "candles": version.data_candles,
+        },
+        "metrics": version.metrics,
+    }
+
+
+class Command(BaseCommand):
+    help = "Train SYMBOL's model, export and validate it, register it, and promote it if it passes the gate."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("symbol")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--full", dest="mode", action="store_const", const="full", help="retrain from scratch"
+        )
+        mode.add_argument(
+            "--warm", dest="mode", action="store_const", const="warm", help="fine-tune the active model"
+        )
+        parser.add_argument(
+            "--epochs", type=int, help="maximum number of epochs (early stopping may stop sooner)"
+        )
+        parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        asset = Asset.objects.filter(symbol=options["symbol"].upper()).first()
+        if asset is None:
+            raise CommandError(
+                f"unknown asset {options['symbol']!r}: import candles for it first (import_candles)"
+            )
+        epochs = options["epochs"]
+        if epochs is not None and epochs < 1:
+            raise CommandError("--epochs must be at least 1")
+        progress = _ProgressBar() if sys.stderr.isatty() and not options["json"] else None
+        try:
+            version = services.model_version_train(
+                asset=asset, mode=options["mode"] or "full", epochs=epochs, progress=progress
+            )
+        except services.TrainingLocked as exc:
+            raise CommandError(str(exc)) from exc
+        except ValueError as exc:
+            raise CommandError(f"{asset.symbol}: {exc}") from exc
+        finally:
+            if progress:
+                progress.close()
+        if version.status == ModelVersion.Status.ACTIVE:
+            services.forecast_refresh(asset=asset)
+        if options["json"]:
+            self.stdout.write(json.dumps(train_summary(version)))
+        else:
+            self._print_report(version)
+        if version.status == ModelVersion.Status.FAILED:
+            raise CommandError(f"{asset.symbol} v{version.version} failed: {version.reason}")
+
+    def _print_report(self, version: ModelVersion) -> None:
+        write = self.stdout.write
+        write(f"{version.asset.symbol} v{version.version} ({version.mode}): {version.status}")
+        if version.reason:
+            write(f"  {version.reason}")
+        if not version.metrics:
+            return
+        write(
+            f"  {version.epochs} epochs in {version.train_seconds:.1f} s on {version.data_candles} candles "
+            f"({_iso(version.data_first)} to {_iso(version.data_last)})"
+        )
+        write(metrics_table(version.metrics))
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Test-split errors next to persistence at a few horizon steps."""
+    horizon = len(metrics["rmse"])
+    steps = sorted({1, 6, 12, horizon} & set(range(1, horizon + 1)))
+    lines = [
+        "  step   RMSE   persist.RMSE   skill    MAE   persist.MAE  MAPE%  direction  cover80",
+    ]
+    for step in steps:
+        i = step - 1
+        lines.append(
+            f"  {step:>4} {metrics['rmse'][i]:>7.1f} {metrics['persistence_rmse'][i]:>13.1f} "
+            f"{metrics['skill_rmse'][i]:>+7.3f} {metrics['mae'][i]:>7.1f} {metrics['persistence_mae'][i]:>12.1f} "
+            f"{metrics['mape'][i]:>6.2f} {metrics['direction_accuracy'][i]:>9.2f} {metrics['coverage_80'][i]:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
+class _ProgressBar:
+    """Epochs and losses on the terminal (stderr), via tqdm."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, report: Any) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=report.max_epochs, unit="epoch", desc="training", file=sys.stderr)
+        self._bar.set_postfix(train=f"{report.train_loss:.5f}", val=f"{report.val_loss:.5f}")
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,423 @@
+"""Writes of the forecasting app: training runs, the model registry, forecasts and their scores.
+
+Training imports the torch pipeline lazily, inside `model_version_train`, so
+that every other service here (and every web process) stays torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from statistics import fmean
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from forecasting.artifacts import ArtifactIntegrityError, artifact_delete, artifact_read, artifact_write
+from forecasting.ml import inference
+from forecasting.ml.config import TrainingConfig
+from forecasting.models import Forecast, ModelVersion, TrainingLease
+from forecasting.serving import session_for
+from markets.models import Asset, Candle
+from markets.selectors import candles_frame
+
+logger = logging.getLogger(__name__)
+
+HOUR = dt.timedelta(hours=1)
+Status = ModelVersion.Status
+
+
+class TrainingLocked(Exception):
+    """Another process holds this asset's training lease."""
+
+
+# --- training lease -------------------------------------------------------------------------
+
+
+@contextmanager
+def training_lease(*, asset: Asset, seconds: int | None = None) -> Iterator[str]:
+    """Hold the asset's training lease for the block, or raise TrainingLocked.
+
+    One conditional UPDATE takes it, so two workers can never both win. It
+    expires after `seconds`, and a lease whose holder was a process of this
+    host that no longer exists (killed mid-run) is taken over at once.
+    """
+    ttl = dt.timedelta(seconds=seconds or settings.TRAINING_LOCK_SECONDS)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    TrainingLease.objects.get_or_create(asset=asset)
+    free = Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+    taken = TrainingLease.objects.filter(free, asset=asset).update(owner=owner, expires_at=now + ttl)
+    if not taken:
+        holder = TrainingLease.objects.get(asset=asset)
+        if _holder_is_dead(holder.owner):
+            taken = TrainingLease.objects.filter(asset=asset, owner=holder.owner).update(
+                owner=owner, expires_at=now + ttl
+            )
+        if not taken:
+            raise TrainingLocked(
+                f"{asset.symbol} is already being trained by {holder.owner} "
+                f"(lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+    try:
+        yield owner
+    finally:
+        TrainingLease.objects.filter(asset=asset, owner=owner).update(owner="", expires_at=None)
+
+
+def _holder_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process: only expiry frees it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def training_config_for(*, asset: Asset, epochs: int | None = None) -> TrainingConfig:
+    """The asset's hyperparameters (admin overrides on top of the defaults)."""
+    overrides: dict[str, Any] = dict(asset.hyperparameters or {})
+    overrides.setdefault("horizon", asset.horizon or settings.FORECAST_HORIZON)
+    if epochs is not None:
+        overrides["max_epochs"] = epochs
+        overrides["warm_max_epochs"] = epochs
+    return TrainingConfig.from_overrides(overrides)
+
+
+def model_version_train(
+    *,
+    asset: Asset,
+    mode: str = ModelVersion.Mode.FULL,
+    epochs: int | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> ModelVersion:
+    """Train, export, validate and register a new version; promote it if it passes the gate.
+
+    Returns the version in its final state (active, validated or failed).
+    Raises TrainingLocked when another training of the asset is running.
+    A failure never touches the active version.
+    """
+    from forecasting.ml import pipeline  # torch lives only in training processes
+
+    if mode not in ModelVersion.Mode.values:
+        raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
+    config = training_config_for(asset=asset, epochs=epochs)
+    with training_lease(asset=asset):
+        _versions_fail_interrupted(asset=asset)
+        parent = _warm_parent(asset=asset, config=config) if mode == ModelVersion.Mode.WARM else None
+        version = _version_create(asset=asset, config=config, parent=parent)
+        try:
+            frame = candles_frame(asset=asset)
+            warm_start = None
+            if parent is not None:
+                weights = artifact_read(name=parent.weights_name, sha256=parent.weights_sha256)
+                warm_start = (weights, parent.preprocessing)
+            result = pipeline.train(frame, config, warm_start=warm_start, progress=progress)
+        except OperationalError:
+            # The database went away: let the caller (the Celery task) retry later.
+            _version_fail_quietly(version, "interrupted: the database became unavailable")
+            raise
+        except Exception as exc:
+            logger.exception("training %s v%s failed", asset.symbol, version.version)
+            return _version_fail(version, f"training raised {type(exc).__name__}: {exc}")
+        _version_record(version, result)
+        if not result.valid:
+            return _version_fail(version, result.invalid_reason)
+        _version_store_artifacts(version, result)
+        _version_gate(version, frame=frame, test_start=result.test_start)
+    version.refresh_from_db()
+    return version
+
+
+def _warm_parent(*, asset: Asset, config: TrainingConfig) -> ModelVersion | None:
+    """The active version to fine-tune, if it can be (same window, horizon and features)."""
+    active = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
+    if active is None or not active.weights_name:
+        return None
+    if (active.window, active.horizon) != (config.window, config.horizon):
+        return None
+    return active
+
+
+def _versions_fail_interrupted(*, asset: Asset) -> None:
+    # We hold the lease, so any row still "training" belongs to a run that died.
+    ModelVersion.objects.filter(asset=asset, status=Status.TRAINING).update(
+        status=Status.FAILED, reason="interrupted: the training process stopped before finishing"
+    )
+
+
+def _version_create(*, asset: Asset, config: TrainingConfig, parent: ModelVersion | None) -> ModelVersion:
+    with transaction.atomic():
+        Asset.objects.select_for_update().filter(pk=asset.pk).first()
+        last = ModelVersion.objects.filter(asset=asset).aggregate(n=Max("version"))["n"] or 0
+        return ModelVersion.objects.create(
+            asset=asset,
+            version=last + 1,
+            status=Status.TRAINING,
+            mode=ModelVersion.Mode.WARM if parent else ModelVersion.Mode.FULL,
+            parent=parent,
+            hyperparameters=config.to_dict(),
+            horizon=config.horizon,
+            window=config.window,
+        )
+
+
+def _version_record(version: ModelVersion, result: Any) -> None:
+    version.features = list(result.preprocessing.get("features", []))
+    version.preprocessing = result.preprocessing
+    version.metrics = result.metrics
+    version.loss_history = result.loss_history
+    version.epochs = result.epochs
+    version.train_seconds = round(result.train_seconds, 2)
+    version.data_first = result.data_first
+    version.data_last = result.data_last
+    version.data_candles = result.candles
+    version.trained_at = timezone.now()
+    version.save()
+
+
+def _version_fail(version: ModelVersion, reason: str) -> ModelVersion:
+    version.status = Status.FAILED
+    version.reason = reason[:2000]
+    version.save(update_fields=["status", "reason"])
+    return version
+
+
+def _version_fail_quietly(version: ModelVersion, reason: str) -> None:
+    try:
+        _version_fail(version, reason)
+    except OperationalError:
+        logger.warning("could not mark %s failed; the next run will", version)
+
+
+def _version_store_artifacts(version: ModelVersion, result: Any) -> None:
+    # Written and hashed before the row points to them.
+    stem = f"{version.asset.symbol}/v{version.version}-{uuid.uuid4().hex[:8]}"
+    onnx_name, onnx_sha = artifact_write(name=f"{stem}.onnx", content=result.onnx_bytes)
+    weights_name, weights_sha = artifact_write(name=f"{stem}.pt", content=result.weights_bytes)
+    version.artifact_name, version.artifact_sha256 = onnx_name, onnx_sha
+    version.weights_name, version.weights_sha256 = weights_name, weights_sha
+    version.status = Status.VALIDATED
+    version.save(
+        update_fields=["artifact_name", "artifact_sha256", "weights_name", "weights_sha256", "status"]
+    )
+
+
+def _mean_skill(metrics: dict) -> float:
+    return fmean(metrics["skill_rmse"])
+
+
+def _version_gate(version: ModelVersion, *, frame: Any, test_start: dt.datetime) -> None:
+    """Promote `version` unless it is worse than the active one, on the same test windows."""
+    from forecasting.ml.evaluation import evaluate_onnx
+
+    active = ModelVersion.objects.filter(asset=version.asset, status=Status.ACTIVE).first()
+    candidate = _mean_skill(version.metrics)
+    if active is None:
+        model_version_activate(version=version, reason="first valid version of this asset")
+        return
+    if active.horizon != version.horizon or active.window != version.window:
+        model_version_activate(
+            version=version, reason="horizon or window changed: the old version no longer fits"
+        )
+        return
+    try:
+        content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)
+        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, test_start))
+    except ArtifactIntegrityError as exc:
+        model_version_activate(
+            version=version, reason=f"replaces v{active.version}, whose artifact is bad: {exc}"
+        )
+        return
+    tolerance = settings.PROMOTION_TOLERANCE
+    comparison = (
+        f"mean test skill {candidate:+.4f} vs active v{active.version} {active_skill:+.4f} "
+        f"on the same windows (tolerance {tolerance})"
+    )
+    if candidate >= active_skill - tolerance:
+        model_version_activate(version=version, reason=f"promoted: {comparison}")
+    else:
+        version.reason = f"kept out of service: {comparison}"
+        version.save(update_fields=["reason"])
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelVersion:
+    """Make `version` the asset's active version (promotion or rollback), in one transaction.
+
+    The artifact must be present and intact. The previous active version
+    goes back to "validated" so it can be re-activated later.
+    """
+    if version.status not in (Status.VALIDATED, Status.ACTIVE):
+        raise ValueError(f"v{version.version} is {version.status}: only a validated version can be activated")
+    artifact_read(name=version.artifact_name, sha256=version.artifact_sha256)
+    with transaction.atomic():
+        Asset.objects.select_for_update().filter(pk=version.asset_id).first()
+        ModelVersion.objects.filter(asset_id=version.asset_id, status=Status.ACTIVE).exclude(
+            pk=version.pk
+        ).update(status=Status.VALIDATED)
+        version.status = Status.ACTIVE
+        version.activated_at = timezone.now()
+        version.reason = reason or f"activated by hand at {version.activated_at:%Y-%m-%d %H:%M} UTC"
+        version.save(update_fields=["status", "activated_at", "reason"])
+        symbol = version.asset.symbol
+        transaction.on_commit(lambda: _enqueue_refresh(symbol))
+    return version
+
+
+def _enqueue_refresh(symbol: str) -> None:
+    from forecasting.tasks import refresh_forecasts
+
+    try:
+        refresh_forecasts.delay(symbol)
+    except Exception:  # the broker being down must not undo a promotion
+        logger.warning("could not enqueue refresh_forecasts(%s)", symbol, exc_info=True)
+
+
+def model_versions_prune(*, asset: Asset, keep: int | None = None) -> int:
+    """Retire all but the active version and the `keep` newest others; delete their artifacts."""
+    keep = settings.MODEL_RETENTION if keep is None else keep
+    candidates = ModelVersion.objects.filter(asset=asset).exclude(
+        status__in=[Status.ACTIVE, Status.TRAINING, Status.RETIRED]
+    )
+    old = list(candidates.order_by("-version")[keep:])
+    for version in old:
+        artifact_delete(name=version.artifact_name)
+        artifact_delete(name=version.weights_name)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=Status.RETIRED,
+            artifact_name="",
+            weights_name="",
+            reason=f"retired by retention (keep {keep})",
+        )
+    return len(old)
+
+
+# --- forecasts ------------------------------------------------------------------------------
+
+
+def _last_candle_time(asset: Asset) -> dt.datetime | None:
+    return (
+        Candle.objects.filter(asset=asset).order_by("-open_time").values_list("open_time", flat=True).first()
+    )
+
+
+def forecast_refresh(*, asset: Asset) -> Forecast | None:
+    """Score what reality has settled, then store the active model's forecast from the last candle.
+
+    Uses onnxruntime only. Returns None when the asset has no active version.
+    """
+    forecasts_score(asset=asset)
+    version = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
+    last = _last_candle_time(asset)
+    if version is None or last is None:
+        return None
+    existing = Forecast.objects.filter(model_version=version, base_time=last).first()
+    if existing is not None:
+        return existing
+    # Enough history for one window even when an outage sits inside it.
+    since = last - (version.window + 48) * HOUR
+    frame = candles_frame(asset=asset, since=since)
+    result = inference.forecast(session_for(version), version.preprocessing, frame)
+    points = [
+        {
+            "time": _iso(point["time"]),
+            "close": float(point["close"]),
+            "lower": float(point["lower"]),
+            "upper": float(point["upper"]),
+        }
+        for point in result.points
+    ]
+    forecast, _ = Forecast.objects.get_or_create(
+        model_version=version,
+        base_time=result.base_time,
+        defaults={
+            "asset": asset,
+            "last_close": result.last_close,
+            "horizon": len(points),
+            "points": points,
+        },
+    )
+    return forecast
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def forecasts_score(*, asset: Asset) -> int:
+    """Fill in the scores of stored forecasts whose hours have closed; returns how many changed."""
+    pending = list(Forecast.objects.filter(asset=asset, fully_scored=False).order_by("base_time"))
+    last = _last_candle_time(asset)
+    if not pending or last is None:
+        return 0
+    start = pending[0].base_time + HOUR
+    end = max(f.base_time + f.horizon * HOUR for f in pending)
+    closes = {
+        when: float(close)
+        for when, close in Candle.objects.filter(asset=asset, open_time__gte=start, open_time__lte=end)
+        .values_list("open_time", "close")
+        .iterator()
+    }
+    changed = []
+    for forecast in pending:
+        scores = _scores_of(forecast, closes=closes, last=last)
+        if scores != forecast.scores:
+            forecast.scores = scores
+            forecast.fully_scored = len(scores) == len(forecast.points)
+            changed.append(forecast)
+    Forecast.objects.bulk_update(changed, ["scores", "fully_scored"], batch_size=500)
+    return len(changed)
+
+
+def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt.datetime) -> list[dict]:
+    scores = []
+    last_close = float(forecast.last_close)
+    for step, point in enumerate(forecast.points):
+        when = forecast.base_time + (step + 1) * HOUR
+        if when > last:
+            break
+        actual = closes.get(when)
+        if actual is None:  # an exchange outage: that hour never closed
+            scores.append({"time": point["time"], "actual": None})
+            continue
+        scores.append(
+            {
+                "time": point["time"],
+                "actual": actual,
+                "error": point["close"] - actual,
+                "inside": point["lower"] <= actual <= point["upper"],
+                "persistence_error": last_close - actual,
+            }
+        )
+    return scores
+
+
+def forecasts_prune(*, older_than_days: int | None = None) -> int:
+    """Delete scored forecasts generated before the retention limit; returns how many.
+
+    Measured on generated_at (wall clock), not base_time, so replayed
+    historical data is not pruned the moment it is forecast.
+    """
+    days = settings.FORECAST_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - dt.timedelta(days=days)
+    deleted, _ = Forecast.objects.filter(fully_scored=True, generated_at__lt=cutoff).delete()
+    return deleted

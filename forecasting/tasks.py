@@ -1,0 +1,85 @@
+"""Celery entry points of the forecasting app: they take symbols, call one service each."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from forecasting import services
+from forecasting.models import ModelVersion
+from markets.models import Asset
+
+logger = logging.getLogger(__name__)
+
+
+def _active_asset(symbol: str) -> Asset | None:
+    asset = Asset.objects.filter(symbol=symbol.upper()).first()
+    if asset is None:
+        logger.warning("no asset %s: nothing to do", symbol)
+    return asset
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=30,
+    max_retries=3,
+    soft_time_limit=settings.TRAINING_TIME_LIMIT_SECONDS,
+    time_limit=settings.TRAINING_TIME_LIMIT_SECONDS + 60,
+)
+def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
+    """Train one asset (full or warm); skipped when another training of it holds the lease."""
+    asset = _active_asset(symbol)
+    if asset is None:
+        return {"symbol": symbol, "status": "unknown asset"}
+    try:
+        version = services.model_version_train(asset=asset, mode=mode)
+    except services.TrainingLocked as exc:
+        logger.info("%s", exc)
+        return {"symbol": asset.symbol, "status": "skipped", "reason": str(exc)}
+    if version.status == ModelVersion.Status.ACTIVE:
+        services.forecast_refresh(asset=asset)
+    return {
+        "symbol": asset.symbol,
+        "version": version.version,
+        "status": version.status,
+        "reason": version.reason,
+    }
+
+
+@shared_task
+def retrain_active_assets(mode: str = "warm") -> list[str]:
+    """Fan out one retrain task per active asset, so several workers share the work."""
+    symbols = list(Asset.objects.filter(is_active=True).values_list("symbol", flat=True))
+    for symbol in symbols:
+        retrain_asset.delay(symbol, mode)
+    return symbols
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
+def refresh_forecasts(symbol: str) -> dict:
+    """Score settled forecasts and store the active model's forecast from the last candle."""
+    asset = _active_asset(symbol)
+    if asset is None:
+        return {"symbol": symbol, "status": "unknown asset"}
+    forecast = services.forecast_refresh(asset=asset)
+    if forecast is None:
+        return {"symbol": asset.symbol, "status": "no active model"}
+    return {"symbol": asset.symbol, "status": "ok", "base_time": forecast.base_time.isoformat()}
+
+
+@shared_task
+def prune_model_versions() -> int:
+    """Retention: keep the active version and the last MODEL_RETENTION others per asset."""
+    return sum(services.model_versions_prune(asset=asset) for asset in Asset.objects.all())
+
+
+@shared_task
+def prune_forecasts() -> int:
+    """Retention: delete scored forecasts older than FORECAST_RETENTION_DAYS."""
+    return services.forecasts_prune()
