@@ -1,0 +1,248 @@
+"""Writes for markets: assets, candle upserts, CSV import, sync from a source."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from markets.csvfile import PathOrFile, read_klines_csv
+from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
+from markets.models import Asset, Candle
+from markets.selectors import candle_last_open_time
+from markets.sources import KlineSource, SourceError, source_for
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (rows stored so far, rows to store)
+BATCH_SIZE = 500
+CANDLE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
+
+
+class AssetError(ValueError):
+    """An asset that cannot be created as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    inserted: int
+    already_present: int
+    still_open: int  # candles not yet closed at `now`, left for a later sync
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    symbol: str
+    asset_created: bool
+    rows_read: int
+    inserted: int
+    already_present: int
+    first_open_time: datetime
+    last_open_time: datetime
+    gaps: list[Gap]  # holes between the file's own rows
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    symbol: str
+    source: str
+    inserted: int = 0
+    already_present: int = 0
+    note: str = ""
+    error: str = ""
+    last_open_time: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
+    """The asset for `symbol` (any case), created with base/quote split from it."""
+    symbol = symbol.strip().upper()
+    existing = Asset.objects.filter(symbol=symbol).first()
+    if existing is not None:
+        return existing, False
+    try:
+        base, quote = symbol_split(symbol)
+        asset = Asset(symbol=symbol, base=base, quote=quote)
+        asset.full_clean()
+    except (KlineError, ValidationError) as error:
+        raise AssetError(f"cannot create asset {symbol!r}: {error}") from error
+    asset.save()
+    return asset, True
+
+
+def assets_set_active(*, assets: QuerySet[Asset], active: bool) -> int:
+    """Activate or deactivate assets; returns how many changed."""
+    return assets.exclude(is_active=active).update(is_active=active, updated_at=timezone.now())
+
+
+def candles_upsert(
+    *,
+    asset: Asset,
+    rows: Iterable[KlineRow],
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> UpsertResult:
+    """Store the closed candles among `rows` that the asset does not have yet.
+
+    Idempotent: a candle already stored for (asset, open_time) is left as it
+    is, so importing or syncing the same rows again adds nothing. Candles
+    still open at `now` are skipped. All rows go in one transaction.
+    """
+    now = now or timezone.now()
+    closed: dict[datetime, KlineRow] = {}
+    still_open = 0
+    for row in rows:
+        if not kline_is_closed(row, now):
+            still_open += 1
+        else:
+            closed.setdefault(row.open_time, row)
+    if not closed:
+        return UpsertResult(0, 0, still_open)
+    times = sorted(closed)
+    with transaction.atomic():
+        existing = set(
+            Candle.objects.filter(asset=asset, open_time__gte=times[0], open_time__lte=times[-1]).values_list(
+                "open_time", flat=True
+            )
+        )
+        new = [
+            Candle(asset=asset, **{name: getattr(closed[t], name) for name in CANDLE_FIELDS})
+            for t in times
+            if t not in existing
+        ]
+        for start in range(0, len(new), BATCH_SIZE):
+            # ignore_conflicts: a concurrent writer that got there first is not an error.
+            Candle.objects.bulk_create(new[start : start + BATCH_SIZE], ignore_conflicts=True)
+            if progress is not None:
+                progress(min(start + BATCH_SIZE, len(new)), len(new))
+    return UpsertResult(len(new), len(times) - len(new), still_open)
+
+
+def candles_import_csv(
+    *,
+    symbol: str,
+    path_or_file: PathOrFile,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """Import a Binance-kline CSV (plain or gzip) for `symbol`, all or nothing.
+
+    Every row is checked first (markets.csvfile.CandleFileError names the
+    lines and problems); then the asset (created if missing) and the new
+    candles are written in one transaction. Re-importing adds nothing.
+    """
+    started = time.perf_counter()
+    now = now or timezone.now()
+    rows = read_klines_csv(path_or_file, now=now)
+    with transaction.atomic():
+        asset, created = asset_get_or_create(symbol=symbol)
+        result = candles_upsert(asset=asset, rows=rows, now=now, progress=progress)
+    return ImportSummary(
+        symbol=asset.symbol,
+        asset_created=created,
+        rows_read=len(rows),
+        inserted=result.inserted,
+        already_present=result.already_present,
+        first_open_time=rows[0].open_time,
+        last_open_time=rows[-1].open_time,
+        gaps=find_gaps(row.open_time for row in rows),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _refresh_forecasts(symbol: str) -> None:
+    # Imported here: forecasting depends on markets, not the other way round.
+    from forecasting import tasks as forecasting_tasks
+
+    forecasting_tasks.refresh_forecasts.delay(symbol)
+
+
+def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime | None = None) -> SyncResult:
+    """Fetch the asset's new closed candles from the source and store them.
+
+    Everything is fetched before anything is written, then stored in one
+    transaction: a failure stores nothing and is recorded in
+    asset.last_sync_error; a success clears it and sets last_synced_at.
+    When candles were added, forecasts are refreshed after the commit.
+    """
+    now = now or timezone.now()
+    source_name = getattr(source, "name", "")
+    try:
+        source = source or source_for()
+        source_name = source.name
+        fetched = source.fetch(symbol=asset.symbol, after=candle_last_open_time(asset=asset), now=now)
+        with transaction.atomic():
+            # Serialises concurrent syncs of one asset (beat and "sync now") on PostgreSQL.
+            Asset.objects.select_for_update().filter(pk=asset.pk).exists()
+            result = candles_upsert(asset=asset, rows=fetched.rows, now=now)
+            synced_at = timezone.now()
+            Asset.objects.filter(pk=asset.pk).update(last_synced_at=synced_at, last_sync_error="")
+            if result.inserted:
+                transaction.on_commit(partial(_refresh_forecasts, asset.symbol), robust=True)
+    except SourceError as error:
+        return _sync_failed(asset, source_name, str(error))
+    except DatabaseError as error:
+        logger.exception("storing candles for %s failed", asset.symbol)
+        return _sync_failed(asset, source_name, f"database error while storing candles: {error}")
+    asset.last_synced_at, asset.last_sync_error = synced_at, ""
+    note = fetched.note or "no new candles"
+    logger.info("synced %s from %s: %d new candle(s); %s", asset.symbol, source_name, result.inserted, note)
+    return SyncResult(
+        symbol=asset.symbol,
+        source=source_name,
+        inserted=result.inserted,
+        already_present=result.already_present,
+        note=note,
+        last_open_time=candle_last_open_time(asset=asset),
+    )
+
+
+def _sync_failed(asset: Asset, source_name: str, error: str) -> SyncResult:
+    logger.warning("sync of %s from %s failed: %s", asset.symbol, source_name or "?", error)
+    error = error[:2000]
+    Asset.objects.filter(pk=asset.pk).update(last_sync_error=error)
+    asset.last_sync_error = error
+    return SyncResult(symbol=asset.symbol, source=source_name, error=error)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    results: list[SyncResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SyncResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def assets_sync(*, assets: Iterable[Asset], source: KlineSource | None = None) -> SyncReport:
+    """Sync several assets one after another with one source."""
+    if source is None:
+        try:
+            source = source_for()
+        except SourceError as error:
+            return SyncReport([_sync_failed(a, "", str(error)) for a in assets])
+    return SyncReport([asset_sync(asset=asset, source=source) for asset in assets])

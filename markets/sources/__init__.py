@@ -1,0 +1,60 @@
+"""Where new candles come from: one small interface, two implementations.
+
+- `BinanceSource`: the exchange's public klines through python-binance;
+- `ReplaySource`: the bundled real year revealed a few candles per sync, so
+  the hourly loop runs offline.
+
+`source_for()` picks one from settings.MARKET_DATA_SOURCE. python-binance is
+imported only when the Binance source is built, never on the web path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from markets.klines import KlineRow
+
+
+class SourceError(Exception):
+    """A sync that cannot complete; the message is shown to admins as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Closed candles a source returns, oldest first, and a note for the log."""
+
+    rows: list[KlineRow] = field(default_factory=list)
+    note: str = ""
+
+
+class KlineSource(Protocol):
+    name: str
+
+    def fetch(self, *, symbol: str, after: datetime | None, now: datetime) -> Fetched:
+        """Closed candles newer than `after` (None: a new asset, so its backfill)."""
+        ...
+
+
+def source_for(conf: Any = None) -> KlineSource:
+    """The source named by settings.MARKET_DATA_SOURCE ("replay" or "binance")."""
+    if conf is None:
+        from django.conf import settings as conf
+    if conf.MARKET_DATA_SOURCE == "binance":
+        from markets.sources.binance import BinanceSource
+
+        return BinanceSource(
+            api_url=conf.BINANCE_API_URL,
+            api_key=conf.BINANCE_API_KEY,
+            api_secret=conf.BINANCE_API_SECRET,
+            timeout=conf.BINANCE_TIMEOUT_SECONDS,
+            max_retries=conf.BINANCE_MAX_RETRIES,
+            retry_base_seconds=conf.BINANCE_RETRY_BASE_SECONDS,
+            backfill_days=conf.BINANCE_BACKFILL_DAYS,
+        )
+    if conf.MARKET_DATA_SOURCE == "replay":
+        from markets.sources.replay import ReplaySource
+
+        return ReplaySource(path=conf.BUNDLED_DATA_FILE, candles_per_sync=conf.REPLAY_HOURS_PER_SYNC)
+    raise SourceError(f"unknown MARKET_DATA_SOURCE {conf.MARKET_DATA_SOURCE!r}: use 'replay' or 'binance'")

@@ -1,0 +1,192 @@
+"""Binance public klines through python-binance, with our own paging and retries.
+
+We page with `get_klines` (1000 per page, one after another) instead of
+`get_historical_klines`, which first probes for the earliest kline and sleeps
+1 s every three pages. The client retries nothing itself, so transient
+faults (timeouts, connection errors, HTTP 5xx, 429/418, a malformed body)
+are retried here with exponential backoff, honouring Retry-After. Everything
+is fetched before anything is stored, so a failure leaves no partial sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from binance.client import Client
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from markets.klines import (
+    INTERVAL,
+    KlineError,
+    KlineRow,
+    datetime_to_ms,
+    floor_hour,
+    kline_from_binance,
+    kline_is_closed,
+)
+from markets.sources import Fetched, SourceError
+
+logger = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1000  # Binance's maximum for /api/v3/klines
+# A Retry-After longer than this (418 bans last minutes to days) is not waited
+# out inside one sync: the sync fails and the next scheduled one tries again.
+MAX_RETRY_AFTER_SECONDS = 60.0
+INVALID_SYMBOL = -1121
+
+
+class _Transient(Exception):
+    def __init__(self, description: str, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+def _retry_after(error: BinanceAPIException) -> float | None:
+    headers = getattr(error.response, "headers", None) or {}
+    raw = headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _classify(error: Exception, symbol: str, timeout: float) -> _Transient:
+    """A retryable description of `error`, or SourceError if retrying is pointless."""
+    if isinstance(error, BinanceAPIException):
+        status = error.status_code
+        if status in (429, 418):
+            what = "rate limited" if status == 429 else "IP banned for exceeding rate limits"
+            return _Transient(f"HTTP {status} ({what})", _retry_after(error))
+        if status >= 500:
+            return _Transient(f"HTTP {status} server error")
+        if error.code == INVALID_SYMBOL:
+            raise SourceError(
+                f"Binance does not know the symbol {symbol} (code -1121: {error.message}); "
+                "check the asset's symbol or deactivate it"
+            ) from error
+        raise SourceError(
+            f"Binance refused the request: HTTP {status}, code {error.code}: {error.message}"
+        ) from error
+    if isinstance(error, BinanceRequestException):
+        return _Transient(f"malformed response: {error.message:.120}")
+    if isinstance(error, KlineError):
+        return _Transient(f"malformed kline: {error}")
+    if isinstance(error, requests.exceptions.Timeout):
+        return _Transient(f"no answer within {timeout:g} s")
+    if isinstance(error, requests.exceptions.RequestException):
+        return _Transient(f"connection failed ({type(error).__name__})")
+    raise error
+
+
+class BinanceSource:
+    name = "binance"
+
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 4,
+        retry_base_seconds: float = 1.0,
+        backfill_days: int = 365,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = api_url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_base_seconds = retry_base_seconds
+        self.backfill_days = backfill_days
+        self.sleep = sleep
+
+    def _client(self) -> Client:
+        client = Client(self.api_key, self.api_secret, requests_params={"timeout": self.timeout}, ping=False)
+        if self.api_url:
+            client.API_URL = self.api_url.rstrip("/")
+        return client
+
+    def fetch(self, *, symbol: str, after: datetime | None, now: datetime) -> Fetched:
+        start = (
+            after + INTERVAL if after is not None else floor_hour(now - timedelta(days=self.backfill_days))
+        )
+        if start + INTERVAL > now:
+            return Fetched([], "no candle has closed since the last sync")
+        client = self._client()
+        try:
+            rows = self._fetch_all(client, symbol, start, now)
+        finally:
+            client.close_connection()
+        return Fetched(rows, f"binance: {len(rows)} closed candle(s) from {start:%Y-%m-%d %H:%M} UTC")
+
+    def _fetch_all(self, client: Client, symbol: str, start: datetime, now: datetime) -> list[KlineRow]:
+        end_ms = datetime_to_ms(now)
+        start_ms = datetime_to_ms(start)
+        max_pages = math.ceil((now - start) / INTERVAL / PAGE_LIMIT) + 2
+        rows: list[KlineRow] = []
+        for _ in range(max_pages):
+            page = self._with_retries(lambda s=start_ms: self._page(client, symbol, s, end_ms), symbol)
+            # The newest kline may still be open: it is stored by a later sync.
+            rows.extend(row for row in page if kline_is_closed(row, now))
+            if len(page) < PAGE_LIMIT:
+                return rows
+            start_ms = datetime_to_ms(page[-1].open_time + INTERVAL)
+            if start_ms > end_ms:
+                return rows
+        raise SourceError(f"Binance kept sending full pages for {symbol} beyond {max_pages} pages; stopped")
+
+    def _page(self, client: Client, symbol: str, start_ms: int, end_ms: int) -> list[KlineRow]:
+        raw: Any = client.get_klines(
+            symbol=symbol,
+            interval=Client.KLINE_INTERVAL_1HOUR,
+            startTime=start_ms,
+            endTime=end_ms,
+            limit=PAGE_LIMIT,
+        )
+        if not isinstance(raw, list):
+            raise KlineError(f"expected a list of klines, got {type(raw).__name__}")
+        page = [kline_from_binance(item) for item in raw]
+        previous_ms = start_ms - 1
+        for row in page:
+            open_ms = datetime_to_ms(row.open_time)
+            if not previous_ms < open_ms <= end_ms:
+                raise KlineError(
+                    f"kline at {row.open_time:%Y-%m-%d %H:%M} is out of order or out of the range asked"
+                )
+            previous_ms = open_ms
+        return page
+
+    def _with_retries(self, call: Callable[[], list[KlineRow]], symbol: str) -> list[KlineRow]:
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                return call()
+            except (
+                BinanceAPIException,
+                BinanceRequestException,
+                KlineError,
+                requests.RequestException,
+            ) as error:
+                fault = _classify(error, symbol, self.timeout)
+            if attempt + 1 == attempts:
+                raise SourceError(f"Binance klines for {symbol} failed after {attempts} attempt(s): {fault}")
+            if fault.retry_after is None:
+                delay = min(self.retry_base_seconds * 2**attempt, MAX_RETRY_AFTER_SECONDS)
+            elif fault.retry_after > MAX_RETRY_AFTER_SECONDS:
+                raise SourceError(
+                    f"Binance klines for {symbol}: {fault}; asked to wait {fault.retry_after:g} s, "
+                    "longer than one sync may wait; the next sync will try again"
+                )
+            else:
+                delay = fault.retry_after
+            logger.warning("Binance klines for %s: %s; retry %d in %.2f s", symbol, fault, attempt + 1, delay)
+            self.sleep(delay)
+        raise AssertionError("unreachable")

@@ -1,0 +1,34 @@
+"""Celery entry points for market data: they take symbols and call one service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from markets.models import Asset
+from markets.services import asset_sync
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def sync_asset(symbol: str) -> dict[str, Any]:
+    """Pull the asset's new closed candles. Retries live in the source, so a
+    failure is recorded on the asset (last_sync_error) and returned, not raised."""
+    asset = Asset.objects.filter(symbol=symbol.strip().upper()).first()
+    if asset is None:
+        logger.warning("sync_asset: no asset %s", symbol)
+        return {"symbol": symbol, "inserted": 0, "error": f"no asset {symbol}"}
+    result = asset_sync(asset=asset)
+    return {"symbol": result.symbol, "inserted": result.inserted, "note": result.note, "error": result.error}
+
+
+@shared_task
+def sync_active_assets() -> list[str]:
+    """Fan out: one sync_asset task per active asset (beat runs this hourly)."""
+    symbols = list(Asset.objects.filter(is_active=True).order_by("symbol").values_list("symbol", flat=True))
+    for symbol in symbols:
+        sync_asset.delay(symbol)
+    return symbols
