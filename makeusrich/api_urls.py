@@ -1,5 +1,35 @@
 """Every route under /api/v1/ (the DESIGN.md HTTP API table)."""
 
-from django.urls import path  # noqa: F401
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
-urlpatterns: list = []
+from accounts.apis import TokenCreateApi, UsageApi
+from forecasting.apis import ForecastApi, ModelVersionListApi, RetrainApi, TrackRecordApi
+from markets.apis import AssetDetailApi, AssetListApi, CandleListApi
+
+# The schema and its docs page are public, whatever Authorization header comes along.
+PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+
+def not_found(request: HttpRequest, rest: str) -> JsonResponse:
+    return JsonResponse(
+        {"detail": f"No API endpoint at /api/v1/{rest[:100]}; see /api/v1/docs/."}, status=404
+    )
+
+
+urlpatterns = [
+    path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
+    path("usage/", UsageApi.as_view(), name="api-usage"),
+    path("assets/", AssetListApi.as_view(), name="api-assets"),
+    path("assets/<str:symbol>/", AssetDetailApi.as_view(), name="api-asset"),
+    path("assets/<str:symbol>/candles/", CandleListApi.as_view(), name="api-candles"),
+    path("assets/<str:symbol>/forecast/", ForecastApi.as_view(), name="api-forecast"),
+    path("assets/<str:symbol>/models/", ModelVersionListApi.as_view(), name="api-models"),
+    path("assets/<str:symbol>/track-record/", TrackRecordApi.as_view(), name="api-track-record"),
+    path("assets/<str:symbol>/retrain/", RetrainApi.as_view(), name="api-retrain"),
+    path("schema/", SpectacularAPIView.as_view(**PUBLIC), name="api-schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", **PUBLIC), name="api-docs"),
+    re_path(r"^(?P<rest>.*)$", not_found),
+]

@@ -1,0 +1,76 @@
+"""API: tokens from a username and password (POST auth/token/), quota usage (GET usage/)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.selectors import api_usage_get
+from accounts.services import api_token_create
+from makeusrich.api_schema import RETRY_AFTER, UNAUTHORIZED, ValidationErrorSerializer, error
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="The key; shown this once, only its hash is stored.")
+
+
+class UsageSerializer(serializers.Serializer):
+    used = serializers.IntegerField(help_text="Counted calls this month.")
+    limit = serializers.IntegerField(help_text="The user's monthly limit.")
+    period_start = serializers.DateTimeField(help_text="Start of this month (UTC).")
+    period_end = serializers.DateTimeField(help_text="Start of next month (UTC), when usage resets.")
+
+
+class TokenCreateApi(APIView):
+    # Credentials are the point here: a stray token header must not get in the way.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        summary="Create an API token",
+        description="Exchange a username and password for a new named token. The key is in this "
+        "response only. Throttled per client address against password guessing.",
+        request=TokenRequestSerializer,
+        auth=[],
+        parameters=[RETRY_AFTER],
+        responses={
+            201: TokenSerializer,
+            400: OpenApiResponse(ValidationErrorSerializer, description="Bad credentials or missing field"),
+            429: error("Too many attempts", "Request was throttled. Expected available in 42 seconds."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        credentials = TokenRequestSerializer(data=request.data)
+        credentials.is_valid(raise_exception=True)
+        user = authenticate(request._request, **credentials.validated_data)
+        if user is None or not user.is_active:
+            raise ValidationError("Unable to log in with the provided credentials.")
+        _, key = api_token_create(user=user, name=f"api {timezone.now():%Y-%m-%d %H:%M}")
+        return Response({"token": key}, status=status.HTTP_201_CREATED)
+
+
+class UsageApi(APIView):
+    @extend_schema(
+        operation_id="usage_retrieve",
+        summary="This month's quota usage",
+        description="Counted calls, limit and period of the current month. Not counted itself.",
+        responses={200: UsageSerializer, **UNAUTHORIZED},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(UsageSerializer(api_usage_get(user=request.user)).data)

@@ -1,0 +1,293 @@
+"""API: forecast, model versions, live track record, retrain (under assets/{symbol}/).
+
+Only stored rows are read here; retraining is a Celery task enqueued by name,
+so this module never imports the training code (torch).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from kombu.exceptions import KombuError
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.throttling import MonthlyQuotaThrottle
+from forecasting.selectors import (
+    ForecastUnavailable,
+    forecast_latest,
+    json_safe,
+    model_version_list,
+    track_record,
+)
+from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
+from markets.apis import SYMBOL, asset_or_404
+
+RETRAIN_TASK = "forecasting.tasks.retrain_asset"
+
+
+class MetricsSerializer(serializers.Serializer):
+    """Held-out test metrics of a version; arrays per horizon step, index 0 = the next hour."""
+
+    horizon = serializers.IntegerField(required=False)
+    rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    mae = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    mape = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    persistence_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    persistence_mae = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    direction_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    skill_rmse = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        required=False,
+        help_text="1 - rmse / persistence_rmse.",
+    )
+
+
+@extend_schema_field(MetricsSerializer)
+class MetricsField(serializers.Field):
+    """Passes the stored metrics through (already made JSON-safe by the selectors)."""
+
+    def to_representation(self, value: dict[str, Any]) -> dict[str, Any]:
+        return value
+
+
+class ForecastPointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField(help_text="Open time of the forecast hour.")
+    close = serializers.FloatField(allow_null=True)
+    lower = serializers.FloatField(allow_null=True, help_text="Lower bound of the 80 % interval.")
+    upper = serializers.FloatField(allow_null=True, help_text="Upper bound of the 80 % interval.")
+
+
+@extend_schema_field(ForecastPointSerializer(many=True))
+class PointsField(serializers.Field):
+    def to_representation(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return value
+
+
+class ForecastSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    model_version = serializers.IntegerField(help_text="Version number of the active model.")
+    generated_at = serializers.DateTimeField()
+    last_candle_time = serializers.DateTimeField(
+        help_text="Open time of the candle the forecast starts from."
+    )
+    last_close = serializers.FloatField(help_text="Close of that candle.")
+    horizon_hours = serializers.IntegerField()
+    points = PointsField(help_text="One per hour ahead, index 0 = the next hour.")
+    stale = serializers.BooleanField(help_text="True when data, model or forecast is older than the limits.")
+    stale_reason = serializers.CharField(allow_null=True, help_text="Why it is stale; null when fresh.")
+    metrics = MetricsField(help_text="The version's held-out test metrics.")
+
+
+class ModelVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["training", "validated", "failed", "active", "retired"])
+    reason = serializers.CharField(help_text="Why it failed or was not promoted; may be empty.")
+    mode = serializers.ChoiceField(choices=["full", "warm"], help_text="Trained from scratch or fine-tuned.")
+    parent_version = serializers.IntegerField(source="parent.version", allow_null=True, default=None)
+    horizon = serializers.IntegerField()
+    window = serializers.IntegerField(help_text="Hours of history per input sequence.")
+    data_first = serializers.DateTimeField(allow_null=True)
+    data_last = serializers.DateTimeField(allow_null=True)
+    data_candles = serializers.IntegerField()
+    epochs = serializers.IntegerField()
+    train_seconds = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    trained_at = serializers.DateTimeField(allow_null=True)
+    activated_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.SerializerMethodField()
+
+    @extend_schema_field(MetricsSerializer)
+    def get_metrics(self, version: Any) -> dict[str, Any]:
+        return json_safe(version.metrics or {})
+
+
+class ModelVersionsSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    active_version = serializers.IntegerField(allow_null=True)
+    versions = ModelVersionSerializer(many=True, help_text="Newest first (at most 100).")
+
+
+class ErrorStatsSerializer(serializers.Serializer):
+    step = serializers.IntegerField(allow_null=True, help_text="Hours ahead (1 = next hour); null overall.")
+    count = serializers.IntegerField(help_text="Scored hours.")
+    mae = serializers.FloatField(allow_null=True)
+    rmse = serializers.FloatField(allow_null=True)
+    persistence_mae = serializers.FloatField(allow_null=True)
+    persistence_rmse = serializers.FloatField(allow_null=True)
+    skill_rmse = serializers.FloatField(allow_null=True, help_text="1 - rmse / persistence_rmse.")
+    coverage = serializers.FloatField(
+        allow_null=True, help_text="Share of actual closes inside the interval."
+    )
+
+
+class ScoreSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    actual = serializers.FloatField(allow_null=True)
+    error = serializers.FloatField(allow_null=True, help_text="Forecast close - actual close.")
+    inside = serializers.BooleanField(allow_null=True, help_text="Actual close inside [lower, upper].")
+    persistence_error = serializers.FloatField(allow_null=True, help_text="Last close - actual close.")
+
+
+@extend_schema_field(ScoreSerializer(many=True))
+class ScoresField(serializers.Field):
+    def to_representation(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return value
+
+
+class ScoredForecastSerializer(serializers.Serializer):
+    base_time = serializers.DateTimeField()
+    generated_at = serializers.DateTimeField()
+    model_version = serializers.IntegerField()
+    last_close = serializers.FloatField()
+    horizon_hours = serializers.IntegerField()
+    fully_scored = serializers.BooleanField()
+    stats = ErrorStatsSerializer()
+    scores = ScoresField()
+
+
+class TrackRecordSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    days = serializers.IntegerField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField(help_text="The latest candle: replayed data is historical.")
+    forecasts = serializers.IntegerField(help_text="Forecasts with at least one scored hour.")
+    fully_scored = serializers.IntegerField()
+    overall = ErrorStatsSerializer()
+    per_step = ErrorStatsSerializer(many=True)
+    recent = ScoredForecastSerializer(many=True, help_text="The 20 most recent scored forecasts.")
+
+
+class TrackRecordQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=90, default=7, help_text="Window length, 1-90.")
+
+
+class TaskSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+
+
+class IsStaff(BasePermission):
+    message = "Only staff can retrain models."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_staff)
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service unavailable."
+    default_code = "unavailable"
+
+
+NO_MODEL = {
+    503: error("No active model or no forecast yet", "no active model yet for BTCUSDT: training v1 (...)")
+}
+
+
+class ForecastApi(APIView):
+    throttle_classes = [MonthlyQuotaThrottle]
+
+    @extend_schema(
+        operation_id="assets_forecast",
+        summary="Latest forecast",
+        description=counted(
+            description="The active model's latest stored forecast with 80 % intervals, staleness "
+            "and the version's held-out metrics."
+        ),
+        parameters=[SYMBOL, RETRY_AFTER],
+        responses={200: ForecastSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA, **NO_MODEL},
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        asset = asset_or_404(symbol)
+        try:
+            forecast = forecast_latest(asset=asset)
+        except ForecastUnavailable as unavailable:
+            raise ServiceUnavailable(str(unavailable)) from None
+        return Response(ForecastSerializer(forecast).data)
+
+
+class ModelVersionListApi(APIView):
+    throttle_classes = [MonthlyQuotaThrottle]
+
+    @extend_schema(
+        operation_id="assets_models",
+        summary="Model versions",
+        description=counted(description="The asset's model versions, newest first, with metrics."),
+        parameters=[SYMBOL, RETRY_AFTER],
+        responses={200: ModelVersionsSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        asset = asset_or_404(symbol)
+        versions = model_version_list(asset=asset)
+        active = next((v.version for v in versions if v.status == "active"), None)
+        body = {"symbol": asset.symbol, "active_version": active, "versions": versions}
+        return Response(ModelVersionsSerializer(body).data)
+
+
+class TrackRecordApi(APIView):
+    throttle_classes = [MonthlyQuotaThrottle]
+
+    @extend_schema(
+        operation_id="assets_track_record",
+        summary="Live track record",
+        description=counted(
+            description="Stored forecasts scored against the candles that followed, over the last "
+            "`days` days of market data: model MAE/RMSE per step and overall next to persistence "
+            "(the price stays where it is), interval coverage, and the recent scored forecasts."
+        ),
+        parameters=[SYMBOL, TrackRecordQuerySerializer, RETRY_AFTER],
+        responses={200: TrackRecordSerializer, **BAD_REQUEST, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        asset = asset_or_404(symbol)
+        query = TrackRecordQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        record = track_record(asset=asset, days=query.validated_data["days"])
+        return Response(TrackRecordSerializer(record).data)
+
+
+def _retrain_enqueue(symbol: str) -> str:
+    """Queue a full retrain of `symbol` by task name (the web process never imports torch)."""
+    from makeusrich.celery import app as celery_app
+
+    task_id = str(uuid.uuid4())
+    celery_app.send_task(
+        RETRAIN_TASK,
+        args=[symbol, "full"],
+        task_id=task_id,
+        retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+    )
+    return task_id
+
+
+class RetrainApi(APIView):
+    permission_classes = [IsAuthenticated, IsStaff]
+
+    @extend_schema(
+        operation_id="assets_retrain",
+        summary="Retrain now (staff)",
+        description="Queue a full retrain of the asset's model; not counted against the quota.",
+        parameters=[SYMBOL],
+        request=None,
+        responses={
+            202: OpenApiResponse(TaskSerializer, description="Queued; the id of the Celery task."),
+            **UNAUTHORIZED,
+            403: error("Not staff", IsStaff.message),
+            **NOT_FOUND,
+            503: error("Task queue unreachable", "The task queue is unreachable; try again later."),
+        },
+    )
+    def post(self, request: Request, symbol: str) -> Response:
+        asset = asset_or_404(symbol)
+        try:
+            task_id = _retrain_enqueue(asset.symbol)
+        except (KombuError, OSError) as exc:
+            raise ServiceUnavailable(f"The task queue is unreachable; try again later ({exc}).") from None
+        return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,341 @@
+"""Reads behind the API and the web pages: assets, candles, forecasts, models, track record.
+
+Every function runs a bounded number of queries whatever the number of
+assets, versions or forecasts, and returns plain values or dataclasses that
+a serializer or a template can render directly. Nothing here computes a
+forecast: the request path only reads stored rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from forecasting.models import Forecast, ModelVersion
+from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, json_safe, track_record
+from markets.models import Asset, Candle
+
+# Binance symbols are upper-case letters and digits; anything else cannot exist,
+# and is refused before it reaches the database (NUL bytes break PostgreSQL).
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{2,20}$")
+CANDLE = timedelta(hours=1)
+CANDLE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
+# Version fields the pages and API never need on a hot path (large JSON).
+HEAVY_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
+
+
+class ForecastUnavailable(Exception):
+    """No forecast can be shown (no active model, or none stored yet); str() says why."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def _latest_candle(field: str) -> Subquery:
+    return Subquery(Candle.objects.filter(asset=OuterRef("pk")).order_by("-open_time").values(field)[:1])
+
+
+def _assets_with_last_candle() -> QuerySet[Asset]:
+    return Asset.objects.filter(is_active=True).annotate(
+        last_candle_time=_latest_candle("open_time"), last_close=_latest_candle("close")
+    )
+
+
+# --- assets and candles ------------------------------------------------------------
+
+
+def asset_find(*, symbol: str) -> Asset | None:
+    """The active asset named `symbol` (any case), annotated with last_candle_time and
+    last_close (one query), or None."""
+    if not SYMBOL_RE.fullmatch(symbol or ""):
+        return None
+    return _assets_with_last_candle().filter(symbol=symbol.upper()).first()
+
+
+def asset_symbols() -> list[str]:
+    """Symbols of the active assets, for messages such as 'unknown asset; try ...'."""
+    return list(Asset.objects.filter(is_active=True).values_list("symbol", flat=True))
+
+
+def candle_list(
+    *, asset: Asset, limit: int = 120, start: datetime | None = None, end: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The `limit` most recent candles with start <= open_time <= end, oldest first."""
+    rows = Candle.objects.filter(asset=asset)
+    if start is not None:
+        rows = rows.filter(open_time__gte=start)
+    if end is not None:
+        rows = rows.filter(open_time__lte=end)
+    newest_first = list(rows.order_by("-open_time").values(*CANDLE_FIELDS)[:limit])
+    newest_first.reverse()
+    return newest_first
+
+
+# --- staleness ---------------------------------------------------------------------
+
+
+def forecast_staleness(
+    *,
+    asset: Asset,
+    version: ModelVersion,
+    base_time: datetime,
+    last_candle_time: datetime | None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Why a forecast should not be trusted as current; empty when it is fresh.
+
+    Data age is the age of the last candle's close with Binance, and the age of
+    the last successful sync with the replay source (whose candles are
+    historical by design); a failing sync is always reported.
+    """
+    now = now or timezone.now()
+    reasons = []
+    data_limit = timedelta(hours=settings.STALE_DATA_HOURS)
+    if asset.last_sync_error:
+        reasons.append(f"market data sync is failing: {asset.last_sync_error[:200]}")
+    if settings.MARKET_DATA_SOURCE == "replay":
+        if asset.last_synced_at is None:
+            reasons.append("market data has never been synced")
+        elif now - asset.last_synced_at > data_limit:
+            age = _hours(now - asset.last_synced_at)
+            reasons.append(f"market data last synced {age} ago (limit {settings.STALE_DATA_HOURS} h)")
+    elif last_candle_time is None:
+        reasons.append("no candles stored")
+    elif now - (last_candle_time + CANDLE) > data_limit:
+        age = _hours(now - (last_candle_time + CANDLE))
+        reasons.append(f"last candle closed {age} ago (limit {settings.STALE_DATA_HOURS} h)")
+    trained_at = version.trained_at or version.created_at
+    if trained_at and now - trained_at > timedelta(hours=settings.STALE_MODEL_HOURS):
+        age = _hours(now - trained_at)
+        reasons.append(
+            f"model v{version.version} was trained {age} ago (limit {settings.STALE_MODEL_HOURS} h)"
+        )
+    if last_candle_time is not None and base_time != last_candle_time:
+        reasons.append(
+            f"forecast starts from the {_iso(base_time)} candle but a newer one ({_iso(last_candle_time)}) exists"
+        )
+    return reasons
+
+
+# --- forecasts ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastDetail:
+    """The latest stored forecast of the active version, as the API and pages show it."""
+
+    symbol: str
+    model_version: int
+    generated_at: datetime
+    last_candle_time: datetime  # the candle the forecast starts from (its base)
+    last_close: float
+    horizon_hours: int
+    points: list[dict[str, Any]]  # [{"time","close","lower","upper"}], index 0 = next hour
+    stale: bool
+    stale_reason: str | None
+    metrics: dict[str, Any]  # the version's held-out test metrics (`train --json`)
+    trained_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ForecastSummary:
+    """One line of the assets overview: where the active model expects the price to go."""
+
+    model_version: int
+    generated_at: datetime
+    base_time: datetime
+    horizon_hours: int
+    next_close: float | None
+    final_close: float | None
+    final_lower: float | None
+    final_upper: float | None
+    stale: bool
+    stale_reason: str | None
+
+
+def _latest_active_forecasts() -> QuerySet[Forecast]:
+    return (
+        Forecast.objects.filter(model_version__status=ModelVersion.Status.ACTIVE)
+        .select_related("model_version")
+        .defer("scores", *(f"model_version__{name}" for name in HEAVY_VERSION_FIELDS))
+        .order_by("-base_time")
+    )
+
+
+def _no_forecast_reason(asset: Asset) -> str:
+    latest = (
+        ModelVersion.objects.filter(asset=asset)
+        .only("version", "status", "reason", "created_at")
+        .order_by("-version")
+        .first()
+    )
+    if latest is not None and latest.status == ModelVersion.Status.ACTIVE:
+        return (
+            f"no forecast stored yet for {asset.symbol} by model v{latest.version}; "
+            "the worker stores one after each training and every hour"
+        )
+    if latest is None:
+        why = "no model has been trained yet; training runs every hour"
+    elif latest.status == ModelVersion.Status.TRAINING:
+        why = f"training v{latest.version} (started {_iso(latest.created_at)})"
+    elif latest.status == ModelVersion.Status.FAILED:
+        why = f"training v{latest.version} failed: {latest.reason or 'no reason recorded'}"
+    else:
+        why = f"v{latest.version} was not promoted: {latest.reason or 'no reason recorded'}"
+    return f"no active model yet for {asset.symbol}: {why}"
+
+
+def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool, str | None]:
+    reasons = forecast_staleness(
+        asset=asset,
+        version=forecast.model_version,
+        base_time=forecast.base_time,
+        last_candle_time=getattr(asset, "last_candle_time", None),
+        now=now,
+    )
+    return bool(reasons), "; ".join(reasons) or None
+
+
+def forecast_latest(*, asset: Asset, now: datetime | None = None) -> ForecastDetail:
+    """The active version's latest forecast for `asset` (an `asset_find` result).
+
+    Raises ForecastUnavailable, saying why, when there is no active version or
+    it has stored no forecast yet.
+    """
+    forecast = _latest_active_forecasts().filter(asset=asset).first()
+    if forecast is None:
+        raise ForecastUnavailable(_no_forecast_reason(asset))
+    stale, stale_reason = _staleness_of(asset, forecast, now or timezone.now())
+    version = forecast.model_version
+    return ForecastDetail(
+        symbol=asset.symbol,
+        model_version=version.version,
+        generated_at=forecast.generated_at,
+        last_candle_time=forecast.base_time,
+        last_close=float(forecast.last_close),
+        horizon_hours=forecast.horizon,
+        points=json_safe(forecast.points or []),
+        stale=stale,
+        stale_reason=stale_reason,
+        metrics=json_safe(version.metrics or {}),
+        trained_at=version.trained_at,
+    )
+
+
+@dataclass(frozen=True)
+class AssetOverview:
+    asset: Asset
+    last_candle_time: datetime | None
+    last_close: Decimal | None
+    forecast: ForecastSummary | None
+
+
+def _summary(asset: Asset, forecast: Forecast, now: datetime) -> ForecastSummary:
+    points = forecast.points or []
+    first, last = (points[0], points[-1]) if points else ({}, {})
+    stale, stale_reason = _staleness_of(asset, forecast, now)
+    return ForecastSummary(
+        model_version=forecast.model_version.version,
+        generated_at=forecast.generated_at,
+        base_time=forecast.base_time,
+        horizon_hours=forecast.horizon,
+        next_close=json_safe(first.get("close")),
+        final_close=json_safe(last.get("close")),
+        final_lower=json_safe(last.get("lower")),
+        final_upper=json_safe(last.get("upper")),
+        stale=stale,
+        stale_reason=stale_reason,
+    )
+
+
+def asset_overview_list(*, symbol: str | None = None, now: datetime | None = None) -> list[AssetOverview]:
+    """Active assets (or just `symbol`) with last price and latest forecast summary: two queries."""
+    now = now or timezone.now()
+    latest_forecast = _latest_active_forecasts().filter(asset=OuterRef("pk")).values("pk")[:1]
+    assets = _assets_with_last_candle().annotate(latest_forecast_id=Subquery(latest_forecast))
+    if symbol is not None:
+        assets = assets.filter(symbol=symbol.upper())
+    assets = list(assets)
+    ids = [asset.latest_forecast_id for asset in assets if asset.latest_forecast_id]
+    forecasts = {forecast.pk: forecast for forecast in _latest_active_forecasts().filter(pk__in=ids)}
+    overview = []
+    for asset in assets:
+        forecast = forecasts.get(asset.latest_forecast_id)
+        overview.append(
+            AssetOverview(
+                asset=asset,
+                last_candle_time=asset.last_candle_time,
+                last_close=asset.last_close,
+                forecast=_summary(asset, forecast, now) if forecast else None,
+            )
+        )
+    return overview
+
+
+# --- model versions ------------------------------------------------------------------
+
+
+def model_version_list(
+    *, asset: Asset, limit: int = 100, with_loss_history: bool = False
+) -> list[ModelVersion]:
+    """The asset's versions, newest first (at most `limit`), without the serving-only JSON."""
+    heavy = [name for name in HEAVY_VERSION_FIELDS if not (with_loss_history and name == "loss_history")]
+    return list(
+        ModelVersion.objects.filter(asset=asset)
+        .select_related("parent")
+        .defer(*heavy, *(f"parent__{name}" for name in HEAVY_VERSION_FIELDS))
+        .order_by("-version")[:limit]
+    )
+
+
+def model_version_active(*, asset: Asset, with_loss_history: bool = True) -> ModelVersion | None:
+    """The version serving `asset`, or None."""
+    heavy = [name for name in HEAVY_VERSION_FIELDS if not (with_loss_history and name == "loss_history")]
+    return ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.ACTIVE).defer(*heavy).first()
+
+
+# --- live track record (aggregation in forecasting/track_record.py) -----------------
+
+__all__ = [
+    "AssetOverview",
+    "ErrorStats",
+    "ForecastDetail",
+    "ForecastSummary",
+    "ForecastUnavailable",
+    "ScoredForecast",
+    "TrackRecord",
+    "asset_find",
+    "asset_overview_list",
+    "asset_symbols",
+    "candle_list",
+    "forecast_latest",
+    "forecast_staleness",
+    "json_safe",
+    "model_version_active",
+    "model_version_list",
+    "track_record",
+]

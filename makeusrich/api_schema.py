@@ -1,0 +1,92 @@
+"""OpenAPI pieces shared by the API modules: the token scheme and the error bodies.
+
+Importing this module registers the authentication extension with
+drf-spectacular, so every API module that documents itself imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class HashedTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.HashedTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "`Authorization: Token <key>`. Get a key from `POST /api/v1/auth/token/` or the "
+                "account's token page; it is shown once. Keys in query strings are never accepted."
+            ),
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, for a human.")
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """400: `detail` names the fields; each bad field also gets its own list of messages."""
+
+    detail = serializers.CharField(help_text="The bad fields and why, e.g. 'limit: Ensure ...'.")
+
+    class Meta:
+        # Field errors sit beside `detail` under the field's name.
+        ref_name = "ValidationError"
+
+
+class QuotaErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    limit = serializers.IntegerField(help_text="The user's monthly limit.")
+    reset_at = serializers.DateTimeField(help_text="When the quota resets (start of next month, UTC).")
+
+
+RETRY_AFTER = OpenApiParameter(
+    name="Retry-After",
+    location=OpenApiParameter.HEADER,
+    type=int,
+    response=[429],
+    description="Seconds until the quota resets (or the throttle opens again).",
+)
+
+
+def error(description: str, example: str, serializer: Any = ErrorSerializer) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=serializer,
+        description=description,
+        examples=[OpenApiExample(description, value={"detail": example}, response_only=True)],
+    )
+
+
+UNAUTHORIZED = {
+    401: error("Missing, unknown or revoked token", "Authentication credentials were not provided.")
+}
+NOT_FOUND = {404: error("Unknown asset", "Unknown asset 'FOOBAR'; followed assets: BTCUSDT.")}
+BAD_REQUEST = {
+    400: error(
+        "Invalid query parameter",
+        "limit: Ensure this value is less than or equal to 1000.",
+        ValidationErrorSerializer,
+    )
+}
+QUOTA = {
+    429: OpenApiResponse(
+        response=QuotaErrorSerializer,
+        description=(
+            "Monthly quota used up. The `Retry-After` header gives the seconds to the reset; "
+            "`reset_at` the time."
+        ),
+    )
+}
+
+
+def counted(*, description: str) -> str:
+    return f"{description}\n\nCounts one call against the user's monthly quota."
