@@ -1,0 +1,145 @@
+"""Metrics per horizon step, persistence baseline, calibration (shrinkage, conformal), and
+the gate's evaluation of an existing artifact. numpy/pandas/onnxruntime only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.ml.features import InsufficientDataError, check_candles, compute_features
+from forecasting.ml.inference import load_session, run_session
+from forecasting.ml.scaling import decode, log_volatility, minmax_transform
+from forecasting.ml.windows import hour_numbers, sliding_view, window_bases
+
+METRIC_KEYS = (
+    "rmse",
+    "mae",
+    "mape",
+    "persistence_rmse",
+    "persistence_mae",
+    "direction_accuracy",
+    "coverage_80",
+    "skill_rmse",
+)
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    # JSON (and PostgreSQL jsonb) has no NaN or Infinity: a metric that is not finite is null.
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype="float64")]
+
+
+def forecast_metrics(
+    actual: np.ndarray,
+    close: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    last_close: np.ndarray,
+    direction: np.ndarray,
+) -> dict[str, Any]:
+    """The `train --json` metrics, per step, of forecasts (n, horizon) against `actual`.
+
+    mape is in percent. Direction accuracy compares the sign of the network's predicted change
+    (`direction`; shrinkage never flips it) with the sign of the realised change.
+    """
+    error = close - actual
+    naive = last_close[:, None] - actual
+    realised = actual - last_close[:, None]
+    rmse = np.sqrt(np.mean(error**2, axis=0))
+    persistence_rmse = np.sqrt(np.mean(naive**2, axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skill = np.where(persistence_rmse > 0, 1.0 - rmse / persistence_rmse, 0.0)
+    return {
+        "horizon": int(actual.shape[1]),
+        "rmse": _floats(rmse),
+        "mae": _floats(np.mean(np.abs(error), axis=0)),
+        "mape": _floats(np.mean(np.abs(error) / np.abs(actual), axis=0) * 100.0),
+        "persistence_rmse": _floats(persistence_rmse),
+        "persistence_mae": _floats(np.mean(np.abs(naive), axis=0)),
+        "direction_accuracy": _floats(np.mean(np.sign(direction) == np.sign(realised), axis=0)),
+        "coverage_80": _floats(np.mean((actual >= lower) & (actual <= upper), axis=0)),
+        "skill_rmse": _floats(skill),
+    }
+
+
+def fit_shrinkage(predicted_change: np.ndarray, actual_change: np.ndarray) -> np.ndarray:
+    """Per step, the factor in [0, 1] that minimises the squared error of factor * prediction
+    (least squares through the origin); 0 where the prediction is useless or zero."""
+    num = np.sum(predicted_change * actual_change, axis=0)
+    den = np.sum(predicted_change**2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(den > 0, num / den, 0.0)
+    return np.clip(np.nan_to_num(factor), 0.0, 1.0)
+
+
+def conformal_bounds(residuals: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split-conformal lower/upper quantiles per step of calibration residuals (n, horizon),
+    with the finite-sample correction, for a central interval of `coverage`."""
+    n = len(residuals)
+    if n == 0:
+        raise ValueError("conformal calibration needs at least one residual")
+    tail = (1.0 - coverage) / 2.0
+    high_level = min(1.0, math.ceil((n + 1) * (1.0 - tail)) / n)
+    low_level = max(0.0, math.floor((n + 1) * tail) / n)
+    upper = np.quantile(residuals, high_level, axis=0, method="higher")
+    lower = np.quantile(residuals, low_level, axis=0, method="lower")
+    return lower, upper
+
+
+def window_inputs(
+    scaled: np.ndarray, close: np.ndarray, bases: np.ndarray, window: int, volatility_hours: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(windows, last closes, realised volatility) for the windows ending at `bases`."""
+    windows = sliding_view(scaled, window)[bases - window + 1]
+    closes = np.lib.stride_tricks.sliding_window_view(close, volatility_hours + 1)[bases - volatility_hours]
+    return windows, close[bases], log_volatility(closes, volatility_hours)
+
+
+def evaluate_windows(
+    run: Callable[[np.ndarray], np.ndarray],
+    preprocessing: dict[str, Any],
+    scaled: np.ndarray,
+    close: np.ndarray,
+    bases: np.ndarray,
+    network: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Metrics of the served transform (network via `run`, then decode) on `bases`;
+    `network` skips the run when its outputs on these windows are already known."""
+    window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
+    hours = int(preprocessing["interval"]["volatility_hours"])
+    windows, last_close, volatility = window_inputs(scaled, close, bases, window, hours)
+    if network is None:
+        network = run(windows)
+    point, lower, upper = decode(network, last_close, volatility, preprocessing)
+    actual = close[bases[:, None] + np.arange(1, horizon + 1)]
+    metrics = forecast_metrics(actual, point, lower, upper, last_close, network)
+    metrics["windows"] = len(bases)
+    return metrics
+
+
+def evaluate_onnx(
+    onnx_bytes: bytes, preprocessing: dict[str, Any], candles: pd.DataFrame, test_start: datetime
+) -> dict[str, Any]:
+    """Metrics of an existing artifact on every gap-free window whose base time >= test_start:
+    the promotion gate scores the active model and a candidate on the same windows."""
+    check_candles(candles)
+    window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
+    hours = hour_numbers(candles["open_time"])
+    start = pd.Timestamp(test_start)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    bases = window_bases(hours, window, horizon)
+    bases = bases[(candles["open_time"].iloc[bases] >= start).to_numpy()]
+    if len(bases) == 0:
+        raise InsufficientDataError(
+            f"no gap-free window of {window} + {horizon} hours has its base at or after {start:%Y-%m-%d %H:%M}Z"
+        )
+    scaled = minmax_transform(compute_features(candles), preprocessing["scaler"])
+    close = candles["close"].to_numpy(dtype="float64")
+    session = load_session(onnx_bytes)
+    metrics = evaluate_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
+    metrics["test_windows"] = metrics.pop("windows")
+    return metrics

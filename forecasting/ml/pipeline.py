@@ -1,0 +1,275 @@
+"""train(): candles -> a validated ONNX artifact, its preprocessing, metrics and weights."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from forecasting.ml.config import TrainingConfig
+from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, window_inputs
+from forecasting.ml.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, validate_onnx
+from forecasting.ml.features import FEATURES, check_candles, compute_features
+from forecasting.ml.inference import load_session, run_session
+from forecasting.ml.model import LSTMForecaster
+from forecasting.ml.scaling import minmax_fit, minmax_transform
+from forecasting.ml.training import EpochStats, fit, predict
+from forecasting.ml.windows import (
+    Split,
+    chronological_split,
+    future_returns,
+    hour_numbers,
+    sliding_view,
+    window_bases,
+)
+
+PARITY_WINDOWS = 256  # held-out (test) windows on which torch and onnxruntime must agree
+PREPROCESSING_FORMAT = 1
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    max_epochs: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass
+class TrainingResult:
+    onnx_bytes: bytes  # the served artifact (dynamic batch axis)
+    weights_bytes: bytes  # torch state_dict, for warm starts (torch.load(..., weights_only=True))
+    preprocessing: dict[str, Any]  # JSON: everything inference needs besides the graph
+    metrics: dict[str, Any]  # the DESIGN.md `train --json` metrics (+ test_windows, test_start, validation)
+    loss_history: list[dict[str, float]]  # [{"epoch", "train_loss", "val_loss", "seconds"}]
+    epochs: int
+    train_seconds: float
+    data_first: datetime
+    data_last: datetime
+    candles: int
+    test_start: datetime  # base time of the first test window
+    valid: bool
+    invalid_reason: str
+    warm_start: bool = False
+    best_epoch: int = 0  # 0 = the starting weights (a warm start's parent) were kept
+
+
+@contextmanager
+def _seeded_torch(seed: int, threads: int) -> Iterator[None]:
+    """Seed torch for this run only (the caller's RNG state and thread count come back)."""
+    previous = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+
+def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
+    for key, expected in (("window", config.window), ("horizon", config.horizon)):
+        if int(parent.get(key, -1)) != expected:
+            raise ValueError(
+                f"warm start: the parent was trained with {key}={parent.get(key)!r}, this run asks "
+                f"{expected}; a full retrain is needed"
+            )
+    if list(parent.get("features", [])) != list(FEATURES):
+        raise ValueError("warm start: the parent's feature list differs; a full retrain is needed")
+
+
+def _load_parent_weights(model: torch.nn.Module, weights_bytes: bytes) -> None:
+    try:
+        state = torch.load(io.BytesIO(weights_bytes), weights_only=True)
+        model.load_state_dict(state)
+    except Exception as error:  # unpickling and shape errors share no base class
+        raise ValueError(
+            f"warm start: the parent's weights do not fit this configuration ({error}); "
+            "a full retrain is needed"
+        ) from error
+
+
+def train(
+    candles: pd.DataFrame,
+    config: TrainingConfig,
+    *,
+    warm_start: tuple[bytes, dict[str, Any]] | None = None,
+    progress: Callable[[EpochReport], None] | None = None,
+) -> TrainingResult:
+    """Train, export to ONNX, validate and evaluate on the chronological test split.
+
+    warm_start = (parent weights_bytes, parent preprocessing): fine-tunes the parent on the
+    newest `warm_windows` training windows for at most `warm_max_epochs`, reusing its scaler
+    and target scale so the weights keep their meaning. Raises ValueError (InsufficientDataError)
+    when the candles hold too few gap-free windows, or when the parent does not fit.
+    """
+    started = time.perf_counter()
+    check_candles(candles)
+    window, horizon = config.window, config.horizon
+    if warm_start is not None:
+        _check_parent(warm_start[1], config)
+    bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
+    split = chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
+    features = compute_features(candles)
+    close = candles["close"].to_numpy(dtype="float64")
+    if warm_start is None:
+        scaler = minmax_fit(features[: split.training_rows_end(horizon)])
+        spread = future_returns(close, split.train, horizon).std(axis=0)
+        target_scale = [float(v) if v > 0 else 1.0 for v in spread]
+    else:
+        scaler, target_scale = warm_start[1]["scaler"], list(warm_start[1]["target"]["scale"])
+    scaled = minmax_transform(features, scaler)
+    view = sliding_view(scaled, window)
+
+    def examples(chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        targets = future_returns(close, chosen, horizon) / np.asarray(target_scale)
+        return chosen - window + 1, targets.astype("float32")
+
+    fit_bases = split.train[-config.warm_windows :] if warm_start else split.train
+    max_epochs = config.warm_max_epochs if warm_start else config.max_epochs
+
+    def on_epoch(stats: EpochStats) -> None:
+        if progress is not None:
+            progress(EpochReport(stats.epoch, max_epochs, stats.train_loss, stats.val_loss, stats.seconds))
+
+    with _seeded_torch(config.seed, config.threads):
+        model = LSTMForecaster(len(FEATURES), config.hidden_size, config.num_layers, config.dropout, horizon)
+        if warm_start is not None:
+            _load_parent_weights(model, warm_start[0])
+        outcome = fit(
+            model,
+            view,
+            examples(fit_bases),
+            examples(split.validation),
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            batch_size=config.batch_size,
+            max_epochs=max_epochs,
+            patience=config.patience,
+            epoch_windows=0 if warm_start else config.epoch_windows,
+            rng=np.random.default_rng(config.seed),
+            score_start=warm_start is not None,
+            on_epoch=on_epoch,
+        )
+        onnx_bytes = export_onnx(model, window, len(FEATURES))
+        reason = validate_onnx(onnx_bytes, model, view[split.test[:PARITY_WINDOWS] - window + 1], horizon)
+        if reason:  # metrics still come from the torch model, so the failure can be inspected
+            run: Callable[[np.ndarray], np.ndarray] = lambda x: predict(model, x, np.arange(len(x)))  # noqa: E731
+        else:
+            session = load_session(onnx_bytes, threads=max(1, torch.get_num_threads()))
+            run = lambda x: run_session(session, x)  # noqa: E731
+        weights = io.BytesIO()
+        torch.save(model.state_dict(), weights)
+    if outcome.diverged_at is not None:
+        reason = f"non-finite loss at epoch {outcome.diverged_at}" + (f"; {reason}" if reason else "")
+
+    preprocessing = _calibrate(run, config, scaler, target_scale, scaled, close, split)
+    preprocessing["training"] = {
+        "warm_start": warm_start is not None,
+        "best_epoch": outcome.best_epoch,
+        "scaler_rows": [
+            _iso(candles["open_time"].iloc[0]),
+            _iso(candles["open_time"].iloc[split.training_rows_end(horizon) - 1]),
+        ],
+        "fit_windows": len(fit_bases),
+        "train_windows": len(split.train),
+        "validation_windows": len(split.validation),
+        "test_windows": len(split.test),
+    }
+    metrics = evaluate_windows(run, preprocessing, scaled, close, split.test)
+    metrics["test_windows"] = metrics.pop("windows")
+    test_start = candles["open_time"].iloc[int(split.test[0])].to_pydatetime()
+    metrics["test_start"] = _iso(test_start)
+    validation = evaluate_windows(run, preprocessing, scaled, close, split.validation)
+    metrics["validation"] = {
+        key: validation[key] for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80", "windows")
+    }
+    if not reason and not all(v is not None for key in ("rmse", "coverage_80") for v in metrics[key]):
+        reason = "the test metrics are not finite"
+    return TrainingResult(
+        onnx_bytes=onnx_bytes,
+        weights_bytes=weights.getvalue(),
+        preprocessing=preprocessing,
+        metrics=metrics,
+        loss_history=[
+            {"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "seconds": s.seconds}
+            for s in outcome.history
+        ],
+        epochs=len(outcome.history),
+        train_seconds=time.perf_counter() - started,
+        data_first=candles["open_time"].iloc[0].to_pydatetime(),
+        data_last=candles["open_time"].iloc[-1].to_pydatetime(),
+        candles=len(candles),
+        test_start=test_start,
+        valid=not reason,
+        invalid_reason=reason,
+        warm_start=warm_start is not None,
+        best_epoch=outcome.best_epoch,
+    )
+
+
+def _iso(stamp: datetime | pd.Timestamp) -> str:
+    return pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _calibrate(
+    run: Callable[[np.ndarray], np.ndarray],
+    config: TrainingConfig,
+    scaler: dict[str, Any],
+    target_scale: list[float],
+    scaled: np.ndarray,
+    close: np.ndarray,
+    split: Split,
+) -> dict[str, Any]:
+    """Preprocessing with the shrinkage and conformal interval fitted on validation windows."""
+    windows, last_close, volatility = window_inputs(
+        scaled, close, split.validation, config.window, config.volatility_hours
+    )
+    predicted = run(windows).astype("float64") * np.asarray(target_scale)
+    actual = future_returns(close, split.validation, config.horizon)
+    shrink = fit_shrinkage(predicted, actual)
+    positive = volatility[volatility > 0]
+    # A flat stretch would give a zero-width interval; a tenth of the typical volatility bounds it.
+    floor = float(np.median(positive) * 0.1) if len(positive) else 1e-6
+    residuals = (actual - predicted * shrink) / np.maximum(volatility, floor)[:, None]
+    lower, upper = conformal_bounds(residuals, config.interval_coverage)
+    return {
+        "format": PREPROCESSING_FORMAT,
+        "features": list(FEATURES),
+        "window": config.window,
+        "horizon": config.horizon,
+        "scaler": scaler,
+        "target": {
+            "kind": "relative_change",
+            "definition": "network[k] * scale[k] * shrink[k] = close[t+k+1] / close[t] - 1",
+            "scale": [float(v) for v in target_scale],
+            "shrink": [float(v) for v in shrink],
+        },
+        "interval": {
+            "method": "split_conformal_volatility_normalised",
+            "coverage": config.interval_coverage,
+            "volatility_hours": config.volatility_hours,
+            "volatility_floor": floor,
+            "lower": [float(v) for v in lower],
+            "upper": [float(v) for v in upper],
+            "calibration_windows": len(split.validation),
+        },
+        "onnx": {
+            "input": INPUT_NAME,
+            "output": OUTPUT_NAME,
+            "opset": OPSET,
+            "dtype": "float32",
+            "input_shape": ["batch", config.window, len(FEATURES)],
+        },
+        "gaps": {"max_filled_hours": config.max_filled_hours},
+    }

@@ -1,0 +1,59 @@
+"""Numpy-only transforms shared by training, evaluation and serving.
+
+Inputs: the nine features scaled to (-1, 1) by a MinMax scaler fitted on training rows.
+Target: the relative change of the close from the window's last close, k hours ahead,
+divided by its training standard deviation at step k (so every step weighs the same in the
+MSE). Output: close = last_close * (1 + shrink_k * scale_k * network_k), where shrink_k in
+[0, 1] is fitted on validation (0 = persistence when the network has no skill there), and
+an interval close * (1 + vol * q) around it, with q split-conformal quantiles of
+volatility-normalised validation residuals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FEATURE_RANGE = (-1.0, 1.0)
+
+
+def minmax_fit(values: np.ndarray) -> dict[str, Any]:
+    """Scaler parameters (JSON-serialisable) from the training rows `values` (rows, features)."""
+    if len(values) == 0:
+        raise ValueError("cannot fit a scaler on zero rows")
+    return {
+        "kind": "minmax",
+        "feature_range": list(FEATURE_RANGE),
+        "min": [float(v) for v in values.min(axis=0)],
+        "max": [float(v) for v in values.max(axis=0)],
+    }
+
+
+def minmax_transform(values: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
+    """float32 scaled features; a column constant in training maps to the range's low end."""
+    low = np.asarray(scaler["min"], dtype="float64")
+    span = np.asarray(scaler["max"], dtype="float64") - low
+    span[span == 0] = 1.0
+    lo, hi = scaler["feature_range"]
+    return ((values - low) / span * (hi - lo) + lo).astype("float32")
+
+
+def log_volatility(closes: np.ndarray, hours: int) -> np.ndarray:
+    """Std of the last `hours` hourly log returns of each row of `closes` (n, >= hours + 1)."""
+    tail = np.log(closes[:, -(hours + 1) :])
+    return np.diff(tail, axis=1).std(axis=1)
+
+
+def decode(
+    network: np.ndarray, last_close: np.ndarray, volatility: np.ndarray, preprocessing: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(close, lower, upper), each (n, horizon) in price units, from the network's outputs."""
+    target = preprocessing["target"]
+    interval = preprocessing["interval"]
+    change = network.astype("float64") * np.asarray(target["scale"]) * np.asarray(target["shrink"])
+    close = last_close[:, None] * (1.0 + change)
+    width = np.maximum(volatility, interval["volatility_floor"])[:, None]
+    lower = last_close[:, None] * (1.0 + change + width * np.asarray(interval["lower"]))
+    upper = last_close[:, None] * (1.0 + change + width * np.asarray(interval["upper"]))
+    return close, lower, upper

@@ -1,0 +1,114 @@
+"""Gap-aware sliding windows and the chronological, purged train/validation/test split.
+
+A window is named by its *base*: the row of the last input hour. It reads the rows
+base - window + 1 .. base and predicts the closes of rows base + 1 .. base + horizon; all of
+those rows must be consecutive hours, so no window spans a gap in the candles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.ml.features import InsufficientDataError
+
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+# Below these counts the loss, the conformal quantiles or the test metrics mean nothing.
+MIN_TRAIN_WINDOWS = 20
+MIN_VALIDATION_WINDOWS = 10
+MIN_TEST_WINDOWS = 5
+
+
+def hour_numbers(open_time: pd.Series) -> np.ndarray:
+    """Hours since the Unix epoch (int64), whatever the datetime resolution."""
+    return ((open_time.dt.tz_convert("UTC") - EPOCH) // pd.Timedelta(hours=1)).to_numpy(dtype="int64")
+
+
+def run_starts(hours: np.ndarray) -> np.ndarray:
+    """For each row, the row where its run of consecutive hours begins."""
+    index = np.arange(len(hours))
+    is_start = np.ones(len(hours), dtype=bool)
+    is_start[1:] = np.diff(hours) != 1
+    return np.maximum.accumulate(np.where(is_start, index, 0)) if len(hours) else index
+
+
+def window_bases(hours: np.ndarray, window: int, horizon: int) -> np.ndarray:
+    """Base rows of every window whose window + horizon rows are consecutive hours."""
+    starts = run_starts(hours)
+    bases = np.arange(window - 1, len(hours) - horizon)
+    return bases[starts[bases + horizon] <= bases - window + 1]
+
+
+def sliding_view(values: np.ndarray, window: int) -> np.ndarray:
+    """Read-only view (rows - window + 1, window, features): view[base - window + 1] is the
+    window ending at `base`. No copy is made; gather batches with `view[starts]`."""
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    return view.transpose(0, 2, 1)
+
+
+def future_returns(close: np.ndarray, bases: np.ndarray, horizon: int) -> np.ndarray:
+    """(len(bases), horizon): close[base + k] / close[base] - 1 for k = 1..horizon."""
+    steps = np.arange(1, horizon + 1)
+    return close[bases[:, None] + steps] / close[bases, None] - 1.0
+
+
+@dataclass(frozen=True)
+class Split:
+    """Base rows of each split, each chronological; no window of one split holds an input or
+    target hour that is a target hour of an earlier split (the purge between them)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def training_rows_end(self, horizon: int) -> int:
+        """One past the last row any training window touches: the scaler's rows end here."""
+        return int(self.train[-1]) + horizon + 1
+
+
+def chronological_split(
+    bases: np.ndarray, window: int, horizon: int, test_fraction: float, validation_fraction: float
+) -> Split:
+    """Test = the last `test_fraction` of the windows; validation = the last
+    `validation_fraction` of the windows before it; train = the rest. Windows whose targets
+    would reach into the next split's first input hour are dropped (purged)."""
+    n_test = int(round(len(bases) * test_fraction))
+    test = bases[len(bases) - n_test :] if n_test else bases[:0]
+    before_test = bases[: len(bases) - n_test]
+    if n_test:
+        before_test = before_test[before_test + horizon < test[0] - window + 1]
+    n_validation = int(round(len(before_test) * validation_fraction))
+    validation = before_test[len(before_test) - n_validation :] if n_validation else before_test[:0]
+    train = before_test[: len(before_test) - n_validation]
+    if n_validation:
+        train = train[train + horizon < validation[0] - window + 1]
+    split = Split(train=train, validation=validation, test=test)
+    if (
+        len(train) < MIN_TRAIN_WINDOWS
+        or len(validation) < MIN_VALIDATION_WINDOWS
+        or len(test) < MIN_TEST_WINDOWS
+    ):
+        raise InsufficientDataError(
+            f"too little gap-free data: {len(bases)} windows of {window} + {horizon} consecutive hours "
+            f"give {len(train)} train / {len(validation)} validation / {len(test)} test windows; "
+            f"at least {MIN_TRAIN_WINDOWS} / {MIN_VALIDATION_WINDOWS} / {MIN_TEST_WINDOWS} are needed "
+            f"(roughly {minimum_candles(window, horizon, test_fraction, validation_fraction)} "
+            "consecutive hourly candles)"
+        )
+    return split
+
+
+def minimum_candles(window: int, horizon: int, test_fraction: float, validation_fraction: float) -> int:
+    """A gap-free length that is enough for chronological_split (for error messages)."""
+    purge = window + horizon - 1
+    for total_windows in range(MIN_TRAIN_WINDOWS, 1_000_000, 10):
+        n_test = int(round(total_windows * test_fraction))
+        rest = total_windows - n_test - (purge if n_test else 0)
+        n_val = int(round(max(rest, 0) * validation_fraction))
+        n_train = rest - n_val - (purge if n_val else 0)
+        if n_test >= MIN_TEST_WINDOWS and n_val >= MIN_VALIDATION_WINDOWS and n_train >= MIN_TRAIN_WINDOWS:
+            return total_windows + window + horizon - 1
+    return 1_000_000
