@@ -129,11 +129,17 @@ class ErrorStatsSerializer(serializers.Serializer):
 
 
 class ScoreSerializer(serializers.Serializer):
+    """One forecast hour that has closed; `actual` is null (and the rest absent) for an outage."""
+
     time = serializers.DateTimeField()
     actual = serializers.FloatField(allow_null=True)
-    error = serializers.FloatField(allow_null=True, help_text="Forecast close - actual close.")
-    inside = serializers.BooleanField(allow_null=True, help_text="Actual close inside [lower, upper].")
-    persistence_error = serializers.FloatField(allow_null=True, help_text="Last close - actual close.")
+    error = serializers.FloatField(
+        required=False, allow_null=True, help_text="Forecast close - actual close."
+    )
+    inside = serializers.BooleanField(required=False, help_text="Actual close inside [lower, upper].")
+    persistence_error = serializers.FloatField(
+        required=False, allow_null=True, help_text="Last close - actual close."
+    )
 
 
 @extend_schema_field(ScoreSerializer(many=True))

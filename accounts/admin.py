@@ -1,0 +1,78 @@
+"""Admin: users with their API quota override, this month's usage and their tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
+
+from accounts.models import ApiQuota, ApiToken, ApiUsage
+from accounts.selectors import api_usage_get
+
+User = get_user_model()
+
+
+class ApiQuotaInline(admin.StackedInline):
+    model = ApiQuota
+    can_delete = True
+    max_num = 1
+    extra = 0
+    verbose_name = "API quota override"
+    verbose_name_plural = "API quota override"
+
+    def get_formset(self, request: HttpRequest, obj: object = None, **kwargs: object):  # type: ignore[no-untyped-def]
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.base_fields["monthly_limit"].help_text = (
+            f"Calls per calendar month (UTC). Without an override the user gets "
+            f"{settings.API_MONTHLY_QUOTA} (API_MONTHLY_QUOTA); delete the override to return to it."
+        )
+        return formset
+
+
+class ApiTokenInline(admin.TabularInline):
+    """Tokens are created by their owner (the key is shown once); staff may only revoke them."""
+
+    model = ApiToken
+    extra = 0
+    fields = ("name", "prefix", "created_at", "last_used_at")
+    readonly_fields = fields
+    can_delete = True
+    verbose_name = "API token (delete = revoke)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AccountAdmin(UserAdmin):
+    inlines = [ApiQuotaInline, ApiTokenInline]
+    readonly_fields = (*UserAdmin.readonly_fields, "api_usage_this_month")
+    fieldsets = (*UserAdmin.fieldsets, ("API", {"fields": ("api_usage_this_month",)}))
+
+    @admin.display(description="API usage this month")
+    def api_usage_this_month(self, user: object) -> str:
+        if not getattr(user, "pk", None):
+            return "-"
+        usage = api_usage_get(user=user)
+        source = "override" if ApiQuota.objects.filter(user=user).exists() else "default"
+        return (
+            f"{usage.used} of {usage.limit} calls ({source} limit); "
+            f"resets {usage.period_end:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+@admin.register(ApiUsage)
+class ApiUsageAdmin(admin.ModelAdmin):
+    list_display = ("user", "period_start", "used")
+    list_filter = ("period_start",)
+    search_fields = ("user__username",)
+    readonly_fields = ("user", "period_start", "used")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, AccountAdmin)

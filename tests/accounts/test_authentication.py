@@ -1,0 +1,106 @@
+"""HashedTokenAuthentication through a real endpoint (GET /api/v1/usage/, not counted)."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken
+from accounts.services import api_token_create, api_token_revoke
+
+URL = "/api/v1/usage/"
+
+
+def _get(key: str | None = None, header: str | None = None, **extra):
+    client = APIClient()
+    if header is not None:
+        extra["HTTP_AUTHORIZATION"] = header
+    elif key is not None:
+        extra["HTTP_AUTHORIZATION"] = f"Token {key}"
+    return client.get(URL, **extra)
+
+
+@pytest.mark.django_db
+def test_a_valid_token_authenticates_its_user(member):
+    _, key = api_token_create(user=member, name="laptop")
+    response = _get(key)
+    assert response.status_code == 200, response.content
+    assert response.json()["used"] == 0
+
+
+@pytest.mark.django_db
+def test_the_keyword_is_case_insensitive(member):
+    _, key = api_token_create(user=member, name="laptop")
+    assert _get(header=f"token {key}").status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_answers_401_with_www_authenticate_without_a_token():
+    response = _get()
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert response["WWW-Authenticate"].startswith("Token")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "header",
+    ["Token mur_doesnotexist", "Token", "Token a b", "Token " + "x" * 500],
+)
+def test_it_rejects_unknown_or_malformed_tokens_with_401(member, header):
+    response = _get(header=header)
+    assert response.status_code == 401
+    assert set(response.json()) == {"detail"}
+    assert response["WWW-Authenticate"].startswith("Token")
+
+
+@pytest.mark.django_db
+def test_it_rejects_a_revoked_token(member):
+    token, key = api_token_create(user=member, name="laptop")
+    assert _get(key).status_code == 200
+    api_token_revoke(user=member, token_id=token.pk)
+
+    response = _get(key)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid or revoked token."}
+
+
+@pytest.mark.django_db
+def test_it_never_reads_a_token_from_the_query_string(member):
+    _, key = api_token_create(user=member, name="laptop")
+    for name in ("token", "key", "auth_token", "access_token"):
+        response = APIClient().get(URL, {name: key})
+        assert response.status_code == 401, name
+
+
+@pytest.mark.django_db
+def test_it_rejects_the_token_of_a_disabled_account(member):
+    _, key = api_token_create(user=member, name="laptop")
+    member.is_active = False
+    member.save()
+    response = _get(key)
+    assert response.status_code == 401
+    assert "disabled" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_it_records_last_use_but_not_on_every_call(member):
+    token, key = api_token_create(user=member, name="laptop")
+    assert token.last_used_at is None
+
+    _get(key)
+    first = ApiToken.objects.get(pk=token.pk).last_used_at
+    assert first is not None and timezone.now() - first < dt.timedelta(seconds=5)
+    _get(key)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == first
+
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - dt.timedelta(minutes=2))
+    _get(key)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > first
+
+
+@pytest.mark.django_db
+def test_a_session_login_does_not_open_the_api(client, member):
+    client.force_login(member)
+    assert client.get(URL).status_code == 401
