@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, Max, Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from markets.models import Asset, Candle
+from markets.selectors import asset_gaps
+from markets.services import assets_set_active
+
+
+class SyncStatusFilter(admin.SimpleListFilter):
+    title = "sync status"
+    parameter_name = "sync"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("ok", "OK"), ("failed", "Failed"), ("never", "Never synced")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Asset]) -> QuerySet[Asset]:
+        if self.value() == "ok":
+            return queryset.filter(last_sync_error="", last_synced_at__isnull=False)
+        if self.value() == "failed":
+            return queryset.exclude(last_sync_error="")
+        if self.value() == "never":
+            return queryset.filter(Q(last_synced_at__isnull=True) & Q(last_sync_error=""))
+        return queryset
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = (
+        "symbol",
+        "base",
+        "quote",
+        "is_active",
+        "candle_count",
+        "last_candle",
+        "last_synced_at",
+        "sync_status",
+    )
+    list_filter = ("is_active", SyncStatusFilter, "quote")
+    search_fields = ("symbol", "base", "quote")
+    actions = ("sync_now", "activate", "deactivate")
+    readonly_fields = (
+        "interval",
+        "last_synced_at",
+        "last_sync_error",
+        "candle_summary",
+        "gap_report",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("symbol", "base", "quote", "interval", "is_active")}),
+        ("Forecasting", {"fields": ("horizon", "hyperparameters")}),
+        ("Market data", {"fields": ("last_synced_at", "last_sync_error", "candle_summary", "gap_report")}),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
+        # One query for the list: counts and last times are annotated, not fetched per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(candle_count=Count("candles"), last_candle_time=Max("candles__open_time"))
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Asset | None = None) -> tuple[str, ...]:
+        # Stored candles belong to the symbol: renaming an asset would mislabel them.
+        if obj is not None:
+            return ("symbol", "base", "quote", *self.readonly_fields)
+        return self.readonly_fields
+
+    @admin.display(description="candles", ordering="candle_count")
+    def candle_count(self, obj: Asset) -> int:
+        return getattr(obj, "candle_count", 0)
+
+    @admin.display(description="last candle (UTC)", ordering="last_candle_time")
+    def last_candle(self, obj: Asset) -> str:
+        last = getattr(obj, "last_candle_time", None)
+        return f"{last:%Y-%m-%d %H:%M}" if last else "—"
+
+    @admin.display(description="sync")
+    def sync_status(self, obj: Asset) -> str:
+        if obj.last_sync_error:
+            return format_html(
+                '<span title="{}">failed: {}</span>', obj.last_sync_error, obj.last_sync_error[:60]
+            )
+        return "OK" if obj.last_synced_at else "never"
+
+    @admin.display(description="candles stored")
+    def candle_summary(self, obj: Asset) -> str:
+        count = getattr(obj, "candle_count", None)
+        if not obj.pk or not count:
+            return "none"
+        first = Candle.objects.filter(asset=obj).order_by("open_time").values_list("open_time", flat=True)[0]
+        return f"{count} hourly candles, {first:%Y-%m-%d %H:%M} to {obj.last_candle_time:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="gap report")
+    def gap_report(self, obj: Asset) -> str:
+        if not obj.pk:
+            return "—"
+        gaps = asset_gaps(asset=obj)
+        if not gaps:
+            return "No gaps: every hour between the first and the last candle is stored."
+        missing = sum(g.missing_hours for g in gaps)
+        return format_html(
+            "{} gap(s), {} missing hour(s), left missing (exchange outages; no candle is made up):<ul>{}</ul>",
+            len(gaps),
+            missing,
+            format_html_join("", "<li>{}</li>", ((str(gap),) for gap in gaps)),
+        )
+
+    @admin.action(description="Sync now (enqueue a sync task)")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        from markets.tasks import sync_asset
+
+        symbols = list(queryset.values_list("symbol", flat=True))
+        try:
+            for symbol in symbols:
+                sync_asset.delay(symbol)
+        except Exception as error:  # the broker is down: say so instead of a 500
+            self.message_user(request, f"Could not enqueue the sync: {error}", messages.ERROR)
+            return
+        self.message_user(request, f"Sync enqueued for {', '.join(symbols)}.", messages.SUCCESS)
+
+    @admin.action(description="Activate")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        changed = assets_set_active(assets=queryset, active=True)
+        self.message_user(request, f"{changed} asset(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        changed = assets_set_active(assets=queryset, active=False)
+        self.message_user(request, f"{changed} asset(s) deactivated.", messages.SUCCESS)
+
+
+@admin.register(Candle)
+class CandleAdmin(admin.ModelAdmin):
+    """Read-only: candles come from imports and syncs, never from hand edits.
+
+    The delete permission stays so that deleting an asset can cascade to its
+    candles; there is no bulk "delete selected" here.
+    """
+
+    actions = None
+    list_display = ("asset", "open_time", "open", "high", "low", "close", "volume", "trades")
+    list_filter = ("asset",)
+    list_select_related = ("asset",)
+    date_hierarchy = "open_time"
+    ordering = ("asset", "-open_time")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Candle | None = None) -> bool:
+        return False
