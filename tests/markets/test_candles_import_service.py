@@ -1,0 +1,176 @@
+"""candles_import_csv: checks every row, then imports all or nothing, idempotently."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from markets.csvfile import CandleFileError
+from markets.models import Asset, Candle
+from markets.services import AssetError, candles_import_csv
+
+pytestmark = pytest.mark.django_db
+
+
+def replace_field(lines: list[str], row: int, column: str, value: str) -> list[str]:
+    """Set one field of data row `row` (0-based; file line row + 2)."""
+    header = lines[0].split(",")
+    cells = lines[row + 1].split(",")
+    cells[header.index(column)] = value
+    return [*lines[: row + 1], ",".join(cells), *lines[row + 2 :]]
+
+
+def test_it_imports_a_slice_and_creates_the_asset(write_csv):
+    summary = candles_import_csv(symbol="btcusdt", path_or_file=write_csv(0, 300))
+
+    asset = Asset.objects.get(symbol="BTCUSDT")
+    assert (asset.base, asset.quote) == ("BTC", "USDT")
+    assert summary.asset_created
+    assert (summary.rows_read, summary.inserted, summary.already_present) == (300, 300, 0)
+    assert summary.first_open_time == datetime(2021, 3, 6, 17, tzinfo=UTC)
+    assert summary.last_open_time == datetime(2021, 3, 19, 4, tzinfo=UTC)
+    assert summary.gaps == []
+    assert Candle.objects.filter(asset=asset).count() == 300
+
+
+def test_importing_the_same_rows_again_adds_nothing(write_csv):
+    path = write_csv(0, 300)
+    candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    assert (summary.inserted, summary.already_present, summary.asset_created) == (0, 300, False)
+    assert Candle.objects.count() == 300
+
+
+def test_an_overlapping_file_adds_only_the_new_candles(write_csv):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 200, name="a.csv"))
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(150, 300, name="b.csv"))
+
+    assert (summary.inserted, summary.already_present) == (100, 50)
+    assert Candle.objects.count() == 300
+
+
+def test_it_reads_gzip_and_file_objects_alike(write_csv):
+    gz = write_csv(0, 50, name="slice.csv.gz")
+    with gz.open("rb") as binary:
+        assert candles_import_csv(symbol="BTCUSDT", path_or_file=binary).inserted == 50
+    text = io.StringIO(write_csv(50, 80).read_text())
+    assert candles_import_csv(symbol="BTCUSDT", path_or_file=text).inserted == 30
+
+
+def test_the_leading_index_column_is_optional(write_csv):
+    path = write_csv(0, 24, edit=lambda lines: [line.split(",", 1)[1] for line in lines])
+
+    assert candles_import_csv(symbol="BTCUSDT", path_or_file=path).inserted == 24
+
+
+def test_it_reads_binance_headerless_dumps_with_epoch_times(write_csv, tmp_path):
+    def to_dump(lines: list[str]) -> list[str]:
+        out = []
+        for line in lines[1:]:
+            cells = line.split(",")[1:]
+            opened = datetime.fromisoformat(cells[0]).replace(tzinfo=UTC)
+            cells[0] = str(int(opened.timestamp() * 1000))
+            out.append(",".join(cells))
+        return out
+
+    path = write_csv(0, 10, edit=to_dump)
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    assert summary.inserted == 10
+    assert summary.first_open_time == datetime(2021, 3, 6, 17, tzinfo=UTC)
+
+
+def test_prices_are_kept_as_the_file_wrote_them(write_csv):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 1))
+
+    candle = Candle.objects.get()
+    # First bundled row: open 47755.08000000, high 48450.00000000, trades 74126.
+    assert candle.open == Decimal("47755.08")
+    assert candle.high == Decimal("48450")
+    assert candle.trades == 74126
+
+
+def test_postgres_keeps_every_digit_of_the_volumes(write_csv, require_postgres):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 1))
+
+    # 17 significant digits: more than a float (or SQLite's REAL) holds.
+    assert Candle.objects.get().quote_volume == Decimal("128615238.60874081")
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "words"),
+    [
+        (lambda ls: replace_field(ls, 40, "close", "48k"), 42, "close '48k' is not a number"),
+        (lambda ls: replace_field(ls, 40, "volume", "-1"), 42, "volume -1 is negative"),
+        (lambda ls: replace_field(ls, 40, "high", "1.0"), 42, "high 1.0 is below low"),
+        (lambda ls: replace_field(ls, 40, "close", "99999.0"), 42, "close 99999.0 is outside [low"),
+        (lambda ls: replace_field(ls, 40, "trades", "12.5"), 42, "trades '12.5' is not a whole number"),
+        (
+            lambda ls: replace_field(ls, 40, "close_time", "1615053599999"),
+            42,
+            "close_time 1615053599999 is outside",
+        ),
+        (lambda ls: replace_field(ls, 40, "timestamp", "2021-03-08 09:30:00"), 42, "is not on the hour"),
+        (lambda ls: replace_field(ls, 40, "timestamp", "yesterday"), 42, "timestamp 'yesterday' is neither"),
+        (
+            lambda ls: [*ls[:42], ls[41], *ls[42:]],
+            43,
+            "duplicate open time 2021-03-08 09:00 (already on line 42)",
+        ),
+        (lambda ls: [*ls[:41], ls[42], ls[41], *ls[43:]], 43, "earlier than line 42's"),
+        (lambda ls: [*ls[:41], ls[41].rsplit(",", 1)[0], *ls[42:]], 42, "expected 13 fields, found 12"),
+        (lambda ls: [ls[0].replace("tb_quote_av", "x"), *ls[1:]], 1, "missing column(s): tb_quote_av"),
+    ],
+)
+def test_a_bad_row_is_named_by_line_and_nothing_is_imported(write_csv, edit, line, words):
+    before = candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, name="good.csv"))
+    assert before.inserted == 10
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 100, edit=edit))
+
+    assert str(caught.value).startswith(f"line {line}: ")
+    assert words in str(caught.value)
+    assert Candle.objects.count() == 10
+
+
+def test_every_bad_row_is_reported_not_only_the_first(write_csv):
+    def two_bad(lines: list[str]) -> list[str]:
+        return replace_field(replace_field(lines, 5, "open", "x"), 70, "low", "")
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 100, edit=two_bad))
+
+    assert [p.line for p in caught.value.problems] == [7, 72]
+    assert not Asset.objects.exists()  # not even the asset is created
+
+
+def test_a_candle_that_has_not_closed_yet_is_refused(write_csv):
+    with pytest.raises(CandleFileError, match="line 11: candle 2021-03-07 02:00 is still open"):
+        candles_import_csv(
+            symbol="BTCUSDT", path_or_file=write_csv(0, 10), now=datetime(2021, 3, 7, 2, 30, tzinfo=UTC)
+        )
+    assert not Candle.objects.exists()
+
+
+def test_a_file_with_only_a_header_is_refused(write_csv):
+    with pytest.raises(CandleFileError, match="no candles"):
+        candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 0))
+
+
+def test_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(CandleFileError, match="is not a readable file"):
+        candles_import_csv(symbol="BTCUSDT", path_or_file=tmp_path / "nope.csv")
+
+
+def test_a_symbol_without_a_known_quote_is_refused(write_csv):
+    with pytest.raises(AssetError, match="cannot tell base and quote apart"):
+        candles_import_csv(symbol="BTCXYZ", path_or_file=write_csv(0, 5))
+    assert not Candle.objects.exists()

@@ -1,0 +1,120 @@
+"""manage.py import_candles: the bundled year, re-import, a corrupted copy, the gap report."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from markets.models import Asset, Candle
+from markets.selectors import asset_gaps
+
+pytestmark = pytest.mark.django_db
+
+BUNDLED_GAPS = [
+    "2021-04-20 01:00 → 2021-04-20 04:00 UTC: 2 missing hours",
+    "2021-04-25 04:00 → 2021-04-25 08:00 UTC: 3 missing hours",
+    "2021-08-13 01:00 → 2021-08-13 06:00 UTC: 4 missing hours",
+    "2021-09-29 06:00 → 2021-09-29 09:00 UTC: 2 missing hours",
+]
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("import_candles", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_the_bundled_year_imports_once_and_reimporting_adds_nothing():
+    first = run("--symbol", "BTCUSDT", str(settings.BUNDLED_DATA_FILE))
+    second = run("--symbol", "btcusdt", str(settings.BUNDLED_DATA_FILE))
+
+    assert Candle.objects.count() == 8749
+    assert "BTCUSDT (new asset): 8749 inserted, 0 already present" in first
+    assert "BTCUSDT: 0 inserted, 8749 already present" in second
+    # The four exchange outages are reported, and stay missing.
+    assert "Gap report for BTCUSDT: 4 gap(s), 11 missing hour(s)" in first
+    for gap in BUNDLED_GAPS:
+        assert gap in first
+    assert [str(g).split(" (")[0] for g in asset_gaps(asset=Asset.objects.get())] == BUNDLED_GAPS
+
+
+def test_a_corrupted_copy_names_the_line_and_leaves_the_table_as_it_was(write_csv, tmp_path):
+    run("--symbol", "BTCUSDT", str(write_csv(0, 48, name="day.csv")))
+
+    def corrupt(lines: list[str]) -> list[str]:
+        cells = lines[300].split(",")
+        cells[3] = "not-a-price"  # high of data row 299, file line 301
+        return [*lines[:300], ",".join(cells), *lines[301:]]
+
+    bad = write_csv(0, 400, name="bad.csv.gz", edit=corrupt)
+
+    with pytest.raises(CommandError) as caught:
+        run("--symbol", "BTCUSDT", str(bad))
+
+    assert "nothing imported" in str(caught.value)
+    assert "line 301: high 'not-a-price' is not a number" in str(caught.value)
+    assert Candle.objects.count() == 48
+
+
+def test_the_gap_report_says_so_when_there_is_none(write_csv):
+    out = run("--symbol", "BTCUSDT", str(write_csv(0, 24)))
+
+    assert "Gap report for BTCUSDT: no gaps." in out
+
+
+def test_an_unknown_quote_currency_fails_clearly(write_csv):
+    with pytest.raises(CommandError, match="cannot tell base and quote apart in 'BTCXYZ'"):
+        run("--symbol", "BTCXYZ", str(write_csv(0, 5)))
+    assert not Asset.objects.exists()
+
+
+def test_the_command_exits_non_zero_on_a_bad_file(tmp_path: Path, bundled_lines: list[str]):
+    # A real process, to see the exit status a shell sees. The file is rejected
+    # before the database is touched, so a scratch SQLite path is enough.
+    bad = tmp_path / "bad.csv.gz"
+    lines = bundled_lines[:20]
+    lines[10] = lines[10].replace(",", ",,", 1)
+    with gzip.open(bad, "wt") as out:
+        out.write("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(VAR_DIR=str(tmp_path / "var"), DEBUG="1")
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(bad)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert "line 11: expected 13 fields, found 14" in done.stderr
+    assert done.stdout == ""
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_only(write_csv):
+    terminal, pipe = Terminal(), StringIO()
+    call_command(
+        "import_candles", "--symbol", "BTCUSDT", str(write_csv(0, 600)), stdout=StringIO(), stderr=terminal
+    )
+    call_command(
+        "import_candles", "--symbol", "BTCUSDT", str(write_csv(600, 900)), stdout=StringIO(), stderr=pipe
+    )
+
+    assert "Importing BTCUSDT" in terminal.getvalue()
+    assert "600/600" in terminal.getvalue()
+    assert pipe.getvalue() == ""

@@ -1,0 +1,114 @@
+"""Selectors: assets by symbol, recent and ranged candles, the ML frame, gaps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from django.conf import settings
+
+from markets.models import Asset
+from markets.selectors import (
+    FRAME_COLUMNS,
+    asset_gaps,
+    asset_get,
+    asset_list,
+    candle_last_open_time,
+    candles_frame,
+    candles_range,
+    candles_recent,
+)
+from markets.services import candles_upsert
+from markets.sources.replay import ReplaySource
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2021, 3, 6, 17, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def btc_slice(btc) -> Asset:
+    """1,200 bundled candles (2021-03-06 17:00 onwards), across the first two outages."""
+    rows = ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()[:1200]
+    candles_upsert(asset=btc, rows=rows)
+    return btc
+
+
+def test_asset_get_ignores_case_and_spaces(btc):
+    assert asset_get(symbol=" btcUSDT ") == btc
+    with pytest.raises(Asset.DoesNotExist):
+        asset_get(symbol="ETHUSDT")
+
+
+def test_asset_list_annotates_counts_in_one_query(btc_slice, django_assert_num_queries):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
+
+    with django_assert_num_queries(1):
+        assets = {a.symbol: (a.candle_count, a.last_candle_time) for a in asset_list()}
+
+    assert assets["ETHUSDT"] == (0, None)
+    assert assets["BTCUSDT"][0] == 1200
+    assert [a.symbol for a in asset_list(active_only=True)] == ["BTCUSDT"]
+
+
+def test_candles_recent_returns_the_last_ones_oldest_first(btc_slice):
+    recent = candles_recent(asset=btc_slice, limit=3)
+
+    assert [c.open_time for c in recent] == [
+        candle_last_open_time(asset=btc_slice) - h * HOUR for h in (2, 1, 0)
+    ]
+
+
+def test_candles_range_is_oldest_first_and_inclusive(btc_slice):
+    candles = candles_range(asset=btc_slice, start=START + HOUR, end=START + 4 * HOUR)
+
+    assert [c.open_time for c in candles] == [START + h * HOUR for h in (1, 2, 3, 4)]
+
+
+def test_candles_range_limit_counts_from_start_or_back_from_end(btc_slice):
+    from_start = candles_range(asset=btc_slice, start=START, limit=2)
+    up_to_end = candles_range(asset=btc_slice, end=START + 10 * HOUR, limit=2)
+
+    assert [c.open_time for c in from_start] == [START, START + HOUR]
+    assert [c.open_time for c in up_to_end] == [START + 9 * HOUR, START + 10 * HOUR]
+
+
+def test_candles_frame_has_the_pipeline_columns_and_types(btc_slice):
+    frame = candles_frame(asset=btc_slice)
+
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+    assert len(frame) == 1200
+    assert isinstance(frame["open_time"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["open_time"].dt.tz) == "UTC"
+    assert all(frame[c].dtype == "float64" for c in FRAME_COLUMNS[1:])
+    assert frame["open_time"].is_monotonic_increasing
+    first = frame.iloc[0]
+    assert first["open_time"] == pd.Timestamp(START)
+    assert (first["open"], first["trades"]) == (47755.08, 74126.0)
+
+
+def test_candles_frame_since_keeps_the_later_rows(btc_slice):
+    frame = candles_frame(asset=btc_slice, since=START + 100 * HOUR)
+
+    assert frame["open_time"].iloc[0] == pd.Timestamp(START + 100 * HOUR)
+    assert len(frame) == 1100
+    assert candles_frame(asset=btc_slice, since=START + 10_000 * HOUR).empty
+
+
+def test_an_empty_frame_still_has_its_columns(btc):
+    frame = candles_frame(asset=btc)
+
+    assert frame.empty and list(frame.columns) == list(FRAME_COLUMNS)
+
+
+def test_asset_gaps_lists_the_missing_hours(btc_slice):
+    gaps = asset_gaps(asset=btc_slice)
+
+    assert [(g.after, g.before, g.missing_hours) for g in gaps] == [
+        (datetime(2021, 4, 20, 1, tzinfo=UTC), datetime(2021, 4, 20, 4, tzinfo=UTC), 2),
+        (datetime(2021, 4, 25, 4, tzinfo=UTC), datetime(2021, 4, 25, 8, tzinfo=UTC), 3),
+    ]
+    assert gaps[0].first_missing == datetime(2021, 4, 20, 2, tzinfo=UTC)
+    assert asset_gaps(asset=btc_slice, since=datetime(2021, 4, 21, tzinfo=UTC))[0].missing_hours == 3
