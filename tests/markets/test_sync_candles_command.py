@@ -1,0 +1,65 @@
+"""manage.py sync_candles [SYMBOL ...]."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from markets.models import Asset, Candle
+from markets.services import candles_upsert
+from markets.sources.replay import ReplaySource
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*symbols: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("sync_candles", *symbols, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_without_symbols_it_syncs_every_active_asset(btc, replay):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
+
+    out, _ = run()
+
+    assert "BTCUSDT: 7874 new candle(s)" in out
+    assert "ETHUSDT" not in out
+    assert Candle.objects.filter(asset=btc).count() == 7874
+
+
+def test_named_symbols_are_synced_in_any_case(btc, replay):
+    run("btcusdt")
+
+    out, _ = run("BTCUSDT")
+
+    assert "BTCUSDT: 1 new candle(s) (replay: revealed 1 candle(s)), last candle 2022-01-29 06:00 UTC" in out
+
+
+def test_a_failed_asset_makes_the_command_fail_after_syncing_the_others(btc, replay):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+
+    with pytest.raises(CommandError, match="sync failed for ETHUSDT"):
+        run()
+
+    assert Candle.objects.filter(asset=btc).count() == 7874
+    assert "replay source only has BTCUSDT" in Asset.objects.get(symbol="ETHUSDT").last_sync_error
+
+
+def test_an_unknown_symbol_is_refused(btc, replay):
+    with pytest.raises(CommandError, match="unknown symbol"):
+        run("DOGEUSDT")
+    assert not Candle.objects.exists()
+
+
+def test_it_syncs_from_binance_when_configured(btc, fake_binance, settings):
+    rows = ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()
+    candles_upsert(asset=btc, rows=rows[:-6])  # up to 2022-03-06 10:00
+
+    out, _ = run("BTCUSDT")
+
+    assert "BTCUSDT: 6 new candle(s) (binance: 6 closed candle(s) from 2022-03-06 11:00 UTC)" in out
+    assert len(fake_binance.kline_requests) == 1
+    assert Candle.objects.filter(asset=btc).count() == 8749

@@ -1,0 +1,61 @@
+"""Celery tasks sync_asset and sync_active_assets, called as functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from makeusrich.celery import app
+from markets.models import Asset, Candle
+from markets.tasks import sync_active_assets, sync_asset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Run .delay() in-process, so the fan-out is observable without a broker."""
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved
+
+
+def test_sync_asset_syncs_one_asset_and_reports_it(btc, replay):
+    result = sync_asset("btcusdt")
+
+    assert result["symbol"] == "BTCUSDT"
+    assert result["inserted"] == 7874
+    assert result["error"] == ""
+    assert Candle.objects.filter(asset=btc).count() == 7874
+
+
+def test_sync_asset_returns_the_failure_it_recorded(db, replay):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+
+    result = sync_asset("ETHUSDT")
+
+    assert "replay source only has BTCUSDT" in result["error"]
+    assert Asset.objects.get(symbol="ETHUSDT").last_sync_error == result["error"]
+
+
+def test_sync_asset_of_an_unknown_symbol_is_an_error_not_a_crash(db, replay):
+    assert sync_asset("NOPEUSDT")["error"] == "no asset NOPEUSDT"
+
+
+def test_sync_asset_acknowledges_late(db):
+    # A worker killed mid-sync leaves the message on the queue for another one.
+    assert sync_asset.acks_late is True
+
+
+def test_sync_active_assets_fans_out_to_active_assets_only(btc, replay, eager):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
+
+    symbols = sync_active_assets()
+
+    assert symbols == ["BTCUSDT"]
+    assert Candle.objects.filter(asset=btc).count() == 7874
+    assert Asset.objects.get(symbol="ETHUSDT").last_synced_at is None
