@@ -51,7 +51,7 @@ def compute_features(candles: pd.DataFrame) -> np.ndarray:
     opens = candles["open"].to_numpy(dtype="float64")
     closes = candles["close"].to_numpy(dtype="float64")
     columns = [
-        times.dt.dayofweek.to_numpy(dtype="float64"),
+        times.dt.day_of_week.to_numpy(dtype="float64"),
         times.dt.day.to_numpy(dtype="float64"),
         times.dt.isocalendar().week.to_numpy(dtype="float64"),
         times.dt.month.to_numpy(dtype="float64"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -199,12 +200,14 @@ def train(
     return TrainingResult(
         onnx_bytes=onnx_bytes,
         weights_bytes=weights.getvalue(),
-        preprocessing=preprocessing,
-        metrics=metrics,
-        loss_history=[
-            {"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "seconds": s.seconds}
-            for s in outcome.history
-        ],
+        preprocessing=_json_safe(preprocessing),
+        metrics=_json_safe(metrics),
+        loss_history=_json_safe(
+            [
+                {"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "seconds": s.seconds}
+                for s in outcome.history
+            ]
+        ),
         epochs=len(outcome.history),
         train_seconds=time.perf_counter() - started,
         data_first=candles["open_time"].iloc[0].to_pydatetime(),
@@ -216,6 +219,18 @@ def train(
         warm_start=warm_start is not None,
         best_epoch=outcome.best_epoch,
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: JSON (and PostgreSQL jsonb) has
+    no NaN or Infinity, and a diverged run must still be recordable."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _iso(stamp: datetime | pd.Timestamp) -> str:

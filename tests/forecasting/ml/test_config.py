@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forecasting.ml.config import TrainingConfig
+
+
+def test_its_defaults_are_the_reports_model():
+    config = TrainingConfig()
+    assert (config.window, config.horizon, config.hidden_size, config.num_layers) == (120, 24, 128, 2)
+    assert (config.dropout, config.learning_rate, config.patience) == (0.2, 1e-4, 2)
+    assert (config.test_fraction, config.validation_fraction, config.interval_coverage) == (0.1, 0.2, 0.8)
+
+
+def test_it_applies_overrides_over_defaults_and_round_trips_through_json():
+    config = TrainingConfig.from_overrides({"horizon": 6.0, "dropout": 0}, horizon=12, max_epochs=3)
+    assert (config.horizon, config.max_epochs, config.dropout) == (6, 3, 0.0)
+    assert TrainingConfig.from_overrides(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"horizn": 3}, "unknown hyperparameter 'horizn'"),
+        ({"horizon": 0}, "horizon must be a positive integer"),
+        ({"horizon": 2.5}, "horizon must be an integer"),
+        ({"window": "120"}, "window must be an integer"),
+        ({"learning_rate": 0}, "learning_rate must be in"),
+        ({"dropout": 1.5}, "dropout must be in"),
+        ({"interval_coverage": 1}, "interval_coverage must be in"),
+        ({"test_fraction": True}, "test_fraction must be a number"),
+        ({"volatility_hours": 120}, "volatility_hours"),
+    ],
+)
+def test_it_rejects_unknown_keys_and_bad_values_by_name(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig.from_overrides(overrides)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forecasting.ml.evaluation import conformal_bounds, fit_shrinkage, forecast_metrics
+
+
+def test_metrics_match_hand_computed_values_per_step():
+    last = np.array([100.0, 200.0])
+    actual = np.array([[110.0, 90.0], [190.0, 220.0]])
+    close = np.array([[104.0, 96.0], [196.0, 200.0]])
+    lower = close - 5
+    upper = close + 5
+    direction = np.array([[1.0, -1.0], [1.0, 0.0]])
+    m = forecast_metrics(actual, close, lower, upper, last, direction)
+    assert m["horizon"] == 2
+    # step 0: errors -6, 6; step 1: errors 6, -20
+    np.testing.assert_allclose(m["rmse"], [6.0, np.sqrt((36 + 400) / 2)])
+    np.testing.assert_allclose(m["mae"], [6.0, 13.0])
+    np.testing.assert_allclose(m["mape"], [(6 / 110 + 6 / 190) / 2 * 100, (6 / 90 + 20 / 220) / 2 * 100])
+    # persistence errors: step 0: 10, 10; step 1: 10, 20
+    np.testing.assert_allclose(m["persistence_rmse"], [10.0, np.sqrt((100 + 400) / 2)])
+    np.testing.assert_allclose(m["persistence_mae"], [10.0, 15.0])
+    np.testing.assert_allclose(m["skill_rmse"], [0.4, 1 - np.sqrt(218) / np.sqrt(250)])
+    # realised directions: step 0: up, down; step 1: down, up
+    np.testing.assert_allclose(m["direction_accuracy"], [0.5, 0.5])
+    # inside +-5: step 0: |110-104| = 6 no, |190-196| = 6 no; step 1: 6 no, 20 no
+    np.testing.assert_allclose(m["coverage_80"], [0.0, 0.0])
+    wide = forecast_metrics(actual, close, close - 10, close + 10, last, direction)
+    np.testing.assert_allclose(wide["coverage_80"], [1.0, 0.5])
+
+
+def test_persistence_scores_zero_skill_and_non_finite_metrics_become_null():
+    last = np.array([100.0, 101.0, 99.0])
+    actual = np.array([[101.0], [99.0], [99.0]])
+    same = np.repeat(last[:, None], 1, axis=1)
+    m = forecast_metrics(actual, same, same, same, last, np.zeros((3, 1)))
+    assert m["rmse"] == m["persistence_rmse"]
+    assert m["skill_rmse"] == [0.0]
+    flat = forecast_metrics(last[:, None], same, same, same, last, np.zeros((3, 1)))
+    assert flat["skill_rmse"] == [0.0]  # persistence is perfect: no division by zero
+    broken = forecast_metrics(actual, same * np.inf, same, same, last, np.zeros((3, 1)))
+    assert broken["rmse"] == [None]
+
+
+@pytest.mark.parametrize("draw", ["normal", "skewed"])
+def test_conformal_intervals_cover_80_percent_of_fresh_noise(draw):
+    rng = np.random.default_rng(7)
+
+    def noise(n):
+        if draw == "normal":
+            return rng.normal(0, 2, size=(n, 3))
+        return rng.exponential(1.0, size=(n, 3)) - 1.0
+
+    lower, upper = conformal_bounds(noise(2000), 0.8)
+    fresh = noise(50_000)
+    coverage = ((fresh >= lower) & (fresh <= upper)).mean(axis=0)
+    assert np.all(np.abs(coverage - 0.8) < 0.025), coverage
+    assert np.all(lower < upper)
+
+
+def test_conformal_bounds_never_undercover_their_own_small_sample():
+    residuals = np.arange(1, 11, dtype=float)[:, None]  # 10 points
+    lower, upper = conformal_bounds(residuals, 0.8)
+    assert ((residuals >= lower) & (residuals <= upper)).mean() >= 0.8
+
+
+def test_shrinkage_is_the_least_squares_factor_clipped_to_zero_one():
+    rng = np.random.default_rng(3)
+    predicted = rng.normal(size=(5000, 4))
+    actual = np.column_stack(
+        [
+            0.5 * predicted[:, 0] + rng.normal(0, 0.1, 5000),  # half the predicted move happens
+            -predicted[:, 1],  # always wrong: back to persistence
+            2.0 * predicted[:, 2],  # too timid: never amplified beyond 1
+            rng.normal(size=5000),
+        ]
+    )
+    predicted[:, 3] = 0.0  # no prediction at all
+    factor = fit_shrinkage(predicted, actual)
+    assert factor[0] == pytest.approx(0.5, abs=0.01)
+    assert factor[1] == 0.0
+    assert factor[2] == 1.0
+    assert factor[3] == 0.0

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from forecasting.ml.evaluation import METRIC_KEYS, evaluate_onnx
+from forecasting.ml.features import InsufficientDataError, compute_features
+from forecasting.ml.pipeline import EpochReport, train
+from forecasting.ml.windows import chronological_split, hour_numbers, window_bases
+from tests.forecasting.ml.helpers import GAPS, synthetic_candles, tiny_config
+
+
+def _split(candles, config):
+    bases = window_bases(hour_numbers(candles["open_time"]), config.window, config.horizon)
+    return chronological_split(bases, config.window, config.horizon, 0.1, 0.2)
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(result.weights_bytes), weights_only=True)
+
+
+def _same_weights(a, b) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_training_yields_a_valid_artifact_with_the_design_metrics(trained, candles):
+    result, reports = trained
+    assert result.valid, result.invalid_reason
+    assert result.invalid_reason == ""
+    assert set(METRIC_KEYS) | {"horizon"} <= set(result.metrics)
+    for key in METRIC_KEYS:
+        assert len(result.metrics[key]) == 4
+        assert all(isinstance(v, float) for v in result.metrics[key])
+    assert result.metrics["horizon"] == 4
+    assert result.epochs == len(result.loss_history) == len(reports) >= 1
+    assert set(result.loss_history[0]) == {"epoch", "train_loss", "val_loss", "seconds"}
+    assert [r.epoch for r in reports] == list(range(1, len(reports) + 1))
+    assert reports[0].max_epochs == 3
+    assert (result.data_first, result.data_last) == (
+        candles["open_time"].iloc[0].to_pydatetime(),
+        candles["open_time"].iloc[-1].to_pydatetime(),
+    )
+    assert result.candles == len(candles)
+    split = _split(candles, tiny_config())
+    assert result.test_start == candles["open_time"].iloc[split.test[0]].to_pydatetime()
+    assert result.metrics["test_windows"] == len(split.test)
+    # Everything the registry stores is strict JSON.
+    json.dumps([result.metrics, result.preprocessing, result.loss_history], allow_nan=False)
+    assert result.train_seconds > 0
+
+
+def test_the_gate_evaluation_of_the_artifact_reproduces_its_test_metrics(trained, candles):
+    result, _ = trained
+    again = evaluate_onnx(result.onnx_bytes, result.preprocessing, candles, result.test_start)
+    for key in METRIC_KEYS:
+        np.testing.assert_allclose(again[key], result.metrics[key], rtol=1e-9)
+    assert again["test_windows"] == result.metrics["test_windows"]
+
+
+def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    rows = compute_features(candles)[: split.training_rows_end(4)]
+    assert result.preprocessing["scaler"]["min"] == pytest.approx(rows.min(axis=0).tolist())
+    assert result.preprocessing["scaler"]["max"] == pytest.approx(rows.max(axis=0).tolist())
+    assert result.preprocessing["training"]["scaler_rows"][1] < result.metrics["test_start"]
+
+
+def test_test_hours_cannot_change_the_model_nor_its_calibration(trained, candles):
+    """No look-ahead: tripling every price from the first test input hour on changes the
+    test metrics only; weights, scaler, shrinkage and intervals stay bit-identical."""
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    first_test_input = split.test[0] - tiny_config().window + 1
+    altered = candles.copy()
+    for column in ("open", "high", "low", "close"):
+        altered.loc[first_test_input:, column] *= 3.0
+    other = train(altered, tiny_config())
+    assert _same_weights(result, other)
+    for key in ("scaler", "target", "interval"):
+        assert other.preprocessing[key] == result.preprocessing[key]
+    assert other.metrics["rmse"] != result.metrics["rmse"]
+
+
+def test_validation_hours_cannot_change_the_scaler_nor_the_target_scale(trained, candles):
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    first_validation_input = split.validation[0] - tiny_config().window + 1
+    altered = candles.copy()
+    altered.loc[first_validation_input:, ["open", "high", "low", "close"]] *= 5.0
+    other = train(altered, tiny_config(max_epochs=1))
+    assert other.preprocessing["scaler"] == result.preprocessing["scaler"]
+    assert other.preprocessing["target"]["scale"] == result.preprocessing["target"]["scale"]
+
+
+def test_the_same_data_and_seed_give_the_same_weights(trained, candles):
+    result, _ = trained
+    again = train(candles, tiny_config())
+    assert _same_weights(result, again)
+    assert again.onnx_bytes == result.onnx_bytes
+    assert not _same_weights(result, train(candles, tiny_config(seed=7)))
+
+
+def test_a_one_hour_horizon_works_end_to_end(trained_one_hour):
+    result = trained_one_hour
+    assert result.valid, result.invalid_reason
+    assert result.metrics["horizon"] == 1
+    assert all(len(result.metrics[key]) == 1 for key in METRIC_KEYS)
+
+
+def test_a_warm_start_keeps_the_parents_scaler_on_newer_higher_prices(trained, candles):
+    result, _ = trained
+    newer = synthetic_candles(700, skip=GAPS)
+    # From the parent's last training row on, prices reach highs its scaler never saw.
+    unseen = _split(candles, tiny_config()).training_rows_end(4)
+    newer.loc[unseen:, ["open", "high", "low", "close"]] *= 1.5
+    reports: list[EpochReport] = []
+    warm = train(
+        newer, tiny_config(), warm_start=(result.weights_bytes, result.preprocessing), progress=reports.append
+    )
+    assert warm.valid, warm.invalid_reason
+    assert warm.warm_start and warm.preprocessing["training"]["warm_start"]
+    assert warm.preprocessing["scaler"] == result.preprocessing["scaler"]
+    assert warm.preprocessing["target"]["scale"] == result.preprocessing["target"]["scale"]
+    assert 1 <= warm.epochs <= 2 and reports[0].max_epochs == 2
+    assert warm.preprocessing["training"]["fit_windows"] == 64
+    assert warm.test_start > result.test_start
+    full = train(newer, tiny_config(max_epochs=1))
+    assert full.preprocessing["scaler"]["max"][7] > result.preprocessing["scaler"]["max"][7]
+
+
+def test_a_warm_start_keeps_the_parent_when_fine_tuning_does_not_help(trained, candles):
+    result, _ = trained
+    warm = train(
+        candles, tiny_config(learning_rate=1.0), warm_start=(result.weights_bytes, result.preprocessing)
+    )
+    # lr 1.0 wrecks the network; early stopping compares with the parent and keeps it.
+    assert warm.best_epoch == 0
+    assert _same_weights(warm, result)
+
+
+def test_a_warm_start_refuses_a_parent_of_another_shape(trained, candles):
+    result, _ = trained
+    parent = (result.weights_bytes, result.preprocessing)
+    with pytest.raises(ValueError, match="horizon"):
+        train(candles, tiny_config(horizon=3), warm_start=parent)
+    with pytest.raises(ValueError, match="weights do not fit"):
+        train(candles, tiny_config(hidden_size=16), warm_start=parent)
+    with pytest.raises(ValueError, match="weights do not fit"):
+        train(candles, tiny_config(), warm_start=(b"not torch", result.preprocessing))
+
+
+def test_it_refuses_too_little_gap_free_data():
+    with pytest.raises(InsufficientDataError, match="too little gap-free data"):
+        train(synthetic_candles(90), tiny_config())
+    with pytest.raises(ValueError, match="sorted"):
+        train(synthetic_candles(600).iloc[::-1].reset_index(drop=True), tiny_config())
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_diverging_run_is_marked_invalid_and_stays_recordable(candles):
+    split = _split(candles, tiny_config())
+    broken = candles.copy()
+    rows = slice(split.validation[0] + 1, split.validation[0] + 40)
+    broken.loc[rows, ["open", "high", "low", "close"]] = 1e200
+    result = train(broken, tiny_config())
+    assert not result.valid
+    assert "non-finite loss at epoch 1" in result.invalid_reason
+    json.dumps([result.metrics, result.preprocessing, result.loss_history], allow_nan=False)
