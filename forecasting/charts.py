@@ -10,7 +10,7 @@ lists: plotly would otherwise encode numpy arrays as binary blobs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -30,18 +30,7 @@ ACTUAL = "#111827"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
-class CandleLike(Protocol):
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-
-
-class ForecastLike(Protocol):
-    base_time: datetime
-    last_close: Decimal
-    points: list[dict[str, Any]]
+class ScoredLike(Protocol):
     scores: list[dict[str, Any]]
 
 
@@ -76,23 +65,30 @@ def _as_dict(fig: go.Figure) -> dict[str, Any]:
 
 
 def price_figure(
-    *, symbol: str, candles: Sequence[CandleLike], forecast: ForecastLike | None
+    *,
+    symbol: str,
+    candles: Sequence[Mapping[str, Any]],
+    points: Sequence[Mapping[str, Any]] = (),
+    base_time: datetime | str | None = None,
+    base_close: Decimal | float | None = None,
 ) -> dict[str, Any]:
     """Candlestick of `candles` with their close line, plus the forecast path and its 80 % band.
 
-    The forecast path starts at the last close it was made from, so the line
-    joins the candles instead of floating beside them.
+    `candles` are dicts with open_time/open/high/low/close (oldest first);
+    `points` a forecast's [{"time","close","lower","upper"}]. The forecast path
+    starts at the close it was made from (`base_time`, `base_close`), so the
+    line joins the candles instead of floating beside them.
     """
     fig = go.Figure()
-    times = [_iso(c.open_time) for c in candles]
+    times = [_iso(c["open_time"]) for c in candles]
     fig.add_trace(
         go.Candlestick(
             name=symbol,
             x=times,
-            open=[_num(c.open) for c in candles],
-            high=[_num(c.high) for c in candles],
-            low=[_num(c.low) for c in candles],
-            close=[_num(c.close) for c in candles],
+            open=[_num(c["open"]) for c in candles],
+            high=[_num(c["high"]) for c in candles],
+            low=[_num(c["low"]) for c in candles],
+            close=[_num(c["close"]) for c in candles],
             increasing={"line": {"color": UP}},
             decreasing={"line": {"color": DOWN}},
         )
@@ -101,22 +97,23 @@ def price_figure(
         go.Scatter(
             name="Close",
             x=times,
-            y=[_num(c.close) for c in candles],
+            y=[_num(c["close"]) for c in candles],
             mode="lines",
             line={"color": CLOSE, "width": 1},
             hoverinfo="skip",
         )
     )
-    if forecast is not None and forecast.points:
-        anchor_x = [_iso(forecast.base_time)]
-        anchor_y = [_num(forecast.last_close)]
-        x = anchor_x + [_iso(p["time"]) for p in forecast.points]
+    if points:
+        anchored = base_time is not None and base_close is not None
+        anchor_x = [_iso(base_time)] if anchored else []
+        anchor_y = [_num(base_close)] if anchored else []
+        x = anchor_x + [_iso(p["time"]) for p in points]
         # The band is drawn as upper then lower filled to it ("tonexty").
         fig.add_trace(
             go.Scatter(
                 name="80 % interval (upper)",
                 x=x,
-                y=anchor_y + [_num(p["upper"]) for p in forecast.points],
+                y=anchor_y + [_num(p["upper"]) for p in points],
                 mode="lines",
                 line={"width": 0, "color": FORECAST},
                 showlegend=False,
@@ -127,7 +124,7 @@ def price_figure(
             go.Scatter(
                 name="80 % interval",
                 x=x,
-                y=anchor_y + [_num(p["lower"]) for p in forecast.points],
+                y=anchor_y + [_num(p["lower"]) for p in points],
                 mode="lines",
                 line={"width": 0, "color": FORECAST},
                 fill="tonexty",
@@ -139,30 +136,30 @@ def price_figure(
             go.Scatter(
                 name="Forecast",
                 x=x,
-                y=anchor_y + [_num(p["close"]) for p in forecast.points],
+                y=anchor_y + [_num(p["close"]) for p in points],
                 mode="lines+markers",
                 line={"color": FORECAST, "width": 2, "dash": "dot"},
                 marker={"size": 4},
             )
         )
+    # Range buttons count back from the end of the x axis, which is the forecast's end:
+    # "1 day" shows the last day of candles plus the forecast after it.
+    ahead = len(points)
+    buttons = [
+        {"count": 24 + ahead, "label": "1 day", "step": "hour", "stepmode": "backward"},
+        {"count": 72 + ahead, "label": "3 days", "step": "hour", "stepmode": "backward"},
+        {"step": "all", "label": "All"},
+    ]
     fig.update_layout(
         _layout(
-            yaxis={"title": {"text": "Price"}, "fixedrange": False, "tickformat": ",.6~g"},
+            yaxis={"title": {"text": "Price"}, "tickformat": ",.6~g"},
             xaxis={
                 "type": "date",
                 "rangeslider": {"visible": False},
-                "rangeselector": {
-                    "buttons": [
-                        {"count": 1, "label": "1 day", "step": "day", "stepmode": "backward"},
-                        {"count": 3, "label": "3 days", "step": "day", "stepmode": "backward"},
-                        {"step": "all", "label": "5 days + forecast"},
-                    ],
-                    "x": 0,
-                    "y": -0.22,
-                    "yanchor": "top",
-                },
+                "rangeselector": {"buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom"},
             },
-            margin={"l": 64, "r": 16, "t": 24, "b": 72},
+            legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
+            margin={"l": 64, "r": 16, "t": 40, "b": 48},
         )
     )
     return _as_dict(fig)
@@ -201,26 +198,30 @@ def loss_figure(*, loss_history: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return _as_dict(fig)
 
 
-def track_record_series(forecasts: Iterable[ForecastLike], *, step: int = 0) -> dict[str, list]:
+def track_record_series(forecasts: Iterable[ScoredLike], *, step: int = 0) -> dict[str, list]:
     """The scored `step`-hours-ahead point of each forecast, oldest first.
 
-    Returns parallel lists: time, actual, forecast, model error and persistence
-    error (absolute, quote currency). Unscored points are left out.
+    Scores are `Forecast.scores` entries ({"time","actual","error",
+    "persistence_error"}, error = forecast - actual), so the forecast value is
+    actual + error. Returns parallel lists: time, actual, forecast, model
+    error and persistence error (absolute, quote currency). Hours without a
+    realised close (exchange outages) are left out.
     """
     rows = []
     for forecast in forecasts:
         scores = forecast.scores or []
-        if len(scores) <= step or len(forecast.points) <= step:
+        if len(scores) <= step:
             continue
         score = scores[step]
-        if score.get("actual") is None:
+        if score.get("actual") is None or score.get("error") is None:
             continue
+        actual, error = float(score["actual"]), float(score["error"])
         rows.append(
             (
-                _iso(score.get("time") or forecast.points[step]["time"]),
-                float(score["actual"]),
-                float(forecast.points[step]["close"]),
-                abs(float(score["error"])),
+                _iso(score["time"]),
+                actual,
+                actual + error,
+                abs(error),
                 abs(float(score["persistence_error"])),
             )
         )
@@ -288,6 +289,6 @@ def track_record_figure(*, series: dict[str, list], step: int = 0) -> dict[str, 
         col=1,
     )
     fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 40}))
-    fig.update_yaxes(title_text="Price", row=1, col=1)
+    fig.update_yaxes(title_text="Price", tickformat=",.6~g", row=1, col=1)
     fig.update_yaxes(title_text="Abs. error", rangemode="tozero", row=2, col=1)
     return _as_dict(fig)

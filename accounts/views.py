@@ -1,0 +1,77 @@
+"""Pages: sign up, and the API tokens page (log in / log out are Django's own views)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import ApiToken
+from accounts.selectors import api_token_list, api_usage_get
+from accounts.services import api_token_create, api_token_revoke
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=ApiToken._meta.get_field("name").max_length,
+        help_text="Say where the token will be used, e.g. “laptop script”.",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+        return redirect("dashboard")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    """List the user's tokens and create one; a new key is shown in this response only."""
+    form = TokenCreateForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, new_key = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error("name", message)
+        else:
+            form = TokenCreateForm()
+            messages.success(
+                request, f"Token “{token.name}” created. Copy its key now: it is shown only once."
+            )
+    usage = api_usage_get(user=request.user)
+    context = {
+        "form": form,
+        "new_key": new_key,
+        "tokens": api_token_list(user=request.user),
+        "usage": usage,
+        "usage_share": usage.used / usage.limit if usage.limit else 1.0,
+        "api_url": request.build_absolute_uri(reverse("api-assets")),
+    }
+    return render(request, "accounts/tokens.html", context)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    if api_token_revoke(user=request.user, token_id=token_id):
+        messages.success(request, "Token revoked: it no longer opens the API.")
+    else:
+        messages.error(request, "That token does not exist (it may already be revoked).")
+    return redirect("tokens")

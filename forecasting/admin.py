@@ -1,0 +1,185 @@
+"""Admin of the model registry: versions (read-only, "activate" for rollback) and forecasts (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from forecasting.models import Forecast, ModelVersion
+
+# Forecast steps shown in the metrics table (1-based hours ahead); the last one is added.
+METRIC_STEPS = (1, 6, 12)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    try:
+        return f"{float(value):,.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the pipeline: viewable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ("asset", "version", "status", "mode", "trained_at", "skill_1h", "epochs", "train_time")
+    list_filter = ("asset", "status", "mode")
+    list_select_related = ("asset",)
+    ordering = ("asset__symbol", "-version")
+    search_fields = ("asset__symbol", "reason")
+    actions = ["activate"]
+    fields = (
+        "asset",
+        "version",
+        "status",
+        "reason",
+        "mode",
+        "parent",
+        "metrics_table",
+        "horizon",
+        "window",
+        "features",
+        "hyperparameters",
+        "data_first",
+        "data_last",
+        "data_candles",
+        "epochs",
+        "train_seconds",
+        "loss_history",
+        "artifact_name",
+        "artifact_sha256",
+        "weights_name",
+        "weights_sha256",
+        "created_at",
+        "trained_at",
+        "activated_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        queryset = super().get_queryset(request)
+        # The changelist never shows the serving JSON; the detail page loads it by itself.
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("preprocessing", "loss_history", "features", "hyperparameters")
+        return queryset
+
+    @admin.display(description="skill 1 h")
+    def skill_1h(self, obj: ModelVersion) -> str:
+        skill = obj.skill_next_hour
+        return "–" if skill is None else f"{skill * 100:+.1f} %"
+
+    @admin.display(description="train time")
+    def train_time(self, obj: ModelVersion) -> str:
+        return "–" if obj.train_seconds is None else f"{obj.train_seconds:.0f} s"
+
+    @admin.display(description="metrics (held-out test, next to persistence)")
+    def metrics_table(self, obj: ModelVersion) -> str:
+        metrics = obj.metrics or {}
+        rmse = metrics.get("rmse") or []
+        if not rmse:
+            return "no metrics recorded"
+        steps = sorted({step for step in (*METRIC_STEPS, len(rmse)) if step <= len(rmse)})
+
+        def cell(name: str, index: int, digits: int = 2) -> str:
+            values = metrics.get(name) or []
+            return _fmt(values[index], digits) if index < len(values) else "–"
+
+        rows = format_html_join(
+            "",
+            "<tr><td>{} h</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    step,
+                    cell("rmse", step - 1),
+                    cell("persistence_rmse", step - 1),
+                    cell("mae", step - 1),
+                    cell("persistence_mae", step - 1),
+                    cell("skill_rmse", step - 1, 3),
+                    cell("coverage_80", step - 1, 3),
+                )
+                for step in steps
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>ahead</th><th>RMSE</th><th>persistence RMSE</th><th>MAE</th>"
+            "<th>persistence MAE</th><th>skill</th><th>80 % coverage</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("forecasting.change_modelversion")
+
+    @admin.action(description="Activate the selected version (rollback)", permissions=["activate"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        # Imported here: the services module pulls in the training pipeline.
+        from forecasting.services import model_version_activate
+
+        versions = list(queryset.select_related("asset"))
+        assets = [version.asset_id for version in versions]
+        if len(set(assets)) != len(assets):
+            self.message_user(
+                request, "Select at most one version per asset: only one can be active.", messages.ERROR
+            )
+            return
+        for version in versions:
+            try:
+                model_version_activate(
+                    version=version, reason=f"rolled back by {request.user.get_username()}"
+                )
+            except Exception as error:  # the service explains why (wrong status, missing artifact)
+                self.message_user(request, f"{version}: not activated: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{version.asset.symbol} v{version.version} is now active.", messages.SUCCESS
+                )
+
+
+@admin.register(Forecast)
+class ForecastAdmin(ReadOnlyAdmin):
+    list_display = (
+        "asset",
+        "base_time",
+        "model_version",
+        "horizon",
+        "scored_hours",
+        "fully_scored",
+        "generated_at",
+    )
+    list_filter = ("asset", "fully_scored")
+    list_select_related = ("asset", "model_version")
+    date_hierarchy = "base_time"
+    ordering = ("-base_time",)
+    fields = (
+        "asset",
+        "model_version",
+        "base_time",
+        "last_close",
+        "horizon",
+        "points",
+        "scores",
+        "fully_scored",
+        "generated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="scored hours")
+    def scored_hours(self, obj: Forecast) -> str:
+        return f"{len(obj.scores or [])} / {obj.horizon}"

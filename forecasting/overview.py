@@ -1,0 +1,260 @@
+"""Reads behind the web pages: one panel per active asset, and the retrain schedule.
+
+A panel gathers what the dashboard and the asset page show about an asset:
+last price and 24 h change, the active model's latest forecast (next hour and
+horizon end), its held-out skill against persistence, staleness, and the
+plain-words state when there is nothing to show (no data, training, failed).
+`asset_panel_list` runs a fixed number of queries whatever the number of
+assets. Staleness rules are `forecasting.selectors.forecast_staleness`, the
+same as the API's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from forecasting.models import Forecast, ModelVersion
+from forecasting.selectors import HEAVY_VERSION_FIELDS, forecast_staleness
+from markets.models import Asset, Candle
+
+Status = ModelVersion.Status
+HOUR = timedelta(hours=1)
+DAY = 24 * HOUR
+# The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
+RETRAIN_TASKS = {
+    "retrain-warm-hourly": "quick retrain (fine-tune on the newest hours)",
+    "retrain-full-daily": "full retrain from scratch",
+}
+
+
+def skill_words(skill: float | None) -> str:
+    """`skill_rmse` (1 - rmse / persistence rmse) as a sentence a user understands."""
+    if skill is None:
+        return "not measured yet"
+    percent = round(skill * 100)
+    if percent > 0:
+        return f"{percent} % lower error than assuming no change"
+    if percent < 0:
+        return f"worse than assuming no change ({-percent} % higher error)"
+    return "about as accurate as assuming no change"
+
+
+@dataclass(frozen=True)
+class ForecastStep:
+    """One point of a forecast, with its change from the close it started from."""
+
+    hours: int  # hours ahead of the base candle: 1 = the next hour
+    time: datetime  # open time of the forecast candle (the API's "time")
+    close: float
+    lower: float
+    upper: float
+    change: float
+    change_pct: float
+
+    @property
+    def close_time(self) -> datetime:
+        """When the forecast price is due: the close of that hourly candle."""
+        return self.time + HOUR
+
+    @classmethod
+    def of(cls, forecast: Forecast, index: int) -> ForecastStep:
+        point = forecast.points[index]
+        base = float(forecast.last_close)
+        close = float(point["close"])
+        return cls(
+            hours=index + 1,
+            time=datetime.fromisoformat(str(point["time"]).replace("Z", "+00:00")),
+            close=close,
+            lower=float(point["lower"]),
+            upper=float(point["upper"]),
+            change=close - base,
+            change_pct=(close - base) / base * 100 if base else 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class Skill:
+    hours: int
+    value: float | None  # held-out skill_rmse at that step
+
+    @property
+    def words(self) -> str:
+        return skill_words(self.value)
+
+    @property
+    def worse(self) -> bool:
+        return self.value is not None and round(self.value * 100) < 0
+
+    @property
+    def better(self) -> bool:
+        return self.value is not None and round(self.value * 100) > 0
+
+
+@dataclass
+class AssetPanel:
+    asset: Asset
+    last_time: datetime | None = None
+    last_close: Decimal | None = None
+    close_day_ago: Decimal | None = None
+    version: ModelVersion | None = None  # the active one
+    latest_version: ModelVersion | None = None  # the newest of any status
+    forecast: Forecast | None = None
+    stale_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def change_24h_pct(self) -> float | None:
+        if self.last_close is None or not self.close_day_ago:
+            return None
+        return float((self.last_close - self.close_day_ago) / self.close_day_ago * 100)
+
+    @property
+    def next_hour(self) -> ForecastStep | None:
+        return ForecastStep.of(self.forecast, 0) if self.forecast and self.forecast.points else None
+
+    @property
+    def horizon_end(self) -> ForecastStep | None:
+        if not self.forecast or len(self.forecast.points) < 2:
+            return None
+        return ForecastStep.of(self.forecast, len(self.forecast.points) - 1)
+
+    @property
+    def steps(self) -> list[ForecastStep]:
+        if not self.forecast:
+            return []
+        return [ForecastStep.of(self.forecast, index) for index in range(len(self.forecast.points))]
+
+    @property
+    def skills(self) -> list[Skill]:
+        """Held-out skill at the next hour and at the horizon's end."""
+        metrics = (self.version.metrics or {}) if self.version else {}
+        values = metrics.get("skill_rmse") or []
+        if not values:
+            return []
+        steps = [0] if len(values) == 1 else [0, len(values) - 1]
+        return [Skill(hours=step + 1, value=values[step]) for step in steps]
+
+    @property
+    def state(self) -> str:
+        """ready | no_data | no_model | training | failed | not_promoted | no_forecast."""
+        if self.last_time is None:
+            return "no_data"
+        if self.version is None:
+            latest = self.latest_version
+            if latest is None:
+                return "no_model"
+            if latest.status == Status.TRAINING:
+                return "training"
+            if latest.status == Status.FAILED:
+                return "failed"
+            return "not_promoted"
+        return "ready" if self.forecast is not None else "no_forecast"
+
+    @property
+    def data_until(self) -> datetime | None:
+        """Close time of the last stored candle: prices are known up to here."""
+        return self.last_time + HOUR if self.last_time else None
+
+    @property
+    def data_synced_at(self) -> datetime | None:
+        return self.asset.last_synced_at
+
+
+def _latest(queryset: QuerySet, field_name: str) -> Subquery:
+    return Subquery(queryset.values(field_name)[:1])
+
+
+def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
+    candles = Candle.objects.filter(asset=OuterRef("pk")).order_by("-open_time")
+    versions = ModelVersion.objects.filter(asset=OuterRef("pk")).order_by("-version")
+    forecasts = Forecast.objects.filter(asset=OuterRef("pk"), model_version__status=Status.ACTIVE).order_by(
+        "-base_time"
+    )
+    rows = list(
+        assets.annotate(
+            last_time=_latest(candles, "open_time"),
+            last_close=_latest(candles, "close"),
+            latest_version_id=_latest(versions, "pk"),
+            active_version_id=_latest(versions.filter(status=Status.ACTIVE), "pk"),
+            latest_forecast_id=_latest(forecasts, "pk"),
+        )
+    )
+    panels = {
+        asset.pk: AssetPanel(asset=asset, last_time=asset.last_time, last_close=asset.last_close)
+        for asset in rows
+    }
+    day_ago = [Q(asset_id=a.pk, open_time=a.last_time - DAY) for a in rows if a.last_time is not None]
+    if day_ago:
+        for asset_id, close in Candle.objects.filter(reduce(or_, day_ago)).values_list("asset_id", "close"):
+            panels[asset_id].close_day_ago = close
+    version_ids = {a.latest_version_id for a in rows} | {a.active_version_id for a in rows}
+    version_ids.discard(None)
+    if version_ids:
+        for version in ModelVersion.objects.filter(pk__in=version_ids).defer(*HEAVY_VERSION_FIELDS):
+            panel = panels[version.asset_id]
+            if version.status == Status.ACTIVE:
+                panel.version = version
+            if version.pk == panel.asset.latest_version_id:
+                panel.latest_version = version
+    forecast_ids = [a.latest_forecast_id for a in rows if a.latest_forecast_id]
+    if forecast_ids:
+        for forecast in Forecast.objects.filter(pk__in=forecast_ids).defer("scores"):
+            panel = panels[forecast.asset_id]
+            panel.forecast = forecast
+            if panel.version is not None:
+                panel.stale_reasons = forecast_staleness(
+                    asset=panel.asset,
+                    version=panel.version,
+                    base_time=forecast.base_time,
+                    last_candle_time=panel.last_time,
+                    now=now,
+                )
+    return [panels[asset.pk] for asset in rows]
+
+
+def asset_panel_list(*, now: datetime | None = None) -> list[AssetPanel]:
+    """A panel for every active asset, in symbol order: at most four queries."""
+    return _panels(Asset.objects.filter(is_active=True).order_by("symbol"), now or timezone.now())
+
+
+def asset_panel_get(*, symbol: str, now: datetime | None = None) -> AssetPanel | None:
+    """The panel of the active asset named `symbol` (any case), or None."""
+    symbol = (symbol or "").strip().upper()
+    if not symbol.isalnum() or len(symbol) > 20:
+        return None
+    panels = _panels(Asset.objects.filter(is_active=True, symbol=symbol), now or timezone.now())
+    return panels[0] if panels else None
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    name: str
+    label: str
+    next_run: datetime
+
+
+def retrain_schedule(*, now: datetime | None = None) -> list[RetrainRun]:
+    """Next runs of the enabled retrain schedules (django-celery-beat crontabs), soonest first.
+
+    Empty when the schedules are missing or disabled: the page then says so
+    instead of inventing a time.
+    """
+    from django_celery_beat.models import PeriodicTask
+
+    now = now or timezone.now()
+    runs = []
+    tasks = PeriodicTask.objects.filter(name__in=RETRAIN_TASKS, enabled=True, crontab__isnull=False)
+    for task in tasks.select_related("crontab"):
+        schedule: Any = task.crontab.schedule
+        # celery computes the delay from its own clock; round away its microseconds.
+        when = now + schedule.remaining_estimate(now)
+        when = (when + timedelta(seconds=30)).replace(second=0, microsecond=0)
+        runs.append(RetrainRun(name=task.name, label=RETRAIN_TASKS[task.name], next_run=when))
+    return sorted(runs, key=lambda run: run.next_run)

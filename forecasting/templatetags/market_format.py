@@ -1,0 +1,124 @@
+"""Number formats of the pages: prices with sensible decimals, signed changes, percentages."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+Number = Decimal | float | int | None
+
+
+def _decimals(value: float) -> int:
+    # Enough decimals to see hourly moves: 2 for BTC-sized prices, more for cents-sized coins.
+    size = abs(value)
+    if size >= 100:
+        return 2
+    if size >= 1:
+        return 4
+    return 6
+
+
+@register.filter
+def price(value: Number) -> str:
+    """43210.5 -> "43,210.50"; 0.061234 -> "0.061234"; None -> "–"."""
+    if value is None or value == "":
+        return "–"
+    number = float(value)
+    return f"{number:,.{_decimals(number)}f}"
+
+
+@register.filter
+def amount(value: Number) -> str:
+    """An error or spread in quote currency: 96.08 -> "96.08"; 0.000512 -> "0.000512"."""
+    if value is None or value == "":
+        return "–"
+    number = float(value)
+    if abs(number) >= 1 or number == 0:
+        return f"{number:,.2f}"
+    return f"{number:.3g}"
+
+
+@register.filter
+def signed_price(value: Number) -> str:
+    """A change in price with its sign: "+120.00", "−35.10"."""
+    if value is None or value == "":
+        return "–"
+    number = float(value)
+    text = f"{abs(number):,.{_decimals(number)}f}"
+    return ("+" if number >= 0 else "−") + text
+
+
+@register.filter
+def signed_pct(value: Number, digits: int = 2) -> str:
+    """A percentage change with its sign: "+1.25 %", "−0.40 %"."""
+    if value is None or value == "":
+        return "–"
+    number = float(value)
+    return ("+" if number >= 0 else "−") + f"{abs(number):.{int(digits)}f} %"
+
+
+@register.filter
+def pct(value: Number, digits: int = 0) -> str:
+    """A share in [0, 1] as a percentage: 0.8 -> "80 %"."""
+    if value is None or value == "":
+        return "–"
+    return f"{float(value) * 100:.{int(digits)}f} %"
+
+
+@register.filter
+def direction(value: Number) -> str:
+    """CSS class of a change: "up", "down" or ""."""
+    if value is None or value == "":
+        return ""
+    number = float(value)
+    return "up" if number > 0 else "down" if number < 0 else ""
+
+
+@register.filter
+def duration(seconds: Number) -> str:
+    """Training time in words: 41.2 -> "41 s", 754 -> "12 min 34 s"."""
+    if seconds is None or seconds == "":
+        return "–"
+    total = round(float(seconds))
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+@register.filter
+def at(values: list | None, index: int) -> float | None:
+    """values[index] for metric arrays (index -1 = the horizon's end), None when missing."""
+    if not values:
+        return None
+    try:
+        return values[int(index)]
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+@register.filter
+def skill_text(value: Number) -> str:
+    """Held-out skill (1 - rmse / persistence rmse) in words, as on the dashboard."""
+    from forecasting.overview import skill_words
+
+    return skill_words(None if value is None or value == "" else float(value))
+
+
+@register.filter
+def skill_short(value: Number) -> str:
+    """Skill for a table cell: "12 % better", "3 % worse", "same"."""
+    if value is None or value == "":
+        return "–"
+    percent = round(float(value) * 100)
+    if percent > 0:
+        return f"{percent} % better"
+    if percent < 0:
+        return f"{-percent} % worse"
+    return "same"

@@ -1,0 +1,72 @@
+"""Pages: the dashboard of every active asset, and one asset's charts and models."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from forecasting import charts
+from forecasting.overview import asset_panel_get, asset_panel_list, retrain_schedule
+from forecasting.selectors import candle_list, model_version_active, model_version_list, track_record
+
+CHART_CANDLES = 5 * 24  # the report's chart: the last five days of hourly candles
+TRACK_RECORD_DAYS = 7
+VERSIONS_SHOWN = 20
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = {
+        "panels": asset_panel_list(),
+        "retrains": retrain_schedule(),
+        "now": timezone.now(),
+    }
+    return render(request, "forecasting/dashboard.html", context)
+
+
+@login_required
+@require_GET
+def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
+    panel = asset_panel_get(symbol=symbol)
+    if panel is None:
+        raise Http404(f"No active asset named {symbol!r}.")
+    if symbol != panel.asset.symbol:
+        return redirect("asset_detail", symbol=panel.asset.symbol)
+    asset = panel.asset
+    candles = candle_list(asset=asset, limit=CHART_CANDLES)
+    forecast = panel.forecast
+    price_chart = None
+    if candles:
+        price_chart = charts.price_figure(
+            symbol=asset.symbol,
+            candles=candles,
+            points=forecast.points if forecast else (),
+            base_time=forecast.base_time if forecast else None,
+            base_close=forecast.last_close if forecast else None,
+        )
+    active = model_version_active(asset=asset, with_loss_history=True)
+    loss_chart = (
+        charts.loss_figure(loss_history=active.loss_history) if active and active.loss_history else None
+    )
+    record = track_record(
+        asset=asset, days=TRACK_RECORD_DAYS, recent=TRACK_RECORD_DAYS * 24, window_end=panel.last_time
+    )
+    series = charts.track_record_series(record.recent)
+    track_chart = charts.track_record_figure(series=series) if series["time"] else None
+    context = {
+        "panel": panel,
+        "asset": asset,
+        "price_chart": price_chart,
+        "versions": model_version_list(asset=asset, limit=VERSIONS_SHOWN),
+        "active": active,
+        "loss_chart": loss_chart,
+        "record": record,
+        "record_next_hour": next((stats for stats in record.per_step if stats.step == 1), None),
+        "track_chart": track_chart,
+        "now": timezone.now(),
+    }
+    return render(request, "forecasting/asset_detail.html", context)

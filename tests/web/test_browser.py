@@ -1,0 +1,250 @@
+"""The web interface in a real browser: Debian's chromium driven by Playwright against the live server.
+
+Every page is watched: each request must go to the test server (Plotly's JS
+included), and no page may log a console error, a CSP violation or an
+uncaught exception. Screenshots land in test-output/ (desktop and phone).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.web import factories
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the
+# test body are still synchronous and safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+PASSWORD = "plum-orchard-47-lantern"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("chromium is missing: `bash bin/ensure-chromium` installs Debian's package")
+        pytest.skip("chromium is missing: run `bash bin/ensure-chromium` (make test does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watch:
+    """Everything a page did that a test may want to refuse."""
+
+    def __init__(self, page: Page, allowed_host: str) -> None:
+        self.allowed_host = allowed_host
+        self.requests: list[str] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def assert_clean(self) -> None:
+        foreign = [url for url in self.requests if urlsplit(url).netloc != self.allowed_host]
+        assert not foreign, f"requests to other hosts: {foreign}"
+        assert not self.console_errors, f"console errors: {self.console_errors}"
+        assert not self.page_errors, f"uncaught errors: {self.page_errors}"
+
+
+@pytest.fixture
+def open_page(browser: Browser, live_server):
+    """open_page(viewport) -> (page, watch); every page is checked clean at teardown."""
+    contexts = []
+    watches = []
+
+    def _open(viewport: dict = DESKTOP, **options) -> tuple[Page, Watch]:
+        context = browser.new_context(viewport=viewport, **options)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        watch = Watch(page, urlsplit(live_server.url).netloc)
+        watches.append(watch)
+        return page, watch
+
+    yield _open
+    for context in contexts:
+        context.close()
+    for watch in watches:
+        watch.assert_clean()
+
+
+def _shot(page: Page, name: str) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def _log_in(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("form.stacked button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def _wait_for_chart(page: Page, element_id: str) -> list[dict]:
+    page.wait_for_selector(f"#{element_id}[data-rendered=true] .main-svg")
+    return page.evaluate(
+        """id => document.getElementById(id).data.map(trace => ({
+            type: trace.type, name: trace.name, points: (trace.x || []).length}))""",
+        element_id,
+    )
+
+
+def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live_server, open_page, btc):
+    factories.market_create(asset=btc)
+    base = live_server.url
+    page, watch = open_page(permissions=["clipboard-read", "clipboard-write"])
+
+    # Anonymous visitors land on the login page; from there, sign up.
+    page.goto(f"{base}/")
+    assert urlsplit(page.url).path == "/accounts/login/"
+    page.click("text=Sign up")
+    page.fill("#id_username", "bob")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("form.stacked button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+    card = page.locator("article[data-symbol=BTCUSDT]")
+    assert card.locator("[data-field=last-price]").inner_text()
+    assert "12 % lower error than assuming no change" in card.inner_text()
+    assert "worse than assuming no change" in card.inner_text()
+    assert "80 % likely between" in card.locator("[data-field=next-hour]").inner_text()
+    _shot(page, "dashboard-desktop")
+
+    # The asset page draws the candlestick with the forecast and its band.
+    card.locator("h2 a").click()
+    page.wait_for_url(f"{base}/assets/BTCUSDT/")
+    traces = _wait_for_chart(page, "price-chart")
+    by_name = {trace["name"]: trace for trace in traces}
+    assert by_name["BTCUSDT"] == {"type": "candlestick", "name": "BTCUSDT", "points": 120}
+    assert by_name["Forecast"]["points"] == 25  # the last close, then 24 hours ahead
+    assert by_name["80 % interval"]["type"] == "scatter"
+    assert {trace["name"] for trace in _wait_for_chart(page, "track-chart")} >= {
+        "What happened",
+        "Model error",
+    }
+    assert [trace["name"] for trace in _wait_for_chart(page, "loss-chart")] == [
+        "Training loss",
+        "Validation loss",
+    ]
+    # The range buttons are there and change the visible range.
+    page.click(".rangeselector .button >> text=1 day")
+    page.wait_for_function(
+        """() => { const r = document.getElementById('price-chart').layout.xaxis.range;
+                   return r && (new Date(r[1]) - new Date(r[0])) <= 49 * 3600 * 1000; }"""
+    )
+    page.click(".rangeselector .button >> text=All")
+    _shot(page, "asset-desktop")
+
+    # A token: shown once with a copy button, it opens the API, and revoking it closes it.
+    page.click("text=API tokens")
+    page.fill("#id_name", "laptop script")
+    page.click("text=Create token")
+    key = page.inner_text("#token-key").strip()
+    assert key.startswith("mur_")
+    assert key in page.inner_text("#curl-example")
+    page.click("[data-copy-target=token-key]")
+    page.wait_for_selector("[data-copy-target=token-key]:text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+
+    api = requests.get(f"{base}/api/v1/assets/", headers={"Authorization": f"Token {key}"}, timeout=10)
+    assert api.status_code == 200, api.text
+    assert [asset["symbol"] for asset in api.json()] == ["BTCUSDT"] or api.json()["results"]
+
+    page.goto(f"{base}/account/tokens/")
+    assert "1 of" in page.inner_text("#usage-count")
+    assert page.get_attribute("#usage-bar", "value") == "1"
+    assert "laptop script" in page.inner_text("#token-table")
+    assert key not in page.content()  # shown once only
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#token-table >> text=Revoke")
+    page.wait_for_selector("text=Token revoked")
+    assert page.locator("#token-table").count() == 0
+    api = requests.get(f"{base}/api/v1/assets/", headers={"Authorization": f"Token {key}"}, timeout=10)
+    assert api.status_code == 401
+
+    # Log out (a POST from the header), then the dashboard asks for a login again.
+    page.click("header >> text=Log out")
+    page.wait_for_url(f"{base}/accounts/login/")
+    page.goto(f"{base}/")
+    assert urlsplit(page.url).path == "/accounts/login/"
+    watch.assert_clean()
+    assert any(url.endswith("/static/vendor/plotly/plotly.min.js") for url in watch.requests)
+
+
+def test_pages_fit_a_phone_and_charts_follow_the_window_size(live_server, open_page, btc, member):
+    factories.market_create(asset=btc)
+    base = live_server.url
+    page, _ = open_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    _log_in(page, base, "alice", "correct horse battery")
+    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    assert page.evaluate(overflow) <= 0
+    _shot(page, "dashboard-phone")
+
+    page.goto(f"{base}/assets/BTCUSDT/")
+    _wait_for_chart(page, "price-chart")
+    assert page.evaluate(overflow) <= 0
+    width = page.evaluate("document.getElementById('price-chart')._fullLayout.width")
+    assert width <= PHONE["width"]
+    _shot(page, "asset-phone")
+
+    # Responsive config: a wider window gives a wider chart without reloading.
+    page.set_viewport_size(DESKTOP)
+    page.wait_for_function(
+        "w => document.getElementById('price-chart')._fullLayout.width > w + 300", arg=width
+    )
+
+
+def test_a_wrong_password_is_refused_in_plain_words(live_server, open_page, member):
+    page, _ = open_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "not the password")
+    page.click("form.stacked button[type=submit]")
+    assert "enter a correct username and password" in page.inner_text(".errorlist")
+    assert urlsplit(page.url).path == "/accounts/login/"
+
+
+def test_an_asset_without_a_model_says_training_is_in_progress(live_server, open_page, btc, member):
+    from forecasting.models import ModelVersion
+
+    factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=ModelVersion.Status.TRAINING)
+    page, _ = open_page()
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    assert "training in progress" in page.inner_text("article[data-symbol=BTCUSDT]")
+    page.goto(f"{live_server.url}/assets/BTCUSDT/")
+    traces = _wait_for_chart(page, "price-chart")
+    assert [trace["type"] for trace in traces] == ["candlestick", "scatter"]  # no forecast drawn
+    assert "training in progress" in page.inner_text("[data-state=training]")

@@ -1,0 +1,152 @@
+"""forecasting.charts: the figures' traces, checked on the JSON the pages embed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+from forecasting import charts
+
+T0 = datetime(2022, 3, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def _candles(count: int = 120) -> list[dict]:
+    return [
+        {
+            "open_time": T0 + i * HOUR,
+            "open": Decimal("40000") + i,
+            "high": Decimal("40100") + i,
+            "low": Decimal("39900") + i,
+            "close": Decimal("40050.5") + i,
+        }
+        for i in range(count)
+    ]
+
+
+def _points(base: datetime, count: int = 24, close: float = 40200.0) -> list[dict]:
+    return [
+        {
+            "time": (base + (step + 1) * HOUR).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "close": close + step,
+            "lower": close + step - 50 - 10 * step,
+            "upper": close + step + 50 + 10 * step,
+        }
+        for step in range(count)
+    ]
+
+
+def _traces(figure: dict) -> dict[str, dict]:
+    return {trace["name"]: trace for trace in figure["data"]}
+
+
+def test_the_price_chart_has_the_candlestick_close_line_forecast_and_band():
+    candles = _candles()
+    last = candles[-1]
+    figure = charts.price_figure(
+        symbol="BTCUSDT",
+        candles=candles,
+        points=_points(last["open_time"]),
+        base_time=last["open_time"],
+        base_close=last["close"],
+    )
+    traces = _traces(figure)
+    assert [trace["type"] for trace in figure["data"]] == [
+        "candlestick",
+        "scatter",
+        "scatter",
+        "scatter",
+        "scatter",
+    ]
+    candle = traces["BTCUSDT"]
+    assert len(candle["x"]) == len(candle["open"]) == len(candle["high"]) == len(candle["close"]) == 120
+    assert candle["close"][-1] == 40169.5
+    assert traces["Close"]["y"] == candle["close"]
+    forecast = traces["Forecast"]
+    # The path starts at the close it was made from, then one point per hour ahead.
+    assert len(forecast["x"]) == len(forecast["y"]) == 25
+    assert forecast["y"][0] == 40169.5 and forecast["y"][1] == 40200.0
+    upper, lower = traces["80 % interval (upper)"], traces["80 % interval"]
+    assert len(upper["y"]) == len(lower["y"]) == 25
+    assert all(u >= lo for u, lo in zip(upper["y"], lower["y"], strict=True))
+    assert all(lo <= f <= u for lo, f, u in zip(lower["y"], forecast["y"], upper["y"], strict=True))
+    assert lower["fill"] == "tonexty"
+
+
+def test_the_price_chart_has_range_buttons_and_no_range_slider():
+    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(), points=_points(T0 + 119 * HOUR))
+    xaxis = figure["layout"]["xaxis"]
+    assert [button["label"] for button in xaxis["rangeselector"]["buttons"]] == ["1 day", "3 days", "All"]
+    # "1 day" counts back from the forecast's end: the day of candles plus the 24 forecast hours.
+    assert xaxis["rangeselector"]["buttons"][0]["count"] == 48
+    assert xaxis["rangeslider"]["visible"] is False
+
+
+def test_the_price_chart_without_a_forecast_draws_only_prices():
+    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(10))
+    assert [trace["name"] for trace in figure["data"]] == ["BTCUSDT", "Close"]
+
+
+def test_figures_are_plain_json_without_plotlys_python_template():
+    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(5), points=_points(T0))
+    assert "template" not in figure["layout"]
+    # Plain lists, not plotly's binary-encoded arrays, and valid JSON as embedded.
+    assert json.loads(json.dumps(figure)) == figure
+    assert isinstance(figure["data"][0]["x"], list)
+    assert figure["data"][0]["x"][0] == "2022-03-01T00:00:00+00:00"
+
+
+def test_the_loss_chart_has_one_point_per_epoch_for_both_losses():
+    history = [{"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.2 / epoch} for epoch in range(1, 7)]
+    figure = charts.loss_figure(loss_history=history)
+    traces = _traces(figure)
+    assert set(traces) == {"Training loss", "Validation loss"}
+    assert traces["Training loss"]["x"] == [1, 2, 3, 4, 5, 6]
+    assert traces["Validation loss"]["y"][0] == 1.2
+    assert all(len(trace["x"]) == len(trace["y"]) == 6 for trace in traces.values())
+
+
+def _scored(base: datetime, actual: float, forecast: float, last_close: float, outage: bool = False):
+    time = (base + HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if outage:
+        return SimpleNamespace(scores=[{"time": time, "actual": None}])
+    return SimpleNamespace(
+        scores=[
+            {
+                "time": time,
+                "actual": actual,
+                "error": forecast - actual,
+                "inside": True,
+                "persistence_error": last_close - actual,
+            }
+        ]
+    )
+
+
+def test_the_track_record_series_recovers_forecasts_and_skips_outages_oldest_first():
+    newest_first = [
+        _scored(T0 + 2 * HOUR, actual=103.0, forecast=101.0, last_close=100.0),
+        _scored(T0 + HOUR, actual=0.0, forecast=0.0, last_close=0.0, outage=True),
+        _scored(T0, actual=98.0, forecast=99.5, last_close=100.0),
+        SimpleNamespace(scores=[]),  # nothing scored yet
+    ]
+    series = charts.track_record_series(newest_first)
+    assert series["time"] == ["2022-03-01T01:00:00Z", "2022-03-01T03:00:00Z"]
+    assert series["actual"] == [98.0, 103.0]
+    assert series["forecast"] == [99.5, 101.0]
+    assert series["error"] == [1.5, 2.0]
+    assert series["persistence_error"] == [2.0, 3.0]
+
+
+def test_the_track_record_chart_puts_forecasts_over_reality_and_errors_below():
+    series = charts.track_record_series(
+        [_scored(T0 + i * HOUR, 100.0 + i, 101.0 + i, 99.0 + i) for i in range(5)]
+    )
+    figure = charts.track_record_figure(series=series)
+    traces = _traces(figure)
+    assert set(traces) == {"What happened", "Forecast 1 h ahead", "Model error", "No-change error"}
+    assert traces["What happened"]["yaxis"] == "y" and traces["Model error"]["yaxis"] == "y2"
+    assert all(len(trace["x"]) == len(trace["y"]) == 5 for trace in traces.values())
+    assert traces["No-change error"]["y"] == [1.0] * 5
