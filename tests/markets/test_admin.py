@@ -1,0 +1,120 @@
+"""The Asset and Candle admin: lists, gap report, actions, read-only candles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from makeusrich.celery import app
+from markets.models import Asset, Candle
+from markets.services import candles_upsert
+from markets.sources.replay import ReplaySource
+
+pytestmark = pytest.mark.django_db
+
+ASSETS = "/admin/markets/asset/"
+
+
+@pytest.fixture
+def admin_client(client, staff, settings):
+    # Plain http test client; with DEBUG off the manifest storage would need collectstatic.
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def bundled(settings) -> tuple:
+    return ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved
+
+
+def test_the_asset_list_shows_counts_without_a_query_per_asset(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:100])
+    with CaptureQueriesContext(connection) as one:
+        response = admin_client.get(ASSETS)
+    assert response.status_code == 200
+    assert b"2021-03-10 20:00" in response.content  # last candle column
+
+    for symbol in ("ETHUSDT", "BNBUSDT", "SOLUSDT"):
+        Asset.objects.create(symbol=symbol, base=symbol[:-4], quote="USDT")
+    with CaptureQueriesContext(connection) as four:
+        admin_client.get(ASSETS)
+
+    assert len(four) == len(one)
+
+
+def test_the_list_filters_by_sync_status_and_searches(admin_client, btc):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", last_sync_error="HTTP 503")
+
+    failed = admin_client.get(ASSETS, {"sync": "failed"}).content.decode()
+    searched = admin_client.get(ASSETS, {"q": "btc"}).content.decode()
+
+    assert "ETHUSDT" in failed and "BTCUSDT" not in failed
+    assert "BTCUSDT" in searched and "ETHUSDT" not in searched
+
+
+def test_the_change_view_shows_the_gap_report(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:1200])
+
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+
+    assert "2 gap(s), 5 missing hour(s)" in page
+    assert "2021-04-20 01:00 → 2021-04-20 04:00 UTC: 2 missing hours" in page
+    assert "1200 hourly candles" in page
+
+
+def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):
+    response = admin_client.post(
+        f"{ASSETS}{btc.pk}/change/",
+        {"symbol": "ETHUSDT", "is_active": "on", "horizon": "12", "hyperparameters": '{"epochs": 3}'},
+    )
+
+    assert response.status_code == 302, response.content
+    btc.refresh_from_db()
+    assert (btc.symbol, btc.horizon, btc.hyperparameters) == ("BTCUSDT", 12, {"epochs": 3})
+
+
+def test_activate_and_deactivate_actions(admin_client, btc):
+    admin_client.post(ASSETS, {"action": "deactivate", "_selected_action": [btc.pk]})
+    btc.refresh_from_db()
+    assert not btc.is_active
+
+    admin_client.post(ASSETS, {"action": "activate", "_selected_action": [btc.pk]})
+    btc.refresh_from_db()
+    assert btc.is_active
+
+
+def test_sync_now_enqueues_a_sync_of_the_selected_assets(admin_client, btc, replay, eager):
+    response = admin_client.post(ASSETS, {"action": "sync_now", "_selected_action": [btc.pk]}, follow=True)
+
+    assert "Sync enqueued for BTCUSDT" in response.content.decode()
+    assert Candle.objects.filter(asset=btc).count() == 7874  # the eager task ran the replay backfill
+
+
+def test_candles_are_listed_but_read_only(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:30])
+    candle = Candle.objects.first()
+
+    listing = admin_client.get("/admin/markets/candle/", {"asset__id__exact": btc.pk})
+    detail = admin_client.get(f"/admin/markets/candle/{candle.pk}/change/")
+
+    assert listing.status_code == 200 and b"March 6, 2021" in listing.content
+    assert admin_client.get("/admin/markets/candle/add/").status_code == 403
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
