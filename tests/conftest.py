@@ -53,3 +53,33 @@ def staff(db):
 @pytest.fixture
 def btc(db) -> Asset:
     return Asset.objects.create(symbol="BTCUSDT", base="BTC", quote="USDT")
+
+
+@pytest.fixture
+def process_env(settings, tmp_path) -> dict[str, str]:
+    """Environment for a real subprocess (worker, beat, manage.py) sharing this test's database.
+
+    Only PostgreSQL can be shared with another process (the SQLite test
+    database lives in memory), so callers also use `require_postgres`. The
+    artifacts storage of this process is pointed at the same folder.
+    """
+    db = settings.DATABASES["default"]
+    artifacts = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(artifacts)},
+        },
+    }
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "VAR_DIR": str(tmp_path / "var"),
+        "ARTIFACTS_DIR": str(artifacts),
+        "DEBUG": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    return env

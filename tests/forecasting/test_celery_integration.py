@@ -1,0 +1,116 @@
+"""Real Celery worker and beat processes on Redis, sharing the test's PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from forecasting.models import ModelVersion
+from makeusrich.celery import app as celery_app
+from markets.models import Asset
+
+from .conftest import TINY, candles_create
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "makeusrich", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def worker(require_postgres, require_redis, process_env, tmp_path) -> Iterator[subprocess.Popen]:
+    celery_app.control.purge()  # messages left by other tests must not run here
+    log = tmp_path / "worker.log"
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    process = _start(["worker", "-c", "2", "-l", "info", "-n", name, "--without-gossip"], process_env, log)
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "worker did not start:\n" + log.read_text()
+        time.sleep(0.5)
+    yield process
+    _stop(process)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def _tiny_assets() -> tuple[Asset, Asset, Asset]:
+    assets = []
+    for symbol, active in (("ETHUSDT", True), ("SOLUSDT", True), ("ADAUSDT", False)):
+        asset = Asset.objects.create(
+            symbol=symbol, base=symbol[:3], quote="USDT", is_active=active, hyperparameters=TINY
+        )
+        candles_create(asset, 400, seed=len(assets))
+        assets.append(asset)
+    return tuple(assets)
+
+
+def test_beats_retrain_schedule_retrains_every_active_asset_through_the_worker(worker, process_env, tmp_path):
+    eth, sol, ada = _tiny_assets()
+    # What an admin does in the admin: run the hourly retrain now (once) instead of at :05.
+    task = PeriodicTask.objects.get(name="retrain-warm-hourly")
+    assert json.loads(task.args) == ["warm"]
+    task.crontab = None
+    task.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    task.one_off = True
+    task.save()
+    beat = _start(["beat", "-l", "info", "--pidfile="], process_env, tmp_path / "beat.log")
+    try:
+        _wait_for(
+            lambda: ModelVersion.objects.filter(status="active").count() == 2,
+            timeout=240,
+            what="both active assets to get an active model",
+        )
+    finally:
+        _stop(beat)
+    assert set(ModelVersion.objects.filter(status="active").values_list("asset__symbol", flat=True)) == {
+        "ETHUSDT",
+        "SOLUSDT",
+    }
+    assert not ModelVersion.objects.filter(asset=ada).exists()
+    assert "retrain-warm-hourly" in (tmp_path / "beat.log").read_text()
+    for asset in (eth, sol):
+        assert asset.forecasts.count() == 1  # the new active model forecast right away
+
+
+def test_two_concurrent_trainings_of_one_asset_never_overlap(worker):
+    eth, _, _ = _tiny_assets()
+    results = [
+        celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"]) for _ in range(2)
+    ]
+    outcomes = [result.get(timeout=240) for result in results]
+
+    statuses = sorted(outcome["status"] for outcome in outcomes)
+    assert statuses == ["active", "skipped"], outcomes
+    assert "already being trained" in next(o["reason"] for o in outcomes if o["status"] == "skipped")
+    assert ModelVersion.objects.filter(asset=eth).count() == 1

@@ -1,0 +1,90 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from forecasting import services
+from forecasting.models import Forecast
+from forecasting.serving import sessions_cached, sessions_clear
+
+from .conftest import START, candles_create
+
+HOUR = dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def active(tiny_asset):
+    sessions_clear()
+    version = services.model_version_train(asset=tiny_asset)
+    assert version.status == "active", version.reason
+    return version
+
+
+def test_it_stores_the_active_models_forecast_from_the_last_candle(tiny_asset, active):
+    forecast = services.forecast_refresh(asset=tiny_asset)
+
+    last = START + 599 * HOUR
+    assert forecast.base_time == last and forecast.model_version == active
+    assert forecast.horizon == 6 and len(forecast.points) == 6
+    expected_times = [(last + (i + 1) * HOUR).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(6)]
+    assert [p["time"] for p in forecast.points] == expected_times
+    assert all(p["lower"] <= p["close"] <= p["upper"] for p in forecast.points)
+    assert abs(forecast.points[0]["close"] / float(forecast.last_close) - 1) < 0.2
+    assert sessions_cached() == {tiny_asset.pk: active.pk}
+
+
+def test_refreshing_twice_from_the_same_candle_stores_one_forecast(tiny_asset, active):
+    first = services.forecast_refresh(asset=tiny_asset)
+    second = services.forecast_refresh(asset=tiny_asset)
+    assert first.pk == second.pk and Forecast.objects.count() == 1
+
+
+def test_no_active_version_means_no_forecast(tiny_asset):
+    assert services.forecast_refresh(asset=tiny_asset) is None
+    assert not Forecast.objects.exists()
+
+
+def test_forecasts_are_scored_as_the_realised_candles_arrive(tiny_asset, active):
+    forecast = services.forecast_refresh(asset=tiny_asset)
+    candles_create(tiny_asset, 3, start=forecast.base_time + HOUR, seed=3)
+
+    services.forecasts_score(asset=tiny_asset)
+
+    forecast.refresh_from_db()
+    assert len(forecast.scores) == 3 and not forecast.fully_scored
+    closes = dict(tiny_asset.candles.values_list("open_time", "close"))
+    for step, score in enumerate(forecast.scores):
+        actual = float(closes[forecast.base_time + (step + 1) * HOUR])
+        assert score["actual"] == pytest.approx(actual)
+        assert score["error"] == pytest.approx(forecast.points[step]["close"] - actual)
+        assert score["persistence_error"] == pytest.approx(float(forecast.last_close) - actual)
+        assert score["inside"] == (forecast.points[step]["lower"] <= actual <= forecast.points[step]["upper"])
+
+    candles_create(tiny_asset, 3, start=forecast.base_time + 4 * HOUR, seed=4)
+    services.forecasts_score(asset=tiny_asset)
+    forecast.refresh_from_db()
+    assert len(forecast.scores) == 6 and forecast.fully_scored
+
+
+def test_an_hour_lost_to_an_outage_is_scored_as_missing_not_invented(tiny_asset, active):
+    forecast = services.forecast_refresh(asset=tiny_asset)
+    candles_create(tiny_asset, 6, start=forecast.base_time + HOUR, seed=5, skip={1})
+
+    services.forecasts_score(asset=tiny_asset)
+
+    forecast.refresh_from_db()
+    assert forecast.fully_scored
+    assert forecast.scores[1] == {"time": forecast.points[1]["time"], "actual": None}
+    assert all(s["actual"] is not None for i, s in enumerate(forecast.scores) if i != 1)
+
+
+def test_pruning_deletes_only_scored_forecasts_past_the_limit(tiny_asset, active):
+    old = services.forecast_refresh(asset=tiny_asset)
+    candles_create(tiny_asset, 6, start=old.base_time + HOUR, seed=6)
+    recent = services.forecast_refresh(asset=tiny_asset)  # scores `old`, stores a new one
+    old.refresh_from_db()
+    assert old.fully_scored and not recent.fully_scored
+    Forecast.objects.update(generated_at=timezone.now() - dt.timedelta(days=100))
+
+    assert services.forecasts_prune(older_than_days=90) == 1
+    assert list(Forecast.objects.values_list("pk", flat=True)) == [recent.pk]

@@ -1,0 +1,145 @@
+import os
+import socket
+
+import pytest
+from django.core.files.storage import storages
+
+from forecasting import services
+from forecasting.artifacts import sha256_hex
+from forecasting.models import ModelVersion, TrainingLease
+from markets.models import Asset
+
+from .conftest import candles_create
+
+Status = ModelVersion.Status
+METRIC_KEYS = {
+    "horizon",
+    "rmse",
+    "mae",
+    "mape",
+    "persistence_rmse",
+    "persistence_mae",
+    "direction_accuracy",
+    "coverage_80",
+    "skill_rmse",
+}
+
+
+def test_the_first_valid_version_becomes_active_with_its_artifacts_hashed(tiny_asset):
+    version = services.model_version_train(asset=tiny_asset)
+
+    assert version.status == Status.ACTIVE, version.reason
+    assert version.version == 1 and version.mode == "full"
+    assert METRIC_KEYS <= set(version.metrics)
+    assert all(len(version.metrics[key]) == 6 for key in METRIC_KEYS - {"horizon"})
+    assert version.data_candles == 600 and version.epochs >= 1 and version.loss_history
+    storage = storages["artifacts"]
+    with storage.open(version.artifact_name, "rb") as handle:
+        assert sha256_hex(handle.read()) == version.artifact_sha256
+    with storage.open(version.weights_name, "rb") as handle:
+        assert sha256_hex(handle.read()) == version.weights_sha256
+    assert TrainingLease.objects.get(asset=tiny_asset).owner == ""  # released
+
+
+def test_a_second_version_is_compared_with_the_active_one_on_the_same_windows(tiny_asset):
+    first = services.model_version_train(asset=tiny_asset)
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert second.version == 2
+    assert "on the same windows" in second.reason
+    statuses = {first.version: first.status, second.version: second.status}
+    first.refresh_from_db()
+    assert [v.status for v in ModelVersion.objects.filter(status=Status.ACTIVE)] == [Status.ACTIVE]
+    if second.status == Status.ACTIVE:
+        assert first.status == Status.VALIDATED
+    else:
+        assert second.status == Status.VALIDATED and first.status == Status.ACTIVE, statuses
+
+
+def test_the_gate_keeps_out_a_version_worse_than_the_active_beyond_tolerance(tiny_asset, settings):
+    services.model_version_train(asset=tiny_asset)
+    # No candidate can beat the active by more than 100 % of skill: demand the impossible.
+    settings.PROMOTION_TOLERANCE = -1.0
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert second.status == Status.VALIDATED
+    assert second.reason.startswith("kept out of service")
+    assert ModelVersion.objects.get(status=Status.ACTIVE).version == 1
+
+
+def test_a_warm_start_fine_tunes_the_active_version_and_keeps_its_scaler(tiny_asset):
+    parent = services.model_version_train(asset=tiny_asset)
+    candles_create(tiny_asset, 24, start=parent.data_last + services.HOUR, seed=7)
+    warm = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert warm.mode == "warm" and warm.parent_id == parent.pk
+    assert warm.status in (Status.ACTIVE, Status.VALIDATED), warm.reason
+    assert warm.preprocessing["scaler"] == parent.preprocessing["scaler"]
+    assert warm.data_candles == 624
+
+
+def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+    assert version.mode == "full" and version.status == Status.ACTIVE
+
+
+def test_a_training_that_fails_is_recorded_and_leaves_the_active_version_serving(tiny_asset):
+    active = services.model_version_train(asset=tiny_asset)
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}  # more than the data allows
+    tiny_asset.save()
+
+    failed = services.model_version_train(asset=tiny_asset)
+
+    assert failed.status == Status.FAILED
+    assert "too little gap-free data" in failed.reason
+    assert not failed.artifact_name
+    active.refresh_from_db()
+    assert active.status == Status.ACTIVE
+    assert TrainingLease.objects.get(asset=tiny_asset).owner == ""
+
+
+def test_bad_hyperparameters_are_refused_before_anything_is_written(tiny_asset):
+    tiny_asset.hyperparameters = {"hiden_size": 8}
+    tiny_asset.save()
+    with pytest.raises(ValueError, match="unknown hyperparameter 'hiden_size'"):
+        services.model_version_train(asset=tiny_asset)
+    assert not ModelVersion.objects.exists()
+
+
+def test_it_refuses_a_second_training_of_the_same_asset_while_the_lease_is_held(tiny_asset):
+    with services.training_lease(asset=tiny_asset):
+        with pytest.raises(services.TrainingLocked, match="already being trained"):
+            services.model_version_train(asset=tiny_asset)
+    assert not ModelVersion.objects.exists()
+
+
+def test_leases_of_different_assets_are_independent(tiny_asset):
+    other = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT")
+    with services.training_lease(asset=tiny_asset), services.training_lease(asset=other):
+        assert TrainingLease.objects.exclude(owner="").count() == 2
+
+
+def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(tiny_asset):
+    dead_pid = 2**22 + 12345  # above pid_max: no such process
+    TrainingLease.objects.create(
+        asset=tiny_asset,
+        owner=f"{socket.gethostname()}:{dead_pid}:cafe",
+        expires_at="2999-01-01T00:00:00Z",
+    )
+    ModelVersion.objects.create(asset=tiny_asset, version=1, horizon=6, window=24)  # left "training"
+
+    version = services.model_version_train(asset=tiny_asset)
+
+    assert version.version == 2 and version.status == Status.ACTIVE
+    interrupted = ModelVersion.objects.get(version=1)
+    assert interrupted.status == Status.FAILED and interrupted.reason.startswith("interrupted")
+
+
+def test_a_lease_held_by_a_live_process_is_respected(tiny_asset):
+    TrainingLease.objects.create(
+        asset=tiny_asset,
+        owner=f"{socket.gethostname()}:{os.getppid()}:beef",
+        expires_at="2999-01-01T00:00:00Z",
+    )
+    with pytest.raises(services.TrainingLocked):
+        services.model_version_train(asset=tiny_asset)
