@@ -42,16 +42,6 @@ def amount(value: Number) -> str:
 
 
 @register.filter
-def signed_price(value: Number) -> str:
-    """A change in price with its sign: "+120.00", "−35.10"."""
-    if value is None or value == "":
-        return "–"
-    number = float(value)
-    text = f"{abs(number):,.{_decimals(number)}f}"
-    return ("+" if number >= 0 else "−") + text
-
-
-@register.filter
 def signed_pct(value: Number, digits: int = 2) -> str:
     """A percentage change with its sign: "+1.25 %", "−0.40 %"."""
     if value is None or value == "":

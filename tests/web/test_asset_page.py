@@ -1,0 +1,129 @@
+"""The asset page: the charts' figure JSON, the versions table, track record and empty states."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from forecasting.models import Forecast, ModelVersion
+from markets.models import Asset
+from tests.web import factories
+
+pytestmark = pytest.mark.django_db
+Status = ModelVersion.Status
+
+
+def _page(client, user, path: str = "/assets/BTCUSDT/") -> str:
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _figure(html: str, element_id: str) -> dict:
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    assert match, f"no figure data {element_id}"
+    return json.loads(match.group(1))
+
+
+def _names(figure: dict) -> list[str]:
+    return [trace["name"] for trace in figure["data"]]
+
+
+def test_it_embeds_the_five_day_candlestick_with_the_latest_forecast(client, member, market):
+    html = _page(client, member)
+    figure = _figure(html, "price-chart-data")
+    assert _names(figure) == ["BTCUSDT", "Close", "80 % interval (upper)", "80 % interval", "Forecast"]
+    candles = figure["data"][0]
+    assert len(candles["x"]) == 120  # the last five days of the 150 stored
+    assert candles["close"][-1] == float(market.candles[-1].close)
+    assert figure["data"][-1]["y"][1:] == [point["close"] for point in market.forecast.points]
+    # Rendered by static JS from a JSON block: the page carries no inline script.
+    assert re.findall(r"<script(?![^>]*(type=\"application/json\"|src=))", html) == []
+    assert '<script src="/static/vendor/plotly/plotly.min.js" defer>' in html
+
+
+def test_it_embeds_the_training_loss_of_the_active_version(client, member, market):
+    figure = _figure(_page(client, member), "loss-chart-data")
+    assert _names(figure) == ["Training loss", "Validation loss"]
+    assert figure["data"][0]["y"] == [row["train_loss"] for row in market.version.loss_history]
+
+
+def test_it_shows_the_live_track_record_against_persistence(client, member, market):
+    html = _page(client, member)
+    figure = _figure(html, "track-chart-data")
+    assert _names(figure) == ["What happened", "Forecast 1 h ahead", "Model error", "No-change error"]
+    # The 30 scored forecasts of the fixture each have a realised next hour.
+    assert len(figure["data"][0]["x"]) == 30
+    summary = re.sub(r"\s+", " ", html.split('data-field="track-summary"')[1].split("</p>")[0])
+    assert "30 forecasts met reality" in summary
+    assert "assuming no change" in summary
+
+
+def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persistence(client, member, market):
+    html = _page(client, member)
+    table = re.sub(r"\s+", " ", html.split('id="versions-table"')[1].split("</table>")[0])
+    rows = re.findall(r'data-version="(\d+)"', table)
+    assert rows == ["2", "1"]
+    metrics = market.version.metrics
+    assert (
+        f"{metrics['rmse'][0]:,.2f}" in table and f"no change {metrics['persistence_rmse'][0]:,.2f}" in table
+    )
+    assert (
+        f"{metrics['rmse'][-1]:,.2f}" in table
+        and f"no change {metrics['persistence_rmse'][-1]:,.2f}" in table
+    )
+    assert "12 % better" in table and "5 % worse" in table
+    assert "warm start" in table and "42 s" in table
+    assert "loss became NaN at epoch 3" in table
+
+
+def test_a_lower_case_symbol_redirects_to_the_canonical_page(client, member, btc):
+    client.force_login(member)
+    response = client.get("/assets/btcusdt/")
+    assert response.status_code == 302 and response["Location"] == "/assets/BTCUSDT/"
+
+
+@pytest.mark.parametrize("symbol", ["ETHUSDT", "NOPE", "BTC-USDT"])
+def test_unknown_or_inactive_assets_are_not_found(client, member, btc, symbol):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
+    client.force_login(member)
+    assert client.get(f"/assets/{symbol}/").status_code == 404
+
+
+def test_without_candles_it_says_there_is_nothing_to_chart(client, member, btc):
+    html = _page(client, member)
+    assert "No candles stored yet" in html and "price-chart-data" not in html
+    assert "No forecast has been checked against reality yet" in html
+    assert "No model has been trained for BTCUSDT yet." in html
+
+
+def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, member, btc):
+    factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="parity check failed")
+    html = _page(client, member)
+    assert _names(_figure(html, "price-chart-data")) == ["BTCUSDT", "Close"]
+    assert 'data-state="failed"' in html and "parity check failed" in html
+    assert "loss-chart-data" not in html
+
+
+def test_its_queries_are_bounded_whatever_the_history(client, member, market):
+    client.force_login(member)
+    with CaptureQueriesContext(connection) as before:
+        client.get("/assets/BTCUSDT/")
+    versions = [
+        factories.version_create(asset=market.asset, version=number, status=Status.VALIDATED)
+        for number in range(3, 9)
+    ]
+    closes = {candle.open_time: float(candle.close) for candle in market.candles}
+    for candle in market.candles[-40:-31]:
+        factories.forecast_create(version=versions[0], base=candle, closes=closes)
+    assert Forecast.objects.filter(asset=market.asset).count() == 40
+    with CaptureQueriesContext(connection) as after:
+        html = client.get("/assets/BTCUSDT/").content.decode()
+    assert "39 forecasts met reality" in html
+    assert len(after) == len(before) <= 10, [query["sql"][:60] for query in after]

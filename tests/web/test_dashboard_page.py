@@ -1,0 +1,149 @@
+"""The dashboard: every active asset's price, forecast, honest accuracy and state, in bounded queries."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from forecasting.models import ModelVersion
+from markets.models import Asset
+from tests.web import factories
+
+pytestmark = pytest.mark.django_db
+Status = ModelVersion.Status
+
+
+def _dashboard(client, user) -> str:
+    client.force_login(user)
+    response = client.get("/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _card(html: str, symbol: str) -> str:
+    match = re.search(rf'<article class="card asset-card" data-symbol="{symbol}">(.*?)</article>', html, re.S)
+    assert match, f"no card for {symbol}"
+    return re.sub(r"\s+", " ", match.group(1))
+
+
+def test_it_shows_price_24h_change_forecasts_and_skill_in_words(client, member, market):
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    last, day_ago = market.candles[-1].close, market.candles[-25].close
+    assert f"{float(last):,.2f}" in card
+    change = (last - day_ago) / day_ago * 100
+    assert f"{abs(float(change)):.2f} %" in card
+    first, final = market.forecast.points[0], market.forecast.points[-1]
+    assert (
+        f"{first['close']:,.2f}" in card
+        and f"{first['lower']:,.2f}" in card
+        and f"{first['upper']:,.2f}" in card
+    )
+    assert f"{final['close']:,.2f}" in card and "In 24 hours" in card
+    # factories.metrics: skill 0.12 at the next hour, -0.05 at the horizon's end.
+    assert 'Next hour: <span class="up">12 % lower error than assuming no change' in card
+    assert '24 hours ahead: <span class="down">worse than assuming no change (5 % higher error)' in card
+    assert "model v2" in card
+    assert 'data-state="stale"' not in card
+
+
+def test_it_leaves_out_inactive_assets(client, member, market):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
+    html = _dashboard(client, member)
+    assert 'data-symbol="BTCUSDT"' in html and 'data-symbol="ETHUSDT"' not in html
+
+
+def test_its_queries_do_not_grow_with_the_number_of_assets(client, member, market):
+    client.force_login(member)
+    with CaptureQueriesContext(connection) as one_asset:
+        assert client.get("/").status_code == 200
+    for symbol, base in (("ETHUSDT", "ETH"), ("SOLUSDT", "SOL")):
+        factories.market_create(asset=Asset.objects.create(symbol=symbol, base=base, quote="USDT"), scored=3)
+    with CaptureQueriesContext(connection) as three_assets:
+        html = client.get("/").content.decode()
+    assert html.count('class="card asset-card"') == 3
+    assert len(three_assets) == len(one_asset)
+    assert len(one_asset) <= 7  # session, user, 4 panel reads, the retrain schedules
+
+
+def test_it_says_when_no_asset_is_followed(client, member):
+    html = _dashboard(client, member)
+    assert 'data-state="no_assets"' in html and "No assets followed yet" in html
+
+
+def test_it_says_when_there_is_no_price_data_yet(client, member, btc):
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert 'data-state="no_data"' in card and "No price data yet." in card
+
+
+def test_it_says_no_model_yet_before_the_first_training(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert 'data-state="no_model"' in card and "No model yet." in card
+
+
+def test_it_says_training_is_in_progress(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.TRAINING)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "No model yet: training in progress." in card and "Version 1 started" in card
+
+
+def test_it_says_training_failed_and_why(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="only 30 candles, need 500")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "Training failed." in card and "only 30 candles, need 500" in card
+
+
+def test_it_says_why_a_trained_version_is_not_in_service(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.VALIDATED, reason="worse than persistence")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert 'data-state="not_promoted"' in card and "worse than persistence" in card
+
+
+def test_it_says_the_first_forecast_is_coming_when_the_model_has_none_yet(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.ACTIVE)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert 'data-state="no_forecast"' in card and "first forecast is being computed" in card
+
+
+def test_it_warns_when_the_data_is_stale_and_says_why(client, member, market):
+    Asset.objects.filter(pk=market.asset.pk).update(
+        last_synced_at=timezone.now() - timedelta(hours=7), last_sync_error="Binance answered 418"
+    )
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "This forecast may be out of date." in card
+    assert "Market data sync is failing: Binance answered 418" in card
+
+
+def test_it_notes_a_failed_retraining_while_the_active_model_keeps_serving(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=Status.FAILED, reason="time limit reached")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "The latest training (v3) failed: time limit reached. v2 keeps serving." in card
+    assert "model v2" in card
+
+
+def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
+    PeriodicTask.objects.filter(name__startswith="retrain-").delete()
+    hourly = CrontabSchedule.objects.create(minute="5", hour="*", timezone="UTC")
+    PeriodicTask.objects.create(
+        name="retrain-warm-hourly", task="forecasting.tasks.retrain_active_assets", crontab=hourly
+    )
+    html = _dashboard(client, member)
+    section = re.sub(r"\s+", " ", html.split('id="retrain-schedule"')[1])
+    assert "Quick retrain (fine-tune on the newest hours):" in section
+    assert re.search(r"\d\d:05 UTC", section)
+    assert "Full retrain" not in section
+
+
+def test_it_says_when_no_retrain_is_scheduled(client, member):
+    PeriodicTask.objects.filter(name__startswith="retrain-").update(enabled=False)
+    assert "No retraining is scheduled" in _dashboard(client, member)

@@ -1,0 +1,132 @@
+"""Admin of model versions (read-only, "activate" for rollback) and forecasts (read-only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from forecasting.artifacts import artifact_write
+from forecasting.models import ModelVersion
+from tests.web import factories
+
+pytestmark = pytest.mark.django_db
+Status = ModelVersion.Status
+CHANGELIST = "/admin/forecasting/modelversion/"
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+
+
+def _with_artifact(version: ModelVersion) -> ModelVersion:
+    name, sha256 = artifact_write(
+        name=f"{version.asset.symbol}/v{version.version}.onnx", content=b"onnx bytes"
+    )
+    version.artifact_name, version.artifact_sha256 = name, sha256
+    version.save(update_fields=["artifact_name", "artifact_sha256"])
+    return version
+
+
+def _activate(client, *versions: ModelVersion):
+    return client.post(
+        CHANGELIST,
+        {"action": "activate", "_selected_action": [version.pk for version in versions]},
+        follow=True,
+    )
+
+
+def test_the_versions_list_filters_by_asset_and_status(admin_client, market):
+    response = admin_client.get(CHANGELIST, {"status__exact": "failed"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "failed" in html and "+12.0 %" not in html
+    html = admin_client.get(CHANGELIST, {"asset__id__exact": market.asset.pk}).content.decode()
+    assert "+12.0 %" in html  # v2's next-hour skill
+
+
+def test_a_version_page_shows_its_metrics_next_to_persistence_read_only(admin_client, market):
+    url = f"{CHANGELIST}{market.version.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    assert "persistence RMSE" in html and "<td>24 h</td>" in html
+    assert f"{market.version.metrics['persistence_rmse'][0]:,.2f}" in html
+    assert 'name="status"' not in html  # no editable field
+    admin_client.post(url, {"status": "retired"})
+    market.version.refresh_from_db()
+    assert market.version.status == Status.ACTIVE
+
+
+def test_versions_and_forecasts_cannot_be_added_or_deleted_by_hand(admin_client, market):
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert admin_client.get(f"{CHANGELIST}{market.version.pk}/delete/").status_code == 403
+    assert admin_client.get("/admin/forecasting/forecast/add/").status_code == 403
+    assert admin_client.get(f"/admin/forecasting/forecast/{market.forecast.pk}/delete/").status_code == 403
+    html = admin_client.get(f"/admin/forecasting/forecast/{market.forecast.pk}/change/").content.decode()
+    assert market.asset.symbol in html and 'name="points"' not in html
+
+
+def test_the_forecast_list_shows_how_many_hours_are_scored(admin_client, market):
+    html = admin_client.get("/admin/forecasting/forecast/").content.decode()
+    assert "24 / 24" in html and "0 / 24" in html
+
+
+def test_activate_rolls_back_to_a_validated_version(admin_client, market, artifacts):
+    older = _with_artifact(factories.version_create(asset=market.asset, version=3, status=Status.VALIDATED))
+    response = _activate(admin_client, older)
+    assert "BTCUSDT v3 is now active." in response.content.decode()
+    older.refresh_from_db()
+    market.version.refresh_from_db()
+    assert older.status == Status.ACTIVE and "rolled back by admin" in older.reason
+    assert market.version.status == Status.VALIDATED
+
+
+def test_activate_refuses_a_failed_version_and_changes_nothing(admin_client, market, artifacts):
+    failed = ModelVersion.objects.get(asset=market.asset, version=1)
+    response = _activate(admin_client, failed)
+    assert "not activated" in response.content.decode()
+    failed.refresh_from_db()
+    market.version.refresh_from_db()
+    assert failed.status == Status.FAILED and market.version.status == Status.ACTIVE
+
+
+def test_activate_refuses_a_version_whose_artifact_is_missing(admin_client, market, artifacts):
+    orphan = factories.version_create(
+        asset=market.asset,
+        version=3,
+        status=Status.VALIDATED,
+        artifact_name="gone.onnx",
+        artifact_sha256="0" * 64,
+    )
+    response = _activate(admin_client, orphan)
+    assert "not activated" in response.content.decode() and "missing" in response.content.decode()
+    orphan.refresh_from_db()
+    assert orphan.status == Status.VALIDATED
+
+
+def test_activate_refuses_two_versions_of_one_asset(admin_client, market, artifacts):
+    one = _with_artifact(factories.version_create(asset=market.asset, version=3, status=Status.VALIDATED))
+    two = _with_artifact(factories.version_create(asset=market.asset, version=4, status=Status.VALIDATED))
+    response = _activate(admin_client, one, two)
+    assert "at most one version per asset" in response.content.decode()
+    assert set(ModelVersion.objects.filter(pk__in=[one.pk, two.pk]).values_list("status", flat=True)) == {
+        Status.VALIDATED
+    }
+
+
+def test_staff_without_the_change_permission_cannot_activate(client, market, artifacts, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(viewer)
+    html = client.get(CHANGELIST).content.decode()
+    assert 'value="activate"' not in html
+    older = _with_artifact(factories.version_create(asset=market.asset, version=3, status=Status.VALIDATED))
+    _activate(client, older)
+    older.refresh_from_db()
+    assert older.status == Status.VALIDATED

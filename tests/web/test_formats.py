@@ -1,0 +1,81 @@
+"""Words and numbers of the pages: skill in plain words, prices, changes, retrain times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from forecasting.overview import retrain_schedule, skill_words
+from forecasting.templatetags import market_format as fmt
+
+
+@pytest.mark.parametrize(
+    ("skill", "words"),
+    [
+        (0.12, "12 % lower error than assuming no change"),
+        (0.004, "about as accurate as assuming no change"),
+        (-0.004, "about as accurate as assuming no change"),
+        (-0.2, "worse than assuming no change (20 % higher error)"),
+        (None, "not measured yet"),
+    ],
+)
+def test_skill_reads_as_plain_words(skill, words):
+    assert skill_words(skill) == words
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("43210.5"), "43,210.50"),
+        (12.345678, "12.3457"),
+        (0.0612345, "0.061234"),
+        (None, "–"),
+    ],
+)
+def test_prices_keep_enough_decimals_for_their_size(value, text):
+    assert fmt.price(value) == text
+
+
+def test_changes_carry_their_sign_and_direction():
+    assert fmt.signed_pct(1.254) == "+1.25 %"
+    assert fmt.signed_pct(-0.4) == "−0.40 %"
+    assert (fmt.direction(2), fmt.direction(-2), fmt.direction(0)) == ("up", "down", "")
+
+
+def test_amounts_durations_and_shares():
+    assert fmt.amount(96.0833) == "96.08"
+    assert fmt.amount(0.000512345) == "0.000512"
+    assert fmt.duration(41.2) == "41 s"
+    assert fmt.duration(754) == "12 min 34 s"
+    assert fmt.duration(7300) == "2 h 1 min"
+    assert fmt.pct(0.81) == "81 %"
+    assert fmt.at([1, 2, 3], -1) == 3 and fmt.at([], 0) is None and fmt.at(None, 0) is None
+    assert fmt.skill_short(0.12) == "12 % better" and fmt.skill_short(-0.05) == "5 % worse"
+
+
+@pytest.mark.django_db
+def test_the_next_retrain_is_read_from_the_enabled_crontabs():
+    PeriodicTask.objects.all().delete()
+    now = datetime.now(UTC)
+    hourly = CrontabSchedule.objects.create(minute="5", hour="*", timezone="UTC")
+    daily = CrontabSchedule.objects.create(minute="20", hour="3", timezone="UTC")
+    PeriodicTask.objects.create(name="retrain-warm-hourly", task="t", crontab=hourly)
+    PeriodicTask.objects.create(name="retrain-full-daily", task="t", crontab=daily)
+    PeriodicTask.objects.create(name="sync-candles-hourly", task="t", crontab=hourly)
+    runs = retrain_schedule(now=now)
+    assert [run.name for run in runs][0] == "retrain-warm-hourly"
+    warm, full = sorted(runs, key=lambda run: run.name, reverse=True)
+    assert warm.next_run.minute == 5 and now < warm.next_run <= now + timedelta(hours=1)
+    assert (full.next_run.hour, full.next_run.minute) == (3, 20) and now < full.next_run <= now + timedelta(
+        days=1
+    )
+
+
+@pytest.mark.django_db
+def test_no_retrain_is_listed_when_the_schedules_are_missing_or_disabled():
+    PeriodicTask.objects.filter(name="retrain-full-daily").delete()
+    PeriodicTask.objects.filter(name="retrain-warm-hourly").update(enabled=False)
+    assert retrain_schedule() == []

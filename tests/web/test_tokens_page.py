@@ -1,0 +1,100 @@
+"""The API tokens page: create (key shown once), list, revoke, and this month's usage."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from accounts.models import ApiQuota, ApiToken, ApiUsage
+from accounts.selectors import api_token_find, month_period
+from accounts.services import api_token_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _key(html: str) -> str | None:
+    match = re.search(r'<code id="token-key">([^<]+)</code>', html)
+    return match.group(1) if match else None
+
+
+def test_creating_a_token_shows_its_key_once_with_a_copy_button_and_a_curl_example(client, member):
+    client.force_login(member)
+    response = client.post("/account/tokens/", {"name": "laptop script"})
+    html = response.content.decode()
+    key = _key(html)
+    assert key, "the new key is on the page"
+    token = api_token_find(key=key)
+    assert token is not None and token.user == member and token.name == "laptop script"
+    assert 'data-copy-target="token-key"' in html
+    assert f'curl -H "Authorization: Token {key}" http://testserver/api/v1/assets/' in html
+    # Only the hash is stored, and the next visit cannot show the key again.
+    assert not ApiToken.objects.filter(key_hash=key).exists()
+    again = client.get("/account/tokens/").content.decode()
+    assert key not in again and _key(again) is None
+    assert "laptop script" in again and token.prefix in again
+
+
+def test_a_token_needs_a_name(client, member):
+    client.force_login(member)
+    html = client.post("/account/tokens/", {"name": "   "}).content.decode()
+    assert "This field is required." in html
+    assert _key(html) is None
+    assert not ApiToken.objects.exists()
+
+
+def test_it_lists_only_the_users_own_tokens(client, member, staff):
+    api_token_create(user=member, name="mine")
+    api_token_create(user=staff, name="someone else's")
+    client.force_login(member)
+    html = client.get("/account/tokens/").content.decode()
+    assert "mine" in html and "someone else" not in html
+
+
+def test_revoking_a_token_deletes_it_and_says_so(client, member):
+    token, key = api_token_create(user=member, name="old")
+    client.force_login(member)
+    response = client.post(f"/account/tokens/{token.pk}/revoke/", follow=True)
+    assert "Token revoked" in response.content.decode()
+    assert api_token_find(key=key) is None
+
+
+def test_nobody_can_revoke_another_users_token(client, member, staff):
+    token, key = api_token_create(user=staff, name="admin script")
+    client.force_login(member)
+    response = client.post(f"/account/tokens/{token.pk}/revoke/", follow=True)
+    assert "That token does not exist" in response.content.decode()
+    assert api_token_find(key=key) is not None
+
+
+def test_revoking_needs_a_post(client, member):
+    token, _ = api_token_create(user=member, name="old")
+    client.force_login(member)
+    assert client.get(f"/account/tokens/{token.pk}/revoke/").status_code == 405
+    assert ApiToken.objects.filter(pk=token.pk).exists()
+
+
+def test_the_usage_bar_shows_this_months_calls_against_the_users_quota(client, member):
+    ApiQuota.objects.create(user=member, monthly_limit=40)
+    start, _ = month_period()
+    ApiUsage.objects.create(user=member, period_start=start.date(), used=35)
+    client.force_login(member)
+    html = client.get("/account/tokens/").content.decode()
+    assert "35 of 40" in html and "5 left" in html
+    assert re.search(r'<progress id="usage-bar" class="near-limit" max="40" value="35"', html)
+
+
+def test_a_used_up_quota_says_the_api_answers_429(client, member):
+    ApiQuota.objects.create(user=member, monthly_limit=3)
+    ApiUsage.objects.create(user=member, period_start=month_period()[0].date(), used=3)
+    client.force_login(member)
+    assert "answers 429 until the reset" in client.get("/account/tokens/").content.decode()
+
+
+def test_a_new_user_starts_at_zero_of_the_default_quota(client, settings):
+    settings.API_MONTHLY_QUOTA = 250
+    user = get_user_model().objects.create_user("dave", password="plum-orchard-47-lantern")
+    client.force_login(user)
+    html = client.get("/account/tokens/").content.decode()
+    assert "0 of 250" in html and "No tokens yet." in html
