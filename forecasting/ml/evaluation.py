@@ -66,14 +66,24 @@ def forecast_metrics(
     }
 
 
-def fit_shrinkage(predicted_change: np.ndarray, actual_change: np.ndarray) -> np.ndarray:
-    """Per step, the factor in [0, 1] that minimises the squared error of factor * prediction
-    (least squares through the origin); 0 where the prediction is useless or zero."""
-    num = np.sum(predicted_change * actual_change, axis=0)
+def fit_shrinkage(
+    predicted_change: np.ndarray, actual_change: np.ndarray, *, z: float = 0.0, block: int = 1
+) -> np.ndarray:
+    """Per step, the factor in [0, 1] applied to the predicted change: the least-squares factor
+    (through the origin) lowered by `z` standard errors, so a step whose validation benefit is
+    not significant gets 0 (persistence). The standard error sums products over consecutive
+    blocks of `block` windows, since neighbouring windows' errors are correlated."""
     den = np.sum(predicted_change**2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(den > 0, num / den, 0.0)
-    return np.clip(np.nan_to_num(factor), 0.0, 1.0)
+        factor = np.where(den > 0, np.sum(predicted_change * actual_change, axis=0) / den, 0.0)
+        factor = np.nan_to_num(factor)
+        if z > 0 and len(predicted_change):
+            # Cluster-robust (sandwich) standard error of the factor, one cluster per block.
+            scores = predicted_change * (actual_change - factor * predicted_change)
+            edges = np.arange(0, len(scores), max(block, 1))
+            spread = np.sqrt(np.sum(np.add.reduceat(scores, edges, axis=0) ** 2, axis=0))
+            factor = factor - z * np.nan_to_num(np.where(den > 0, spread / den, 0.0))
+    return np.clip(factor, 0.0, 1.0)
 
 
 def conformal_bounds(residuals: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:

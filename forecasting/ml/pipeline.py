@@ -174,7 +174,7 @@ def train(
     if outcome.diverged_at is not None:
         reason = f"non-finite loss at epoch {outcome.diverged_at}" + (f"; {reason}" if reason else "")
 
-    preprocessing = _calibrate(run, config, scaler, target_scale, scaled, close, split)
+    preprocessing, val_network = _calibrate(run, config, scaler, target_scale, scaled, close, split)
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
         "best_epoch": outcome.best_epoch,
@@ -191,7 +191,7 @@ def train(
     metrics["test_windows"] = metrics.pop("windows")
     test_start = candles["open_time"].iloc[int(split.test[0])].to_pydatetime()
     metrics["test_start"] = _iso(test_start)
-    validation = evaluate_windows(run, preprocessing, scaled, close, split.validation)
+    validation = evaluate_windows(run, preprocessing, scaled, close, split.validation, network=val_network)
     metrics["validation"] = {
         key: validation[key] for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80", "windows")
     }
@@ -245,20 +245,22 @@ def _calibrate(
     scaled: np.ndarray,
     close: np.ndarray,
     split: Split,
-) -> dict[str, Any]:
-    """Preprocessing with the shrinkage and conformal interval fitted on validation windows."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Preprocessing with the shrinkage and conformal interval fitted on validation windows,
+    and the network's outputs on those windows."""
     windows, last_close, volatility = window_inputs(
         scaled, close, split.validation, config.window, config.volatility_hours
     )
-    predicted = run(windows).astype("float64") * np.asarray(target_scale)
+    network = run(windows)
+    predicted = network.astype("float64") * np.asarray(target_scale)
     actual = future_returns(close, split.validation, config.horizon)
-    shrink = fit_shrinkage(predicted, actual)
+    shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=max(24, config.horizon))
     positive = volatility[volatility > 0]
     # A flat stretch would give a zero-width interval; a tenth of the typical volatility bounds it.
     floor = float(np.median(positive) * 0.1) if len(positive) else 1e-6
     residuals = (actual - predicted * shrink) / np.maximum(volatility, floor)[:, None]
     lower, upper = conformal_bounds(residuals, config.interval_coverage)
-    return {
+    preprocessing = {
         "format": PREPROCESSING_FORMAT,
         "features": list(FEATURES),
         "window": config.window,
@@ -269,6 +271,7 @@ def _calibrate(
             "definition": "network[k] * scale[k] * shrink[k] = close[t+k+1] / close[t] - 1",
             "scale": [float(v) for v in target_scale],
             "shrink": [float(v) for v in shrink],
+            "shrink_z": config.shrink_z,
         },
         "interval": {
             "method": "split_conformal_volatility_normalised",
@@ -288,3 +291,4 @@ def _calibrate(
         },
         "gaps": {"max_filled_hours": config.max_filled_hours},
     }
+    return preprocessing, network

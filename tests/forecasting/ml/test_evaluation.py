@@ -83,3 +83,19 @@ def test_shrinkage_is_the_least_squares_factor_clipped_to_zero_one():
     assert factor[1] == 0.0
     assert factor[2] == 1.0
     assert factor[3] == 0.0
+
+
+def test_shrinkage_falls_to_persistence_when_the_validation_benefit_is_not_significant():
+    rng = np.random.default_rng(13)
+    predicted = rng.normal(size=(500, 2))
+    actual = np.column_stack(
+        [
+            0.03 * predicted[:, 0] + rng.normal(size=500),  # a faint edge, lost in the noise
+            0.5 * predicted[:, 1] + rng.normal(0, 0.1, 500),  # a clear one
+        ]
+    )
+    plain = fit_shrinkage(predicted, actual)
+    gated = fit_shrinkage(predicted, actual, z=1.645, block=24)
+    assert plain[0] > 0
+    assert gated[0] == 0.0
+    assert 0.45 < gated[1] < plain[1] < 0.55
