@@ -22,7 +22,6 @@ from accounts.throttling import MonthlyQuotaThrottle
 from forecasting.selectors import (
     ForecastUnavailable,
     forecast_latest,
-    json_safe,
     model_version_list,
     track_record,
 )
@@ -52,7 +51,7 @@ class MetricsSerializer(serializers.Serializer):
 
 @extend_schema_field(MetricsSerializer)
 class MetricsField(serializers.Field):
-    """Passes the stored metrics through (already made JSON-safe by the selectors)."""
+    """Passes the stored metrics through as the training service wrote them."""
 
     def to_representation(self, value: dict[str, Any]) -> dict[str, Any]:
         return value
@@ -106,7 +105,7 @@ class ModelVersionSerializer(serializers.Serializer):
 
     @extend_schema_field(MetricsSerializer)
     def get_metrics(self, version: Any) -> dict[str, Any]:
-        return json_safe(version.metrics or {})
+        return version.metrics or {}
 
 
 class ModelVersionsSerializer(serializers.Serializer):

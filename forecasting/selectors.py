@@ -19,7 +19,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
-from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, json_safe, track_record
+from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
 from markets.models import Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
@@ -60,8 +60,10 @@ def _latest_candle(field: str) -> Subquery:
 
 
 def _assets_with_last_candle() -> QuerySet[Asset]:
-    return Asset.objects.filter(is_active=True).annotate(
-        last_candle_time=_latest_candle("open_time"), last_close=_latest_candle("close")
+    return (
+        Asset.objects.filter(is_active=True)
+        .defer("hyperparameters")
+        .annotate(last_candle_time=_latest_candle("open_time"), last_close=_latest_candle("close"))
     )
 
 
@@ -238,10 +240,10 @@ def forecast_latest(*, asset: Asset, now: datetime | None = None) -> ForecastDet
         last_candle_time=forecast.base_time,
         last_close=float(forecast.last_close),
         horizon_hours=forecast.horizon,
-        points=json_safe(forecast.points or []),
+        points=forecast.points or [],
         stale=stale,
         stale_reason=stale_reason,
-        metrics=json_safe(version.metrics or {}),
+        metrics=version.metrics or {},
         trained_at=version.trained_at,
     )
 
@@ -263,10 +265,10 @@ def _summary(asset: Asset, forecast: Forecast, now: datetime) -> ForecastSummary
         generated_at=forecast.generated_at,
         base_time=forecast.base_time,
         horizon_hours=forecast.horizon,
-        next_close=json_safe(first.get("close")),
-        final_close=json_safe(last.get("close")),
-        final_lower=json_safe(last.get("lower")),
-        final_upper=json_safe(last.get("upper")),
+        next_close=first.get("close"),
+        final_close=last.get("close"),
+        final_lower=last.get("lower"),
+        final_upper=last.get("upper"),
         stale=stale,
         stale_reason=stale_reason,
     )
@@ -334,7 +336,6 @@ __all__ = [
     "candle_list",
     "forecast_latest",
     "forecast_staleness",
-    "json_safe",
     "model_version_active",
     "model_version_list",
     "track_record",

@@ -67,17 +67,6 @@ class _Accumulator:
         )
 
 
-def json_safe(value: Any) -> Any:
-    """`value` with NaN and infinities replaced by None: strict JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    return value
-
-
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -174,7 +163,7 @@ def track_record(
                     horizon_hours=horizon,
                     fully_scored=fully_scored,
                     stats=mine.stats(),
-                    scores=json_safe(scores),
+                    scores=scores,
                 )
             )
     return TrackRecord(

@@ -1,0 +1,144 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from forecasting.models import ModelVersion
+from markets.models import Asset
+from tests.api.conftest import HOUR, METRICS, candles_create, forecast_create, iso, version_create
+
+URL = "/api/v1/assets/BTCUSDT/forecast/"
+
+
+@pytest.mark.django_db
+def test_it_returns_the_active_versions_latest_forecast(member_api, market):
+    response = member_api.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    forecast = market["forecast"]
+    assert body == {
+        "symbol": "BTCUSDT",
+        "model_version": 2,
+        "generated_at": body["generated_at"],
+        "last_candle_time": iso(market["last"]),
+        "last_close": float(forecast.last_close),
+        "horizon_hours": 4,
+        "points": forecast.points,
+        "stale": False,
+        "stale_reason": None,
+        "metrics": METRICS,
+    }
+    assert set(body["points"][0]) == {"time", "close", "lower", "upper"}
+    assert dt.datetime.fromisoformat(body["generated_at"]) <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_newer_forecast_of_a_retired_version_is_not_served(member_api, market):
+    retired = ModelVersion.objects.get(asset=market["asset"], version=1)
+    candles_create(market["asset"], 1, end=market["last"] + HOUR)
+    forecast_create(retired, market["last"] + HOUR)
+
+    body = member_api.get(URL).json()
+
+    assert body["model_version"] == 2
+    assert body["stale"] is True
+    assert "a newer one" in body["stale_reason"]
+
+
+@pytest.mark.django_db
+def test_it_is_stale_when_the_last_candle_is_too_old(member_api, market, settings):
+    settings.STALE_DATA_HOURS = 3
+    asset = market["asset"]
+    asset.candles.filter(open_time__gt=market["last"] - 5 * HOUR).delete()
+    forecast_create(market["active"], market["last"] - 5 * HOUR)
+
+    body = member_api.get(URL).json()
+
+    assert body["stale"] is True
+    assert "last candle closed" in body["stale_reason"] and "limit 3 h" in body["stale_reason"]
+
+
+@pytest.mark.django_db
+def test_it_is_stale_when_the_model_is_too_old(member_api, market, settings):
+    settings.STALE_MODEL_HOURS = 48
+    ModelVersion.objects.filter(pk=market["active"].pk).update(
+        trained_at=timezone.now() - dt.timedelta(hours=50)
+    )
+
+    body = member_api.get(URL).json()
+
+    assert body["stale"] is True
+    assert body["stale_reason"].startswith("model v2 was trained 50.0 h ago")
+
+
+@pytest.mark.django_db
+def test_with_replay_data_age_is_the_last_sync_not_the_historical_candles(member_api, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    asset = market["asset"]
+    old = market["last"] - dt.timedelta(days=400)
+    asset.candles.all().delete()
+    asset.forecasts.all().delete()
+    candles_create(asset, 3, end=old)
+    ModelVersion.objects.filter(pk=market["active"].pk).update(trained_at=timezone.now())
+    forecast_create(market["active"], old)
+    Asset.objects.filter(pk=asset.pk).update(last_synced_at=timezone.now() - dt.timedelta(minutes=30))
+
+    assert member_api.get(URL).json()["stale"] is False
+
+    Asset.objects.filter(pk=asset.pk).update(last_synced_at=timezone.now() - dt.timedelta(hours=10))
+    body = member_api.get(URL).json()
+    assert body["stale"] is True and "last synced 10.0 h ago" in body["stale_reason"]
+
+
+@pytest.mark.django_db
+def test_a_failing_sync_makes_it_stale(member_api, market):
+    Asset.objects.filter(pk=market["asset"].pk).update(last_sync_error="ConnectionError: timed out")
+    body = member_api.get(URL).json()
+    assert body["stale"] is True
+    assert body["stale_reason"] == "market data sync is failing: ConnectionError: timed out"
+
+
+@pytest.mark.django_db
+def test_it_answers_503_before_any_model(member_api, btc):
+    response = member_api.get(URL)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("no active model yet for BTCUSDT: no model has been trained")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        ("training", "", "no active model yet for BTCUSDT: training v1"),
+        ("failed", "loss was NaN", "no active model yet for BTCUSDT: training v1 failed: loss was NaN"),
+        ("validated", "worse than persistence", "v1 was not promoted: worse than persistence"),
+    ],
+)
+def test_the_503_says_what_training_is_doing(member_api, btc, status, reason, expected):
+    version_create(btc, 1, status=status, reason=reason)
+    response = member_api.get(URL)
+    assert response.status_code == 503
+    assert expected in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_it_answers_503_when_the_active_model_has_not_forecast_yet(member_api, btc):
+    version_create(btc, 1, status="active")
+    response = member_api.get(URL)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("no forecast stored yet for BTCUSDT by model v1")
+
+
+@pytest.mark.django_db
+def test_forecast_of_an_unknown_asset_is_404_and_needs_a_token(api, member_api, market):
+    assert member_api.get("/api/v1/assets/ETHUSDT/forecast/").status_code == 404
+    assert api.get(URL).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_forecast_costs_a_fixed_number_of_queries(member_api, market, django_assert_max_num_queries):
+    member_api.get(URL)
+    # token + quota + asset with last candle + forecast with its version
+    with django_assert_max_num_queries(4):
+        assert member_api.get("/api/v1/assets/btcusdt/forecast/").status_code == 200

@@ -1,0 +1,49 @@
+import pytest
+
+from tests.api.conftest import METRICS, version_create
+
+URL = "/api/v1/assets/BTCUSDT/models/"
+
+
+@pytest.mark.django_db
+def test_it_lists_versions_newest_first_with_status_and_metrics(member_api, market):
+    version_create(market["asset"], 3, status="failed", reason="parity check failed", trained_at=None)
+
+    response = member_api.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["symbol"] == "BTCUSDT" and body["active_version"] == 2
+    assert [(v["version"], v["status"]) for v in body["versions"]] == [
+        (3, "failed"),
+        (2, "active"),
+        (1, "retired"),
+    ]
+    failed, active, retired = body["versions"]
+    assert failed["reason"] == "parity check failed" and failed["trained_at"] is None
+    assert active["mode"] == "warm" and active["parent_version"] == 1
+    assert retired["parent_version"] is None
+    assert active["metrics"] == METRICS
+    assert active["epochs"] == 1 and active["train_seconds"] == 3.5 and active["window"] == 24
+    assert "loss_history" not in active and "preprocessing" not in active
+
+
+@pytest.mark.django_db
+def test_an_asset_without_models_has_an_empty_list(member_api, btc):
+    body = member_api.get(URL).json()
+    assert body == {"symbol": "BTCUSDT", "active_version": None, "versions": []}
+
+
+@pytest.mark.django_db
+def test_models_runs_a_bounded_number_of_queries(member_api, market, django_assert_max_num_queries):
+    for number in range(3, 13):
+        version_create(market["asset"], number, status="retired", parent=market["active"])
+    member_api.get(URL)
+    with django_assert_max_num_queries(4):
+        assert len(member_api.get(URL).json()["versions"]) == 12
+
+
+@pytest.mark.django_db
+def test_models_of_an_unknown_asset_are_404_and_need_a_token(api, member_api, market):
+    assert member_api.get("/api/v1/assets/NOPE/models/").status_code == 404
+    assert api.get(URL).status_code == 401
