@@ -22,10 +22,12 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
-from forecasting.selectors import HEAVY_VERSION_FIELDS, forecast_staleness
+from forecasting.selectors import forecast_staleness
 from markets.models import Asset, Candle
 
 Status = ModelVersion.Status
+# Version JSON the panels never show (serving and training details, loss curve).
+UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
@@ -197,7 +199,7 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     version_ids = {a.latest_version_id for a in rows} | {a.active_version_id for a in rows}
     version_ids.discard(None)
     if version_ids:
-        for version in ModelVersion.objects.filter(pk__in=version_ids).defer(*HEAVY_VERSION_FIELDS):
+        for version in ModelVersion.objects.filter(pk__in=version_ids).defer(*UNSHOWN_VERSION_FIELDS):
             panel = panels[version.asset_id]
             if version.status == Status.ACTIVE:
                 panel.version = version

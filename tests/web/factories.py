@@ -32,14 +32,18 @@ def last_full_hour(now: datetime | None = None) -> datetime:
 
 
 def candles_create(*, asset: Asset, count: int, last: datetime, start_price: float = 40000.0) -> list[Candle]:
-    """`count` hourly candles ending at `last`, a smooth deterministic wave."""
+    """`count` hourly candles ending at `last`: a deterministic wave with hourly wiggles,
+    each candle opening at the previous close."""
     rows = []
+    previous = start_price
     for index in range(count):
         open_time = last - (count - 1 - index) * HOUR
-        base = start_price * (1 + 0.03 * math.sin(index / 9)) + index * 5
-        close = base * (1 + 0.004 * math.sin(index / 2.3))
-        high = max(base, close) * 1.002
-        low = min(base, close) * 0.998
+        wave = start_price * (1 + 0.03 * math.sin(index / 9)) + index * 5
+        base = previous
+        close = wave * (1 + 0.002 * math.sin(index * 1.7))
+        previous = close
+        high = max(base, close) * 1.0015
+        low = min(base, close) * 0.9985
         rows.append(
             Candle(
                 asset=asset,

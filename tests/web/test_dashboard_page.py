@@ -147,3 +147,9 @@ def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
 def test_it_says_when_no_retrain_is_scheduled(client, member):
     PeriodicTask.objects.filter(name__startswith="retrain-").update(enabled=False)
     assert "No retraining is scheduled" in _dashboard(client, member)
+
+
+def test_it_reports_a_failing_sync_even_before_any_forecast(client, member, btc):
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error="connection refused by api.binance.com")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert 'data-state="sync_failing"' in card and "connection refused by api.binance.com" in card
