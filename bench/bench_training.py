@@ -306,13 +306,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: a slice of the year, few epochs")
     parser.add_argument("--skip-recipe", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for both the recipe and ours (like for like; default 1, the pipeline's default)",
+    )
     args = parser.parse_args(argv)
     candles = load_candles()
-    overrides: dict = {}
+    torch.set_num_threads(args.threads)
+    overrides: dict = {"threads": args.threads}
     recipe_epochs = 100
     if args.quick:
         candles = candles.tail(1500).reset_index(drop=True)
-        overrides = {"max_epochs": 1, "epoch_windows": 256, "warm_max_epochs": 1, "warm_windows": 128}
+        overrides |= {"max_epochs": 1, "epoch_windows": 256, "warm_max_epochs": 1, "warm_windows": 128}
         recipe_epochs = 1
     load_before = _load()
     started = datetime.now(UTC)
@@ -334,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "date": started.isoformat(),
             "quick": args.quick,
+            "threads": args.threads,
             "recipe": None if recipe is None else recipe.__dict__,
             "ours": {
                 item.label: {

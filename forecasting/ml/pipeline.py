@@ -22,7 +22,7 @@ from forecasting.ml.features import FEATURES, check_candles, compute_features
 from forecasting.ml.inference import load_session, run_session
 from forecasting.ml.model import LSTMForecaster
 from forecasting.ml.scaling import minmax_fit, minmax_transform
-from forecasting.ml.training import EpochStats, fit, predict
+from forecasting.ml.training import EpochStats, FitOutcome, fit, predict
 from forecasting.ml.windows import (
     Split,
     chronological_split,
@@ -100,6 +100,103 @@ def _load_parent_weights(model: torch.nn.Module, weights_bytes: bytes) -> None:
         ) from error
 
 
+@dataclass
+class _Prepared:
+    """The candles as the network sees them, split, with the scaler and target scale."""
+
+    split: Split
+    close: np.ndarray
+    scaled: np.ndarray
+    view: np.ndarray  # sliding windows over `scaled`, no copy
+    scaler: dict[str, Any]
+    target_scale: list[float]
+
+    def examples(self, bases: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """(window start rows in the view, standardised targets) of the windows at `bases`."""
+        targets = future_returns(self.close, bases, horizon) / np.asarray(self.target_scale)
+        return bases - window + 1, targets.astype("float32")
+
+
+@dataclass
+class _Fitted:
+    onnx_bytes: bytes
+    weights_bytes: bytes
+    reason: str  # '' when the artifact passed every check
+    run: Callable[[np.ndarray], np.ndarray]  # scaled windows -> network outputs, as served
+    outcome: FitOutcome
+    fit_windows: int
+
+
+def _prepare(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any] | None) -> _Prepared:
+    window, horizon = config.window, config.horizon
+    bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
+    split = chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
+    features = compute_features(candles)
+    close = candles["close"].to_numpy(dtype="float64")
+    if parent is None:
+        scaler = minmax_fit(features[: split.training_rows_end(horizon)])
+        spread = future_returns(close, split.train, horizon).std(axis=0)
+        target_scale = [float(v) if v > 0 else 1.0 for v in spread]
+    else:  # the parent's weights only mean something on the parent's scales
+        scaler, target_scale = parent["scaler"], [float(v) for v in parent["target"]["scale"]]
+    scaled = minmax_transform(features, scaler)
+    return _Prepared(split, close, scaled, sliding_view(scaled, window), scaler, target_scale)
+
+
+def _fit_and_export(
+    data: _Prepared,
+    config: TrainingConfig,
+    parent_weights: bytes | None,
+    progress: Callable[[EpochReport], None] | None,
+) -> _Fitted:
+    """Train (or fine-tune), export to ONNX and check the artifact, all seeded."""
+    window, horizon, warm = config.window, config.horizon, parent_weights is not None
+    fit_bases = data.split.train[-config.warm_windows :] if warm else data.split.train
+    max_epochs = config.warm_max_epochs if warm else config.max_epochs
+
+    def on_epoch(stats: EpochStats) -> None:
+        if progress is not None:
+            progress(EpochReport(stats.epoch, max_epochs, stats.train_loss, stats.val_loss, stats.seconds))
+
+    with _seeded_torch(config.seed, config.threads):
+        model = LSTMForecaster(len(FEATURES), config.hidden_size, config.num_layers, config.dropout, horizon)
+        if parent_weights is not None:
+            _load_parent_weights(model, parent_weights)
+        outcome = fit(
+            model,
+            data.view,
+            data.examples(fit_bases, window, horizon),
+            data.examples(data.split.validation, window, horizon),
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            batch_size=config.batch_size,
+            max_epochs=max_epochs,
+            patience=config.patience,
+            epoch_windows=0 if warm else config.epoch_windows,
+            rng=np.random.default_rng(config.seed),
+            score_start=warm,
+            on_epoch=on_epoch,
+        )
+        onnx_bytes = export_onnx(model, window, len(FEATURES))
+        held_out = data.view[data.split.test[:PARITY_WINDOWS] - window + 1]
+        reason = validate_onnx(onnx_bytes, model, held_out, horizon)
+        weights = io.BytesIO()
+        torch.save(model.state_dict(), weights)
+    if reason:  # metrics still come from the torch model, so the failure can be inspected
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return predict(model, x, np.arange(len(x)))
+    else:
+        session = load_session(onnx_bytes, threads=config.threads or 1)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return run_session(session, x)
+
+    if outcome.diverged_at is not None:
+        reason = f"non-finite loss at epoch {outcome.diverged_at}" + (f"; {reason}" if reason else "")
+    return _Fitted(onnx_bytes, weights.getvalue(), reason, run, outcome, len(fit_bases))
+
+
 def train(
     candles: pd.DataFrame,
     config: TrainingConfig,
@@ -116,108 +213,54 @@ def train(
     """
     started = time.perf_counter()
     check_candles(candles)
-    window, horizon = config.window, config.horizon
     if warm_start is not None:
         _check_parent(warm_start[1], config)
-    bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
-    split = chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
-    features = compute_features(candles)
-    close = candles["close"].to_numpy(dtype="float64")
-    if warm_start is None:
-        scaler = minmax_fit(features[: split.training_rows_end(horizon)])
-        spread = future_returns(close, split.train, horizon).std(axis=0)
-        target_scale = [float(v) if v > 0 else 1.0 for v in spread]
-    else:
-        scaler, target_scale = warm_start[1]["scaler"], list(warm_start[1]["target"]["scale"])
-    scaled = minmax_transform(features, scaler)
-    view = sliding_view(scaled, window)
-
-    def examples(chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        targets = future_returns(close, chosen, horizon) / np.asarray(target_scale)
-        return chosen - window + 1, targets.astype("float32")
-
-    fit_bases = split.train[-config.warm_windows :] if warm_start else split.train
-    max_epochs = config.warm_max_epochs if warm_start else config.max_epochs
-
-    def on_epoch(stats: EpochStats) -> None:
-        if progress is not None:
-            progress(EpochReport(stats.epoch, max_epochs, stats.train_loss, stats.val_loss, stats.seconds))
-
-    with _seeded_torch(config.seed, config.threads):
-        model = LSTMForecaster(len(FEATURES), config.hidden_size, config.num_layers, config.dropout, horizon)
-        if warm_start is not None:
-            _load_parent_weights(model, warm_start[0])
-        outcome = fit(
-            model,
-            view,
-            examples(fit_bases),
-            examples(split.validation),
-            learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay,
-            batch_size=config.batch_size,
-            max_epochs=max_epochs,
-            patience=config.patience,
-            epoch_windows=0 if warm_start else config.epoch_windows,
-            rng=np.random.default_rng(config.seed),
-            score_start=warm_start is not None,
-            on_epoch=on_epoch,
-        )
-        onnx_bytes = export_onnx(model, window, len(FEATURES))
-        reason = validate_onnx(onnx_bytes, model, view[split.test[:PARITY_WINDOWS] - window + 1], horizon)
-        if reason:  # metrics still come from the torch model, so the failure can be inspected
-            run: Callable[[np.ndarray], np.ndarray] = lambda x: predict(model, x, np.arange(len(x)))  # noqa: E731
-        else:
-            session = load_session(onnx_bytes, threads=max(1, torch.get_num_threads()))
-            run = lambda x: run_session(session, x)  # noqa: E731
-        weights = io.BytesIO()
-        torch.save(model.state_dict(), weights)
-    if outcome.diverged_at is not None:
-        reason = f"non-finite loss at epoch {outcome.diverged_at}" + (f"; {reason}" if reason else "")
-
-    preprocessing, val_network = _calibrate(run, config, scaler, target_scale, scaled, close, split)
+    data = _prepare(candles, config, warm_start[1] if warm_start else None)
+    fitted = _fit_and_export(data, config, warm_start[0] if warm_start else None, progress)
+    split, times = data.split, candles["open_time"]
+    preprocessing, val_network = _calibrate(fitted.run, config, data, split)
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
-        "best_epoch": outcome.best_epoch,
-        "scaler_rows": [
-            _iso(candles["open_time"].iloc[0]),
-            _iso(candles["open_time"].iloc[split.training_rows_end(horizon) - 1]),
-        ],
-        "fit_windows": len(fit_bases),
+        "best_epoch": fitted.outcome.best_epoch,
+        "scaler_rows": [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])],
+        "fit_windows": fitted.fit_windows,
         "train_windows": len(split.train),
         "validation_windows": len(split.validation),
         "test_windows": len(split.test),
     }
-    metrics = evaluate_windows(run, preprocessing, scaled, close, split.test)
+    metrics = evaluate_windows(fitted.run, preprocessing, data.scaled, data.close, split.test)
     metrics["test_windows"] = metrics.pop("windows")
-    test_start = candles["open_time"].iloc[int(split.test[0])].to_pydatetime()
+    test_start = times.iloc[int(split.test[0])].to_pydatetime()
     metrics["test_start"] = _iso(test_start)
-    validation = evaluate_windows(run, preprocessing, scaled, close, split.validation, network=val_network)
+    validation = evaluate_windows(
+        fitted.run, preprocessing, data.scaled, data.close, split.validation, network=val_network
+    )
     metrics["validation"] = {
         key: validation[key] for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80", "windows")
     }
-    if not reason and not all(v is not None for key in ("rmse", "coverage_80") for v in metrics[key]):
+    reason = fitted.reason
+    if not reason and any(v is None for key in ("rmse", "coverage_80") for v in metrics[key]):
         reason = "the test metrics are not finite"
+    history = [
+        {"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "seconds": s.seconds}
+        for s in fitted.outcome.history
+    ]
     return TrainingResult(
-        onnx_bytes=onnx_bytes,
-        weights_bytes=weights.getvalue(),
+        onnx_bytes=fitted.onnx_bytes,
+        weights_bytes=fitted.weights_bytes,
         preprocessing=_json_safe(preprocessing),
         metrics=_json_safe(metrics),
-        loss_history=_json_safe(
-            [
-                {"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "seconds": s.seconds}
-                for s in outcome.history
-            ]
-        ),
-        epochs=len(outcome.history),
+        loss_history=_json_safe(history),
+        epochs=len(history),
         train_seconds=time.perf_counter() - started,
-        data_first=candles["open_time"].iloc[0].to_pydatetime(),
-        data_last=candles["open_time"].iloc[-1].to_pydatetime(),
+        data_first=times.iloc[0].to_pydatetime(),
+        data_last=times.iloc[-1].to_pydatetime(),
         candles=len(candles),
         test_start=test_start,
         valid=not reason,
         invalid_reason=reason,
         warm_start=warm_start is not None,
-        best_epoch=outcome.best_epoch,
+        best_epoch=fitted.outcome.best_epoch,
     )
 
 
@@ -238,22 +281,16 @@ def _iso(stamp: datetime | pd.Timestamp) -> str:
 
 
 def _calibrate(
-    run: Callable[[np.ndarray], np.ndarray],
-    config: TrainingConfig,
-    scaler: dict[str, Any],
-    target_scale: list[float],
-    scaled: np.ndarray,
-    close: np.ndarray,
-    split: Split,
+    run: Callable[[np.ndarray], np.ndarray], config: TrainingConfig, data: _Prepared, split: Split
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Preprocessing with the shrinkage and conformal interval fitted on validation windows,
     and the network's outputs on those windows."""
-    windows, last_close, volatility = window_inputs(
-        scaled, close, split.validation, config.window, config.volatility_hours
+    windows, _, volatility = window_inputs(
+        data.scaled, data.close, split.validation, config.window, config.volatility_hours
     )
     network = run(windows)
-    predicted = network.astype("float64") * np.asarray(target_scale)
-    actual = future_returns(close, split.validation, config.horizon)
+    predicted = network.astype("float64") * np.asarray(data.target_scale)
+    actual = future_returns(data.close, split.validation, config.horizon)
     shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=max(24, config.horizon))
     positive = volatility[volatility > 0]
     # A flat stretch would give a zero-width interval; a tenth of the typical volatility bounds it.
@@ -265,11 +302,11 @@ def _calibrate(
         "features": list(FEATURES),
         "window": config.window,
         "horizon": config.horizon,
-        "scaler": scaler,
+        "scaler": data.scaler,
         "target": {
             "kind": "relative_change",
             "definition": "network[k] * scale[k] * shrink[k] = close[t+k+1] / close[t] - 1",
-            "scale": [float(v) for v in target_scale],
+            "scale": list(data.target_scale),
             "shrink": [float(v) for v in shrink],
             "shrink_z": config.shrink_z,
         },
