@@ -34,7 +34,9 @@ def main() -> int:
         "worker": [str(BIN / "celery"), "-A", "makeusrich", "worker", "--concurrency", "2", "-l", "info"],
         "beat": [str(BIN / "celery"), "-A", "makeusrich", "beat", "-l", "info", "--pidfile="],
     }  # fmt: skip
-    children = {name: subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for name, cmd in commands.items()}
+    children = {
+        name: subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for name, cmd in commands.items()
+    }
 
     def stop(*_: object) -> None:
         for child in children.values():

@@ -12,10 +12,32 @@ import os
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test.utils import override_settings
 
 from markets.models import Asset
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_http_test_server():
+    """Tests speak plain http: no https redirect, no Secure-only cookies.
+
+    pytest-django runs with DEBUG off, so the settings are production's; the
+    manifest static storage would need collectstatic, so tests serve the
+    same files through the finders.
+    """
+    with override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        SECURE_HSTS_SECONDS=0,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    ):
+        yield
 
 
 def _missing(what: str) -> None:

@@ -6,31 +6,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
-from django.test.utils import override_settings
 from pytest_django.live_server_helper import LiveServer
 
 from tests.web import factories
-
-
-@pytest.fixture(scope="package", autouse=True)
-def plain_http_test_server():
-    """The test server speaks plain http: no https redirect, no Secure-only cookies.
-
-    With DEBUG off, settings pick the manifest storage, which needs
-    collectstatic; the test server serves the same files through the finders.
-    """
-    with override_settings(
-        SECURE_SSL_REDIRECT=False,
-        SESSION_COOKIE_SECURE=False,
-        CSRF_COOKIE_SECURE=False,
-        SECURE_HSTS_SECONDS=0,
-        STORAGES={
-            **settings.STORAGES,
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        },
-    ):
-        yield
 
 
 @pytest.fixture
@@ -41,11 +19,11 @@ def market(btc):
 
 
 @pytest.fixture(scope="package")
-def live_server(plain_http_test_server, request) -> Iterator[LiveServer]:
+def live_server(request) -> Iterator[LiveServer]:
     """pytest-django's live server, started once these settings are in place.
 
-    The server builds its middleware when it starts: the session-wide one
-    could have started earlier with https redirects on.
+    Package-scoped so that the server (which builds its middleware when it
+    starts) is shared by these tests only.
     """
     address = (
         request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
