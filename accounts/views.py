@@ -1,10 +1,13 @@
-"""Pages: sign up, and the API tokens page (log in / log out are Django's own views)."""
+"""Pages: sign up, log in (throttled), and the API tokens page (log out is Django's own view)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
@@ -13,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.login_throttle import login_blocked, login_failure_record, login_failures_clear
 from accounts.models import ApiToken
 from accounts.selectors import api_token_list, api_usage_get
 from accounts.services import api_token_create, api_token_revoke
@@ -75,3 +79,23 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     else:
         messages.error(request, "That token does not exist (it may already be revoked).")
     return redirect("tokens")
+
+
+class ThrottledLoginView(auth_views.LoginView):
+    """Django's login view, refusing a client or username after too many failed attempts."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        who = {"username": request.POST.get("username", ""), "client": request.META.get("REMOTE_ADDR", "")}
+        if login_blocked(**who):
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, "Too many failed log-in attempts. Wait 15 minutes and try again.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            login_failures_clear(**who)
+        else:
+            login_failure_record(**who)
+        return response
