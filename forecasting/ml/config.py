@@ -35,7 +35,7 @@ class TrainingConfig:
     interval_coverage: float = 0.8
     # Warm start: fine-tune the parent's weights on the newest training windows only.
     warm_max_epochs: int = 2
-    warm_windows: int = 1024
+    warm_windows: int = 768  # 32 days of hourly windows
     # The predicted change is shrunk toward persistence by a factor fitted on validation, less
     # this many standard errors (one-sided 95 %): no significant benefit there -> persistence.
     shrink_z: float = 1.645
