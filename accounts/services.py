@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -82,9 +83,29 @@ def api_quota_consume(*, user: AbstractBaseUser, now: datetime | None = None) ->
     """
     start, end = month_period(now)
     limit = api_quota_limit(user=user)
-    rows = ApiUsage.objects.filter(user=user, period_start=start.date(), used__lt=limit)
-    taken = rows.update(used=F("used") + 1)
+    taken = _take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
     if not taken:
         ApiUsage.objects.get_or_create(user=user, period_start=start.date())
-        taken = rows.update(used=F("used") + 1)
-    return QuotaDecision(allowed=taken == 1, limit=limit, period_start=start, period_end=end)
+        taken = _take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
+    return QuotaDecision(allowed=taken, limit=limit, period_start=start, period_end=end)
+
+
+_PG_TAKE_UNIT = (
+    "SET LOCAL synchronous_commit TO OFF; "
+    "UPDATE accounts_apiusage SET used = used + 1 "
+    "WHERE user_id = %s AND period_start = %s AND used < %s"
+)
+
+
+def _take_unit(*, user_id: int, period_start: date, limit: int) -> bool:
+    if connection.vendor == "postgresql":
+        # This runs on every counted call. The counter needs atomicity and
+        # isolation (row lock: the exact limit under concurrency), not
+        # durability: without waiting for the WAL flush the call costs one
+        # round trip instead of a disk sync (~4 ms here). A crash of the
+        # database server may forget the last fraction of a second of counts.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_PG_TAKE_UNIT, [user_id, period_start, limit])
+            return cursor.rowcount == 1
+    rows = ApiUsage.objects.filter(user_id=user_id, period_start=period_start, used__lt=limit)
+    return rows.update(used=F("used") + 1) == 1

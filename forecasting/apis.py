@@ -20,8 +20,8 @@ from rest_framework.views import APIView
 
 from accounts.throttling import MonthlyQuotaThrottle
 from forecasting.selectors import (
-    ForecastUnavailable,
-    forecast_latest,
+    forecast_latest_by_symbol,
+    forecast_unavailable_reason,
     model_version_list,
     track_record,
 )
@@ -210,11 +210,10 @@ class ForecastApi(APIView):
         responses={200: ForecastSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA, **NO_MODEL},
     )
     def get(self, request: Request, symbol: str) -> Response:
-        asset = asset_or_404(symbol)
-        try:
-            forecast = forecast_latest(asset=asset)
-        except ForecastUnavailable as unavailable:
-            raise ServiceUnavailable(str(unavailable)) from None
+        forecast = forecast_latest_by_symbol(symbol=symbol)
+        if forecast is None:
+            asset = asset_or_404(symbol)
+            raise ServiceUnavailable(forecast_unavailable_reason(asset=asset))
         return Response(ForecastSerializer(forecast).data)
 
 

@@ -188,7 +188,8 @@ def _latest_active_forecasts() -> QuerySet[Forecast]:
     )
 
 
-def _no_forecast_reason(asset: Asset) -> str:
+def forecast_unavailable_reason(*, asset: Asset) -> str:
+    """Why `asset` has no forecast to serve, in words for the API's 503 and the pages."""
     latest = (
         ModelVersion.objects.filter(asset=asset)
         .only("version", "status", "reason", "created_at")
@@ -222,16 +223,8 @@ def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool
     return bool(reasons), "; ".join(reasons) or None
 
 
-def forecast_latest(*, asset: Asset, now: datetime | None = None) -> ForecastDetail:
-    """The active version's latest forecast for `asset` (an `asset_find` result).
-
-    Raises ForecastUnavailable, saying why, when there is no active version or
-    it has stored no forecast yet.
-    """
-    forecast = _latest_active_forecasts().filter(asset=asset).first()
-    if forecast is None:
-        raise ForecastUnavailable(_no_forecast_reason(asset))
-    stale, stale_reason = _staleness_of(asset, forecast, now or timezone.now())
+def _detail(asset: Asset, forecast: Forecast, now: datetime) -> ForecastDetail:
+    stale, stale_reason = _staleness_of(asset, forecast, now)
     version = forecast.model_version
     return ForecastDetail(
         symbol=asset.symbol,
@@ -246,6 +239,41 @@ def forecast_latest(*, asset: Asset, now: datetime | None = None) -> ForecastDet
         metrics=version.metrics or {},
         trained_at=version.trained_at,
     )
+
+
+def forecast_latest(*, asset: Asset, now: datetime | None = None) -> ForecastDetail:
+    """The active version's latest forecast for `asset` (an `asset_find` result).
+
+    Raises ForecastUnavailable, saying why, when there is no active version or
+    it has stored no forecast yet.
+    """
+    forecast = _latest_active_forecasts().filter(asset=asset).first()
+    if forecast is None:
+        raise ForecastUnavailable(forecast_unavailable_reason(asset=asset))
+    return _detail(asset, forecast, now or timezone.now())
+
+
+def forecast_latest_by_symbol(*, symbol: str, now: datetime | None = None) -> ForecastDetail | None:
+    """`forecast_latest` for the active asset `symbol` in one query (the API's hot path).
+
+    None when there is nothing to serve: the caller finds out why with
+    `asset_find` (unknown asset) and `forecast_unavailable_reason`.
+    """
+    if not SYMBOL_RE.fullmatch(symbol or ""):
+        return None
+    last_candle = Candle.objects.filter(asset=OuterRef("asset_id")).order_by("-open_time").values("open_time")
+    forecast = (
+        _latest_active_forecasts()
+        .select_related("asset")
+        .defer("asset__hyperparameters")
+        .filter(asset__symbol=symbol.upper(), asset__is_active=True)
+        .annotate(asset_last_candle_time=Subquery(last_candle[:1]))
+        .first()
+    )
+    if forecast is None:
+        return None
+    forecast.asset.last_candle_time = forecast.asset_last_candle_time
+    return _detail(forecast.asset, forecast, now or timezone.now())
 
 
 @dataclass(frozen=True)
@@ -335,7 +363,9 @@ __all__ = [
     "asset_symbols",
     "candle_list",
     "forecast_latest",
+    "forecast_latest_by_symbol",
     "forecast_staleness",
+    "forecast_unavailable_reason",
     "model_version_active",
     "model_version_list",
     "track_record",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.test.utils import override_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -132,6 +134,24 @@ def _fresh_login_throttle():
     cache.delete(key)
     yield
     cache.delete(key)
+
+
+SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
+@pytest.fixture
+def max_statements():
+    """Like django_assert_max_num_queries, without the savepoints that only exist because
+    the test runs inside a transaction (in production they are BEGIN/COMMIT, not statements)."""
+
+    @contextmanager
+    def check(limit: int):
+        with CaptureQueriesContext(connection) as context:
+            yield
+        statements = [q["sql"] for q in context.captured_queries if not q["sql"].startswith(SAVEPOINTS)]
+        assert len(statements) <= limit, f"{len(statements)} statements:\n" + "\n".join(statements)
+
+    return check
 
 
 @pytest.fixture

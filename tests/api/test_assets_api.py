@@ -36,7 +36,7 @@ def test_it_lists_active_assets_with_last_price_and_forecast_summary(member_api,
 
 
 @pytest.mark.django_db
-def test_the_list_runs_a_bounded_number_of_queries(member_api, market, django_assert_max_num_queries):
+def test_the_list_runs_a_bounded_number_of_queries(member_api, market, max_statements):
     last = hour_floor(timezone.now()) - HOUR
     for i, symbol in enumerate(["ETHUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "BNBUSDT"]):
         asset = Asset.objects.create(symbol=symbol, base=symbol[:-4], quote="USDT")
@@ -48,7 +48,7 @@ def test_the_list_runs_a_bounded_number_of_queries(member_api, market, django_as
     member_api.get("/api/v1/assets/")  # creates this month's quota row
 
     # token + quota + assets + their forecasts, whatever the number of assets
-    with django_assert_max_num_queries(4):
+    with max_statements(4):
         response = member_api.get("/api/v1/assets/")
 
     assert response.status_code == 200

@@ -35,11 +35,11 @@ def test_an_asset_without_models_has_an_empty_list(member_api, btc):
 
 
 @pytest.mark.django_db
-def test_models_runs_a_bounded_number_of_queries(member_api, market, django_assert_max_num_queries):
+def test_models_runs_a_bounded_number_of_queries(member_api, market, max_statements):
     for number in range(3, 13):
         version_create(market["asset"], number, status="retired", parent=market["active"])
     member_api.get(URL)
-    with django_assert_max_num_queries(4):
+    with max_statements(4):
         assert len(member_api.get(URL).json()["versions"]) == 12
 
 
