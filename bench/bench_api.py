@@ -9,7 +9,8 @@ PostgreSQL database `h_api_bench` on that server, dropped and created again),
 with a user whose quota is large enough, a token, BTCUSDT with candles, an
 active model version and its stored 24-hour forecast. Starts gunicorn with 2
 sync workers on 127.0.0.1 (DEBUG=0), then loads /healthz and
-/api/v1/assets/BTCUSDT/forecast/ alternately, `--rounds` times each for
+/api/v1/assets/BTCUSDT/forecast/ alternately (and /api/v1/usage/ for
+reference), `--rounds` times each for
 `--duration` seconds, with wrk (/usr/bin/wrk) or, without it, a Python load
 generator. Requests carry X-Forwarded-Proto: https, as behind the TLS proxy
 of a production deployment. Reports requests/s and p50/p99 latency per
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "h_api_bench"
 FORECAST = "/api/v1/assets/BTCUSDT/forecast/"
 HEALTHZ = "/healthz"
+USAGE = "/api/v1/usage/"
 WRK = "/usr/bin/wrk"
 
 # Runs inside the project (a separate process with the bench environment).
@@ -283,10 +285,9 @@ def main() -> None:
     use_wrk = Path(WRK).exists() and not args.python_load
     load = load_wrk if use_wrk else load_python
     proxy = {"X-Forwarded-Proto": "https"}
-    endpoints = {
-        "healthz": (HEALTHZ, proxy),
-        "forecast": (FORECAST, {**proxy, "Authorization": f"Token {key}"}),
-    }
+    token = {**proxy, "Authorization": f"Token {key}"}
+    # usage/ for reference: DRF + token lookup + one read, without the quota write.
+    endpoints = {"healthz": (HEALTHZ, proxy), "forecast": (FORECAST, token), "usage": (USAGE, token)}
     results: dict[str, list[dict]] = {name: [] for name in endpoints}
     try:
         _wait_ready(port)
