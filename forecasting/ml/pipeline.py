@@ -87,6 +87,9 @@ def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
             )
     if list(parent.get("features", [])) != list(FEATURES):
         raise ValueError("warm start: the parent's feature list differs; a full retrain is needed")
+    scaler, target = parent.get("scaler") or {}, parent.get("target") or {}
+    if len(scaler.get("min", [])) != len(FEATURES) or len(target.get("scale", [])) != config.horizon:
+        raise ValueError("warm start: the parent's preprocessing lacks its scaler or target scale")
 
 
 def _load_parent_weights(model: torch.nn.Module, weights_bytes: bytes) -> None:

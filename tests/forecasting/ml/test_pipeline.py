@@ -153,6 +153,9 @@ def test_a_warm_start_refuses_a_parent_of_another_shape(trained, candles):
         train(candles, tiny_config(hidden_size=16), warm_start=parent)
     with pytest.raises(ValueError, match="weights do not fit"):
         train(candles, tiny_config(), warm_start=(b"not torch", result.preprocessing))
+    without_scaler = {key: value for key, value in result.preprocessing.items() if key != "scaler"}
+    with pytest.raises(ValueError, match="lacks its scaler"):
+        train(candles, tiny_config(), warm_start=(result.weights_bytes, without_scaler))
 
 
 def test_it_refuses_too_little_gap_free_data():
