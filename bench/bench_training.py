@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(recipe, ours))
     print()
+    if args.quick:
+        print("(smoke run: 1 epoch on a slice; the goals below only mean something in a full run)")
     for line in goals(recipe, ours):
         print("- " + line)
     print(
