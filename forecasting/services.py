@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import uuid
@@ -220,7 +221,11 @@ def _version_store_artifacts(version: ModelVersion, result: Any) -> None:
 
 
 def _mean_skill(metrics: dict) -> float:
-    return fmean(metrics["skill_rmse"])
+    """Mean test skill over the horizon; a non-finite step (stored as null) counts as the worst."""
+    skills = metrics.get("skill_rmse") or []
+    if not skills or any(s is None or not math.isfinite(s) for s in skills):
+        return -math.inf
+    return fmean(skills)
 
 
 def _version_gate(version: ModelVersion, *, frame: Any, test_start: dt.datetime) -> None:
