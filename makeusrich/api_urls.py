@@ -14,9 +14,10 @@ PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 
 def not_found(request: HttpRequest, rest: str) -> JsonResponse:
-    return JsonResponse(
-        {"detail": f"No API endpoint at /api/v1/{rest[:100]}; see /api/v1/docs/."}, status=404
-    )
+    """JSON, not the site's HTML 404, for any other path under /api/v1/."""
+    hint = "" if rest.endswith("/") else " (API paths end with a slash)"
+    detail = f"No API endpoint at /api/v1/{rest[:100]}{hint}; see /api/v1/docs/."
+    return JsonResponse({"detail": detail}, status=404)
 
 
 urlpatterns = [

@@ -99,3 +99,4 @@ def test_an_unknown_api_path_answers_json_404(member_api):
     response = member_api.get("/api/v1/nothing/here/")
     assert response.status_code == 404
     assert "/api/v1/docs/" in response.json()["detail"]
+    assert "end with a slash" in member_api.get("/api/v1/assets").json()["detail"]
