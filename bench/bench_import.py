@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sqlite3
 import statistics
@@ -28,32 +27,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, fresh_postgres, load_average, machine  # noqa: E402
+
 BUNDLED = ROOT / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
 ROWS = 8749
-
-
-def _fresh_postgres(url: str) -> str:
-    """Drop and create the bench database; returns the server version."""
-    import psycopg2
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.endswith("_bench"):
-        sys.exit(f"refusing to drop {name!r}: the bench database's name must end in '_bench'")
-    admin = parts._replace(path="/postgres").geturl()
-    connection = psycopg2.connect(admin)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-            cursor.execute("SHOW server_version")
-            return f"PostgreSQL {cursor.fetchone()[0]}"
-    finally:
-        connection.close()
 
 
 def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -74,7 +54,7 @@ def one_run(database_url: str | None) -> tuple[float, float]:
         env = {**os.environ, "VAR_DIR": var, "DEBUG": "0", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_URL", None)
         if database_url:
-            _fresh_postgres(database_url)
+            fresh_postgres(database_url)
             env["DATABASE_URL"] = database_url
         _manage(env, "migrate", "-v", "0")
         started = time.perf_counter()
@@ -95,11 +75,9 @@ def main() -> None:
     options = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL") or None
-    database = _fresh_postgres(database_url) if database_url else f"SQLite {sqlite3.sqlite_version}"
+    database = fresh_postgres(database_url)[1] if database_url else f"SQLite {sqlite3.sqlite_version}"
     print(f"import_candles of the bundled year ({ROWS} candles) into a fresh {database} database")
-    print(
-        f"{os.cpu_count()} CPU(s), Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    )
+    print(f"{machine()}, load {load_average()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"{'run':>4} {'command s':>10} {'import s':>9} {'candles/s':>10}")
     walls, imports = [], []
     for run in range(1, options.runs + 1):
