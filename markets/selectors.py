@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.db.models import Count, FloatField, Max, QuerySet
 from django.db.models.functions import Cast
 
 from markets.klines import Gap, find_gaps
 from markets.models import Asset, Candle
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FRAME_FLOAT_COLUMNS = (
     "open",
@@ -84,7 +87,11 @@ def candles_frame(
 
     Columns: open_time (datetime64, UTC) and FRAME_FLOAT_COLUMNS as float64.
     The database casts to float, so no Decimal or model instance is built.
+    pandas is imported here, not at module level: web processes import this
+    module (admin, API) but never build frames, and pandas costs them ~40 MB.
     """
+    import pandas as pd
+
     candles = Candle.objects.filter(asset=asset)
     if since is not None:
         candles = candles.filter(open_time__gte=since)
