@@ -105,3 +105,23 @@ def process_env(settings, tmp_path) -> dict[str, str]:
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
     return env
+
+
+@pytest.fixture
+def broker_down():
+    """Point the Celery app at a port where nothing listens, as if the broker were down."""
+    from makeusrich.celery import app
+
+    def reset_pools() -> None:
+        # Publishing goes through the app's pools: drop them so the URL in force is used.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    reset_pools()
+    try:
+        yield
+    finally:
+        app.conf.broker_url = saved
+        reset_pools()

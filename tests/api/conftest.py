@@ -7,10 +7,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.test.utils import CaptureQueriesContext, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -105,23 +104,6 @@ def forecast_create(
         scores=scores or [],
         fully_scored=bool(scores) and len(scores) == version.horizon,
     )
-
-
-@pytest.fixture(scope="package", autouse=True)
-def plain_http_test_server():
-    """The test client speaks plain http: no https redirect; static files through the finders.
-
-    (Live-server tests also send X-Forwarded-Proto: https, in case the session-wide
-    server was started before this override.)
-    """
-    with override_settings(
-        SECURE_SSL_REDIRECT=False,
-        STORAGES={
-            **settings.STORAGES,
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        },
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)

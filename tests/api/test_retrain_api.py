@@ -1,33 +1,16 @@
 """POST assets/{symbol}/retrain/: staff only, enqueues forecasting.tasks.retrain_asset on the real broker."""
 
-import time
 import uuid
 
 import pytest
 
-from makeusrich.celery import app as celery_app
+from tests.broker import queued_message_take
 
 URL = "/api/v1/assets/btcusdt/retrain/"
 
 
-def _take_message(task_id: str, timeout: float = 10.0):
-    """Consume the queued message of `task_id` from the default queue (others go back)."""
-    deadline = time.monotonic() + timeout
-    with celery_app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(celery_app.conf.task_default_queue)
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    message = queue.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if message.headers.get("id") == task_id:
-                    message.ack()
-                    return message
-                message.requeue()
-        finally:
-            queue.close()
-    return None
+def _take_message(task_id: str):
+    return queued_message_take(lambda message: message.headers.get("id") == task_id)
 
 
 @pytest.mark.django_db
@@ -74,17 +57,7 @@ def test_only_post_retrains(staff_api, btc):
 
 
 @pytest.mark.django_db
-def test_an_unreachable_broker_is_a_503_not_a_500(staff_api, btc):
-    saved = celery_app.conf.broker_url
-    # Publishing goes through the app's producer pool: drop it so the bad URL is used.
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    try:
-        response = staff_api.post(URL)
-    finally:
-        celery_app.conf.broker_url = saved
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
+def test_an_unreachable_broker_is_a_503_not_a_500(staff_api, btc, broker_down):
+    response = staff_api.post(URL)
     assert response.status_code == 503
     assert response.json()["detail"].startswith("The task queue is unreachable")

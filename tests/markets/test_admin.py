@@ -12,6 +12,7 @@ from makeusrich.celery import app
 from markets.models import Asset, Candle
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
+from tests.broker import queued_message_take
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,22 @@ def test_candles_are_listed_but_read_only(admin_client, btc, bundled):
     assert listing.status_code == 200 and b"March 6, 2021" in listing.content
     assert admin_client.get("/admin/markets/candle/add/").status_code == 403
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
+
+
+def test_retrain_now_queues_a_full_retrain_of_each_selected_asset(admin_client, btc):
+    response = admin_client.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]}, follow=True)
+
+    assert "Full retrain enqueued for BTCUSDT" in response.content.decode()
+    message = queued_message_take(
+        lambda m: (
+            m.headers.get("task") == "forecasting.tasks.retrain_asset"
+            and m.headers.get("argsrepr") == "['BTCUSDT', 'full']"
+        )
+    )
+    assert message is not None
+
+
+def test_retrain_now_says_so_when_the_broker_is_down(admin_client, btc, broker_down):
+    response = admin_client.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]}, follow=True)
+    assert response.status_code == 200
+    assert "Could not enqueue the retrain" in response.content.decode()
