@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from forecasting.models import ModelVersion
 from makeusrich.celery import app as celery_app
+from makeusrich.schedules import schedules_ensure
 from markets.models import Asset
 
 from .conftest import TINY, candles_create
@@ -77,6 +78,8 @@ def _tiny_assets() -> tuple[Asset, Asset, Asset]:
 
 def test_beats_retrain_schedule_retrains_every_active_asset_through_the_worker(worker, process_env, tmp_path):
     eth, sol, ada = _tiny_assets()
+    # The data migration made them; transactional tests flush tables, so make them again.
+    schedules_ensure(PeriodicTask, CrontabSchedule)
     # What an admin does in the admin: run the hourly retrain now (once) instead of at :05.
     task = PeriodicTask.objects.get(name="retrain-warm-hourly")
     assert json.loads(task.args) == ["warm"]
