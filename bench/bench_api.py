@@ -25,7 +25,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -38,9 +37,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, fresh_postgres, machine  # noqa: E402
+
 BENCH_DB = "h_api_bench"
 FORECAST = "/api/v1/assets/BTCUSDT/forecast/"
 HEALTHZ = "/healthz"
@@ -89,24 +90,6 @@ Forecast.objects.create(asset=asset, model_version=version, base_time=last, last
                         horizon=steps, points=points)
 print(json.dumps({"key": key}))
 """
-
-
-def _postgres_url(url: str) -> tuple[str, str]:
-    """The bench database's URL on DATABASE_URL's server, created afresh; and the server version."""
-    import psycopg2
-
-    parts = urlsplit(url)
-    connection = psycopg2.connect(parts._replace(path="/postgres").geturl())
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-            cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
-            cursor.execute("SHOW server_version")
-            version = f"PostgreSQL {cursor.fetchone()[0]}"
-    finally:
-        connection.close()
-    return parts._replace(path=f"/{BENCH_DB}").geturl(), version
 
 
 def _free_port() -> int:
@@ -220,19 +203,6 @@ def worker_memory(pid: int) -> dict:
     }
 
 
-def _machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 1024**2
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -258,7 +228,7 @@ def main() -> None:
     env.pop("REDIS_URL", None)  # the forecast path uses neither cache nor broker
     database = "SQLite (file in a temporary VAR_DIR)"
     if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"], database = _postgres_url(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"], database = fresh_postgres(os.environ["DATABASE_URL"], name=BENCH_DB)
     else:
         env.pop("DATABASE_URL", None)
     run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True, "timeout": 600}
@@ -309,7 +279,7 @@ def main() -> None:
     }
     report = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": machine(),
         "load_average": os.getloadavg(),
         "database": database,
         "generator": f"wrk -t2 -c{args.connections}" if use_wrk else f"python, {args.connections} threads",

@@ -20,25 +20,12 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
-from markets.models import Asset, Candle
+from markets.models import CANDLE_FIELDS, Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
 # and is refused before it reaches the database (NUL bytes break PostgreSQL).
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{2,20}$")
 CANDLE = timedelta(hours=1)
-CANDLE_FIELDS = (
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
 # Version fields the pages and API never need on a hot path (large JSON).
 HEAVY_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 

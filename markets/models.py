@@ -64,3 +64,19 @@ class Candle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.open_time:%Y-%m-%d %H:%M} {self.close}"
+
+
+# Every stored field of a candle, in the exchange's order (imports, syncs, API rows).
+CANDLE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from markets.csvfile import PathOrFile, read_klines_csv
 from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
-from markets.models import Asset, Candle
+from markets.models import CANDLE_FIELDS, Asset, Candle
 from markets.selectors import candle_last_open_time
 from markets.sources import KlineSource, SourceError, source_for
 
@@ -24,19 +24,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (rows stored so far, rows to store)
 BATCH_SIZE = 500
-CANDLE_FIELDS = (
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
 
 
 class AssetError(ValueError):

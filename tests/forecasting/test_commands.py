@@ -4,22 +4,13 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset
 
 from .conftest import TINY
 
-METRIC_KEYS = {
-    "horizon",
-    "rmse",
-    "mae",
-    "mape",
-    "persistence_rmse",
-    "persistence_mae",
-    "direction_accuracy",
-    "coverage_80",
-    "skill_rmse",
-}
+METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
 
 
 def _run(*args: str) -> str:

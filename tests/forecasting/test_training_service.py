@@ -6,23 +6,14 @@ from django.core.files.storage import storages
 
 from forecasting import services
 from forecasting.artifacts import sha256_hex
+from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import ModelVersion, TrainingLease
 from markets.models import Asset
 
 from .conftest import candles_create
 
 Status = ModelVersion.Status
-METRIC_KEYS = {
-    "horizon",
-    "rmse",
-    "mae",
-    "mape",
-    "persistence_rmse",
-    "persistence_mae",
-    "direction_accuracy",
-    "coverage_80",
-    "skill_rmse",
-}
+METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
 
 
 def test_the_first_valid_version_becomes_active_with_its_artifacts_hashed(tiny_asset):
