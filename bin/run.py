@@ -41,7 +41,7 @@ def main() -> int:
     def stop(*_: object) -> None:
         for child in children.values():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.terminate()  # each shuts its own workers down gracefully
         deadline = time.monotonic() + 15
         for child in children.values():
             try:
@@ -49,7 +49,12 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicitly, also for SIGINT: a shell that starts us in the background makes us ignore it.
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     url = f"http://127.0.0.1:{PORT}/"
     print(
         f"\nMake Us Rich is running at {url}\n"
