@@ -137,7 +137,7 @@ def load_wrk(port: int, path: str, headers: dict[str, str], duration: int, conne
 def load_python(port: int, path: str, headers: dict[str, str], duration: int, connections: int) -> dict:
     """Threads with http.client, reconnecting when the server closes (gunicorn sync workers do)."""
     latencies: list[float] = []
-    failures = [0]
+    failures, ok = [0], [0]
     lock = threading.Lock()
     deadline = time.perf_counter() + duration
 
@@ -152,6 +152,8 @@ def load_python(port: int, path: str, headers: dict[str, str], duration: int, co
                 response.read()
                 if response.status != 200:
                     failures[0] += 1
+                else:
+                    ok[0] += 1
                 if response.getheader("Connection", "").lower() == "close":
                     connection.close()
             except (OSError, http.client.HTTPException):
@@ -169,11 +171,35 @@ def load_python(port: int, path: str, headers: dict[str, str], duration: int, co
         thread.join()
     latencies.sort()
     return {
+        "requests": len(latencies),
+        "ok": ok[0],
         "rps": len(latencies) / duration,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "non_2xx": failures[0],
         "socket_errors": "",
+    }
+
+
+def _quota_check(port: int, headers: dict[str, str], connections: int) -> dict:
+    """Concurrent counted calls must move the user's counter by exactly the calls answered 200.
+
+    Python clients here (not wrk): each finishes the request it started, so every
+    call the server counted is also counted on this side.
+    """
+
+    def used() -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", USAGE, headers=headers)  # usage/ itself is not counted
+        return json.loads(connection.getresponse().read())["used"]
+
+    before = used()
+    load = load_python(port, FORECAST, headers, 3, connections)
+    after = used()
+    return {
+        "calls_answered_200": load["ok"],
+        "counter_moved_by": after - before,
+        "exact": after - before == load["ok"],
     }
 
 
@@ -268,6 +294,7 @@ def main() -> None:
                 results[name].append(load(port, path, headers, args.duration, args.connections))
                 print(name, json.dumps(results[name][-1]), flush=True)
         workers = [worker_memory(pid) for pid in _children(gunicorn.pid)]
+        quota = _quota_check(port, token, args.connections)
     finally:
         gunicorn.send_signal(signal.SIGTERM)
         gunicorn.wait(timeout=30)
@@ -290,6 +317,7 @@ def main() -> None:
         "ratio_forecast_to_healthz": summary["forecast"]["rps"] / summary["healthz"]["rps"],
         "rounds_detail": results,
         "workers": workers,
+        "quota": quota,
     }
     print(json.dumps(report, indent=2))
     if args.json:
