@@ -75,6 +75,8 @@ def _wait_ready(log: Path, process: subprocess.Popen, timeout: float = 120) -> N
 
 def _run_hour(app, symbols: list[str], workers: int) -> tuple[float, list]:
     """Send what beat sends at :05 and wait until every asset's warm retrain has finished."""
+    from django.db.models import Q
+
     from forecasting.models import ModelVersion
 
     print(f"{len(symbols)} assets, {workers} workers: sending retrain_active_assets('warm') as beat does")
@@ -83,7 +85,9 @@ def _run_hour(app, symbols: list[str], workers: int) -> tuple[float, list]:
     done: list[ModelVersion] = []
     while len(done) < len(symbols):
         time.sleep(0.5)
-        done = list(ModelVersion.objects.filter(version=2, status__in=["active", "validated", "failed"]))
+        # "validated" with no reason yet means the gate is still deciding.
+        finished = Q(status__in=["active", "failed"]) | (Q(status="validated") & ~Q(reason=""))
+        done = list(ModelVersion.objects.filter(finished, version=2))
         if time.perf_counter() - started > 3600:
             sys.exit("the fleet did not finish within an hour")
     return time.perf_counter() - started, done
