@@ -128,7 +128,9 @@ def test_bootstrap_imports_the_bundled_year_trains_once_and_forecasts(db, settin
     second = _run("bootstrap")
 
     assert "8749 inserted" in first and "No active BTCUSDT model yet" in first
+    assert "Synced BTCUSDT (replay): 0 new candle(s)" in first
     assert "0 inserted, 8749 already present" in second and "already has an active model" in second
     assert Asset.objects.get().candles.count() == 8749
+    assert Asset.objects.get().last_synced_at is not None  # the first forecast is not stale
     assert ModelVersion.objects.count() == 1 and Forecast.objects.count() == 1
     assert settings.BUNDLED_DATA_FILE.exists()

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from forecasting import services
 from forecasting.models import ModelVersion
 from markets.models import Asset
+from markets.services import asset_sync
 
 SYMBOL = "BTCUSDT"
 
@@ -20,6 +21,14 @@ class Command(BaseCommand):
         self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
         call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
         asset = Asset.objects.get(symbol=SYMBOL)
+        # One sync now, as beat does every hour, so the first page does not wait for :01.
+        synced = asset_sync(asset=asset)
+        if synced.ok:
+            self.stdout.write(
+                f"Synced {SYMBOL} ({synced.source}): {synced.inserted} new candle(s); {synced.note}."
+            )
+        else:
+            self.stderr.write(f"Could not sync {SYMBOL} ({synced.source}): {synced.error}")
         if ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.ACTIVE).exists():
             self.stdout.write(f"{SYMBOL} already has an active model: not training.")
         else:
