@@ -37,6 +37,16 @@ class Asset(models.Model):
             raise ValidationError({"symbol": f"symbol must be base + quote ({self.base}{self.quote})"})
         if self.horizon is not None and not 1 <= self.horizon <= 168:
             raise ValidationError({"horizon": "horizon must be between 1 and 168 hours"})
+        # The training recipe is a pure library (no Django, no torch): check the overrides
+        # here so a typo is refused in the admin, not discovered by the next hourly retrain.
+        from forecasting.ml.config import TrainingConfig
+
+        if not isinstance(self.hyperparameters, dict):
+            raise ValidationError({"hyperparameters": "hyperparameters must be a JSON object"})
+        try:
+            TrainingConfig.from_overrides(self.hyperparameters)
+        except ValueError as error:
+            raise ValidationError({"hyperparameters": str(error)}) from error
 
 
 class Candle(models.Model):

@@ -84,12 +84,24 @@ def test_the_change_view_shows_the_gap_report(admin_client, btc, bundled):
 def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):
     response = admin_client.post(
         f"{ASSETS}{btc.pk}/change/",
-        {"symbol": "ETHUSDT", "is_active": "on", "horizon": "12", "hyperparameters": '{"epochs": 3}'},
+        {"symbol": "ETHUSDT", "is_active": "on", "horizon": "12", "hyperparameters": '{"max_epochs": 3}'},
     )
 
     assert response.status_code == 302, response.content
     btc.refresh_from_db()
-    assert (btc.symbol, btc.horizon, btc.hyperparameters) == ("BTCUSDT", 12, {"epochs": 3})
+    assert (btc.symbol, btc.horizon, btc.hyperparameters) == ("BTCUSDT", 12, {"max_epochs": 3})
+
+
+def test_a_mistyped_hyperparameter_is_refused_and_nothing_changes(admin_client, btc):
+    response = admin_client.post(
+        f"{ASSETS}{btc.pk}/change/",
+        {"is_active": "on", "horizon": "12", "hyperparameters": '{"epochs": 3}'},
+    )
+
+    assert response.status_code == 200
+    assert "unknown hyperparameter &#x27;epochs&#x27;" in response.content.decode()
+    btc.refresh_from_db()
+    assert (btc.horizon, btc.hyperparameters) == (None, {})
 
 
 def test_activate_and_deactivate_actions(admin_client, btc):

@@ -1,0 +1,39 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from markets.models import Asset
+
+
+def _asset(**fields) -> Asset:
+    return Asset(symbol="ETHUSDT", base="ETH", quote="USDT", **fields)
+
+
+def test_valid_hyperparameter_overrides_pass():
+    _asset(hyperparameters={"max_epochs": 4, "batch_size": 64}).clean()
+
+
+def test_an_unknown_hyperparameter_is_refused_by_name():
+    with pytest.raises(ValidationError) as error:
+        _asset(hyperparameters={"hiden_size": 8}).clean()
+    assert "unknown hyperparameter 'hiden_size'" in str(error.value.message_dict["hyperparameters"])
+
+
+def test_a_bad_hyperparameter_value_is_refused():
+    with pytest.raises(ValidationError) as error:
+        _asset(hyperparameters={"dropout": 2}).clean()
+    assert "dropout" in str(error.value.message_dict["hyperparameters"])
+
+
+def test_hyperparameters_must_be_an_object():
+    with pytest.raises(ValidationError, match="must be a JSON object"):
+        _asset(hyperparameters=[1, 2]).clean()
+
+
+def test_symbol_must_be_base_plus_quote():
+    with pytest.raises(ValidationError, match="symbol must be base \\+ quote"):
+        Asset(symbol="ETHBTC", base="ETH", quote="USDT").clean()
+
+
+def test_horizon_is_bounded():
+    with pytest.raises(ValidationError, match="between 1 and 168"):
+        _asset(horizon=500).clean()
