@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from makeusrich.celery import app
 from tests.fakes import FakeBinance
 
 # One hour after the last bundled candle opened (2022-03-06 16:00): every candle is closed.
@@ -62,3 +63,14 @@ def fake_binance(settings) -> Iterator[FakeBinance]:
 def replay(settings) -> None:
     settings.MARKET_DATA_SOURCE = "replay"
     settings.REPLAY_HOURS_PER_SYNC = 1
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Run .delay() in-process, so what a task does is observable without a broker."""
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from makeusrich.celery import app
 from markets.models import Asset, Candle
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
@@ -34,16 +31,6 @@ def admin_client(client, staff, settings):
 @pytest.fixture
 def bundled(settings) -> tuple:
     return ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = saved
 
 
 def test_the_asset_list_shows_counts_without_a_query_per_asset(admin_client, btc, bundled):

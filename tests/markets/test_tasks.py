@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from makeusrich.celery import app
 from markets.models import Asset, Candle
 from markets.tasks import sync_active_assets, sync_asset
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """Run .delay() in-process, so the fan-out is observable without a broker."""
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = saved
 
 
 def test_sync_asset_syncs_one_asset_and_reports_it(btc, replay):
