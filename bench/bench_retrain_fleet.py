@@ -5,10 +5,12 @@ Usage (PostgreSQL + Redis, as in production):
         .venv/bin/python bench/bench_retrain_fleet.py [--assets 12] [--workers 2] [--json out.json]
 
 What it does, in a fresh database `mur_fleet_bench` on DATABASE_URL's server:
-1. imports the bundled BTCUSDT year and trains it (full, timed: the first model);
+1. imports the bundled BTCUSDT year, holds back its newest hour, and trains on
+   the rest (full, timed: the first model);
 2. creates N-1 more assets holding a copy of the same candles and the same
-   active model (rows pointing at the same verified artifact), so every asset
-   starts the hour like a real fleet: an active model and new data;
+   active model (rows pointing at the same verified artifact), then gives every
+   asset the held-back hour, so each starts the hour like a real fleet: an
+   active model and one new candle;
 3. starts W Celery worker processes (concurrency 1 each, one torch thread:
    one training per core), sends what beat sends at :05 (the
    `retrain-warm-hourly` task: `retrain_active_assets("warm")`), and times
@@ -121,6 +123,16 @@ def main() -> None:
     _manage(
         env, "import_candles", "--symbol", "BTCUSDT", "markets/data/btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
     )
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "makeusrich.settings")
+    django.setup()
+    from makeusrich.celery import app
+    from markets.models import Asset, Candle
+
+    # The newest hour is held back: it "arrives" after the models were trained.
+    newest = Candle.objects.filter(asset__symbol="BTCUSDT").order_by("-open_time").first()
+    newest.delete()
     started = time.perf_counter()
     first = json.loads(_manage(env, "train", "BTCUSDT", "--json"))
     first_wall = time.perf_counter() - started
@@ -128,13 +140,10 @@ def main() -> None:
         f"first full training of BTCUSDT: {first_wall:.1f} s wall ({first['train_seconds']} s in the pipeline)"
     )
 
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "makeusrich.settings")
-    django.setup()
-    from makeusrich.celery import app
-
     symbols = _clone_fleet(options.assets)
+    for asset in Asset.objects.all():
+        newest.pk, newest.asset = None, asset
+        newest.save()
     app.control.purge()
     workers = []
     for n in range(options.workers):

@@ -40,6 +40,10 @@ class TrainingLocked(Exception):
     """Another process holds this asset's training lease."""
 
 
+class NothingNew(Exception):
+    """A warm retrain was asked for, but no candle arrived since the active version was trained."""
+
+
 # --- training lease -------------------------------------------------------------------------
 
 
@@ -119,6 +123,10 @@ def model_version_train(
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
     config = training_config_for(asset=asset, epochs=epochs)
+    if mode == ModelVersion.Mode.WARM and not _has_new_candles(asset=asset):
+        raise NothingNew(
+            f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
+        )
     with training_lease(asset=asset):
         _versions_fail_interrupted(asset=asset)
         parent = _warm_parent(asset=asset, config=config) if mode == ModelVersion.Mode.WARM else None
@@ -144,6 +152,16 @@ def model_version_train(
         _version_gate(version, frame=frame, test_start=result.test_start)
     version.refresh_from_db()
     return version
+
+
+def _has_new_candles(*, asset: Asset) -> bool:
+    active_last = (
+        ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE)
+        .values_list("data_last", flat=True)
+        .first()
+    )
+    last = _last_candle_time(asset)
+    return active_last is None or last is None or last > active_last
 
 
 def _warm_parent(*, asset: Asset, config: TrainingConfig) -> ModelVersion | None:

@@ -39,7 +39,7 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
         return {"symbol": symbol, "status": "unknown asset"}
     try:
         version = services.model_version_train(asset=asset, mode=mode)
-    except services.TrainingLocked as exc:
+    except (services.TrainingLocked, services.NothingNew) as exc:
         logger.info("%s", exc)
         return {"symbol": asset.symbol, "status": "skipped", "reason": str(exc)}
     if version.status == ModelVersion.Status.ACTIVE:

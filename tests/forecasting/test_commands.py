@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 from io import StringIO
 
@@ -8,7 +9,9 @@ from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset
 
-from .conftest import TINY
+from .conftest import START, TINY, candles_create
+
+HOUR = dt.timedelta(hours=1)
 
 METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
 
@@ -82,9 +85,17 @@ def test_forecast_prints_24_points_with_intervals(bundled_btc):
 
 def test_train_warm_prints_a_table_next_to_persistence(tiny_asset):
     _run("train", "ETHUSDT")
+    candles_create(tiny_asset, 2, start=START + 600 * HOUR, seed=9)  # a new hour arrived
     text = _run("train", "ETHUSDT", "--warm")
     assert "ETHUSDT v2 (warm)" in text
     assert "persist.RMSE" in text and "skill" in text
+
+
+def test_train_warm_without_new_candles_says_there_is_nothing_to_do(tiny_asset):
+    _run("train", "ETHUSDT")
+    with pytest.raises(CommandError, match="no candle newer than the active version's data"):
+        _run("train", "ETHUSDT", "--warm")
+    assert ModelVersion.objects.count() == 1
 
 
 def test_train_refuses_an_unknown_symbol_and_changes_nothing(db):

@@ -69,6 +69,15 @@ def test_a_warm_start_fine_tunes_the_active_version_and_keeps_its_scaler(tiny_as
     assert warm.data_candles == 624
 
 
+def test_a_warm_retrain_is_skipped_when_no_candle_arrived_since_the_active_version(tiny_asset):
+    services.model_version_train(asset=tiny_asset)
+    with pytest.raises(services.NothingNew):
+        services.model_version_train(asset=tiny_asset, mode="warm")
+    assert ModelVersion.objects.count() == 1
+    # A full retrain is always allowed (the daily schedule, or an admin's "retrain now").
+    assert services.model_version_train(asset=tiny_asset, mode="full").version == 2
+
+
 def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
     version = services.model_version_train(asset=tiny_asset, mode="warm")
     assert version.mode == "full" and version.status == Status.ACTIVE

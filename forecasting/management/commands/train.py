@@ -65,7 +65,7 @@ class Command(BaseCommand):
             version = services.model_version_train(
                 asset=asset, mode=options["mode"] or "full", epochs=epochs, progress=progress
             )
-        except services.TrainingLocked as exc:
+        except (services.TrainingLocked, services.NothingNew) as exc:
             raise CommandError(str(exc)) from exc
         except ValueError as exc:
             raise CommandError(f"{asset.symbol}: {exc}") from exc

@@ -1,0 +1,67 @@
+"""The forecasting Celery tasks called as plain functions (the worker runs them in test_celery_integration)."""
+
+import pytest
+
+from forecasting import tasks
+from forecasting.models import Forecast, ModelVersion
+from makeusrich.celery import app
+from markets.models import Asset
+
+from .conftest import TINY, candles_create
+
+
+@pytest.fixture
+def eager():
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+def test_retrain_asset_trains_promotes_and_forecasts(tiny_asset):
+    outcome = tasks.retrain_asset("ethusdt", "full")
+
+    assert outcome["status"] == "active" and outcome["version"] == 1
+    assert Forecast.objects.filter(asset=tiny_asset).count() == 1
+
+
+def test_an_hourly_warm_retrain_with_no_new_candle_is_skipped(tiny_asset):
+    tasks.retrain_asset("ETHUSDT", "full")
+    outcome = tasks.retrain_asset("ETHUSDT", "warm")
+    assert outcome["status"] == "skipped" and "no candle newer" in outcome["reason"]
+    assert ModelVersion.objects.count() == 1
+
+
+def test_retrain_asset_of_an_unknown_symbol_does_nothing(db):
+    assert tasks.retrain_asset("NOPEUSDT") == {"symbol": "NOPEUSDT", "status": "unknown asset"}
+
+
+def test_retrain_active_assets_fans_out_to_active_assets_only(tiny_asset, eager):
+    idle = Asset.objects.create(
+        symbol="ADAUSDT", base="ADA", quote="USDT", is_active=False, hyperparameters=TINY
+    )
+    candles_create(idle, 600)
+
+    assert tasks.retrain_active_assets("warm") == ["ETHUSDT"]
+    assert list(ModelVersion.objects.values_list("asset__symbol", "status")) == [("ETHUSDT", "active")]
+
+
+def test_refresh_forecasts_reports_a_missing_model(tiny_asset):
+    assert tasks.refresh_forecasts("ETHUSDT") == {"symbol": "ETHUSDT", "status": "no active model"}
+
+
+def test_refresh_forecasts_stores_the_active_models_forecast(tiny_asset):
+    tasks.retrain_asset("ETHUSDT", "full")
+    Forecast.objects.all().delete()
+    outcome = tasks.refresh_forecasts("ETHUSDT")
+    assert outcome["status"] == "ok" and Forecast.objects.count() == 1
+
+
+def test_the_retention_tasks_run_over_every_asset(tiny_asset, settings):
+    settings.PROMOTION_TOLERANCE = 10.0
+    for _ in range(3):
+        tasks.retrain_asset("ETHUSDT", "full")
+    settings.MODEL_RETENTION = 1
+    assert tasks.prune_model_versions() == 1
+    assert ModelVersion.objects.filter(status="retired").count() == 1
+    assert tasks.prune_forecasts() == 0  # none is old enough
