@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django import template
+from django.utils import dateformat, timezone
 
 register = template.Library()
 
@@ -112,3 +114,12 @@ def skill_short(value: Number) -> str:
     if percent < 0:
         return f"{-percent} % worse"
     return "same"
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """Weekday, day, month and time; the year too when it is not this year (replayed data is old)."""
+    if value is None:
+        return ""
+    value = timezone.localtime(value)
+    return dateformat.format(value, "D j M H:i" if value.year == timezone.now().year else "D j M Y H:i")

@@ -79,3 +79,10 @@ def test_no_retrain_is_listed_when_the_schedules_are_missing_or_disabled():
     PeriodicTask.objects.filter(name="retrain-full-daily").delete()
     PeriodicTask.objects.filter(name="retrain-warm-hourly").update(enabled=False)
     assert retrain_schedule() == []
+
+
+def test_when_shows_the_year_only_for_another_year():
+    this_year = datetime.now(UTC).year
+    assert fmt.when(datetime(this_year, 3, 6, 17, tzinfo=UTC)).endswith("6 Mar 17:00")
+    assert fmt.when(datetime(2022, 3, 6, 17, tzinfo=UTC)) == "Sun 6 Mar 2022 17:00"
+    assert fmt.when(None) == ""
