@@ -140,8 +140,20 @@ def test_bootstrap_imports_the_bundled_year_trains_once_and_forecasts(db, settin
 
     assert "8749 inserted" in first and "No active BTCUSDT model yet" in first
     assert "Synced BTCUSDT (replay): 0 new candle(s)" in first
-    assert "0 inserted, 8749 already present" in second and "already has an active model" in second
+    assert "BTCUSDT already has 8749 candles: not importing" in second
+    assert "already has an active model" in second
     assert Asset.objects.get().candles.count() == 8749
     assert Asset.objects.get().last_synced_at is not None  # the first forecast is not stale
     assert ModelVersion.objects.count() == 1 and Forecast.objects.count() == 1
     assert settings.BUNDLED_DATA_FILE.exists()
+
+
+def test_bootstrap_keeps_a_partial_history_chosen_for_replay(tiny_asset):
+    btc = Asset.objects.create(symbol="BTCUSDT", base="BTC", quote="USDT", hyperparameters=TINY)
+    candles_create(btc, 500)
+
+    text = _run("bootstrap")
+
+    assert "BTCUSDT already has 500 candles: not importing the bundled file" in text
+    assert btc.candles.count() == 500
+    assert ModelVersion.objects.get(asset=btc).status == "active"

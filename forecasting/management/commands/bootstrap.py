@@ -15,12 +15,18 @@ SYMBOL = "BTCUSDT"
 
 
 class Command(BaseCommand):
-    help = "Make a fresh install useful: import the bundled BTCUSDT year and train a first model if none is active."
+    help = "Make a fresh install useful: import the bundled BTCUSDT year (if it has no candles) and train a first model if none is active."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
-        call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
-        asset = Asset.objects.get(symbol=SYMBOL)
+        asset = Asset.objects.filter(symbol=SYMBOL).first()
+        stored = asset.candles.count() if asset else 0
+        if stored:
+            # Keep what is there: an admin may have chosen a partial history to replay.
+            self.stdout.write(f"{SYMBOL} already has {stored} candles: not importing the bundled file.")
+        else:
+            self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
+            call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
+            asset = Asset.objects.get(symbol=SYMBOL)
         # One sync now, as beat does every hour, so the first page does not wait for :01.
         synced = asset_sync(asset=asset)
         if synced.ok:
