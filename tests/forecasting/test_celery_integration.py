@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -117,3 +118,24 @@ def test_two_concurrent_trainings_of_one_asset_never_overlap(worker):
     assert statuses == ["active", "skipped"], outcomes
     assert "already being trained" in next(o["reason"] for o in outcomes if o["status"] == "skipped")
     assert ModelVersion.objects.filter(asset=eth).count() == 1
+
+
+def test_the_hourly_loop_sync_forecast_and_scoring_runs_through_the_worker(worker, settings):
+    """Replay reveals the next real hour; the worker stores it, scores the forecast, forecasts again."""
+    from forecasting import services
+    from forecasting.models import Forecast
+    from markets.services import asset_sync
+
+    settings.MARKET_DATA_SOURCE = "replay"
+    btc = Asset.objects.create(symbol="BTCUSDT", base="BTC", quote="USDT", hyperparameters=TINY)
+    assert asset_sync(asset=btc).inserted == 7874  # the replay's backfill: 90 % of the bundled year
+    assert services.model_version_train(asset=btc).status == "active"
+    first = services.forecast_refresh(asset=btc)
+
+    celery_app.send_task("markets.tasks.sync_asset", args=["BTCUSDT"])
+
+    _wait_for(lambda: Forecast.objects.filter(asset=btc).count() == 2, timeout=60, what="the next forecast")
+    first.refresh_from_db()
+    assert len(first.scores) == 1 and first.scores[0]["actual"] is not None
+    newest = Forecast.objects.filter(asset=btc).order_by("-base_time").first()
+    assert newest.base_time == first.base_time + dt.timedelta(hours=1)
