@@ -1,7 +1,7 @@
-"""Writes of the forecasting app: training runs, the model registry, forecasts and their scores.
+"""Training runs: the per-asset lease, train → export → validate → register, and the promotion gate.
 
-Training imports the torch pipeline lazily, inside `model_version_train`, so
-that every other service here (and every web process) stays torch-free.
+The torch pipeline is imported inside `model_version_train`, so importing
+this module (and every web process) stays torch-free.
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from django.db import OperationalError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from forecasting.artifacts import ArtifactIntegrityError, artifact_delete, artifact_read, artifact_write
-from forecasting.ml import inference
+from forecasting.artifacts import ArtifactIntegrityError, artifact_read, artifact_write
 from forecasting.ml.config import TrainingConfig
-from forecasting.models import Forecast, ModelVersion, TrainingLease
-from forecasting.serving import session_for
-from markets.models import Asset, Candle
+from forecasting.models import ModelVersion, TrainingLease
+from forecasting.services.forecasts import last_candle_time
+from forecasting.services.registry import model_version_activate
+from markets.models import Asset
 from markets.selectors import candles_frame
 
 logger = logging.getLogger(__name__)
 
-HOUR = dt.timedelta(hours=1)
 Status = ModelVersion.Status
 
 
@@ -42,9 +41,6 @@ class TrainingLocked(Exception):
 
 class NothingNew(Exception):
     """A warm retrain was asked for, but no candle arrived since the active version was trained."""
-
-
-# --- training lease -------------------------------------------------------------------------
 
 
 @contextmanager
@@ -90,9 +86,6 @@ def _holder_is_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-# --- training -------------------------------------------------------------------------------
 
 
 def training_config_for(*, asset: Asset, epochs: int | None = None) -> TrainingConfig:
@@ -160,7 +153,7 @@ def _has_new_candles(*, asset: Asset) -> bool:
         .values_list("data_last", flat=True)
         .first()
     )
-    last = _last_candle_time(asset)
+    last = last_candle_time(asset)
     return active_last is None or last is None or last > active_last
 
 
@@ -278,169 +271,3 @@ def _version_gate(version: ModelVersion, *, frame: Any, test_start: dt.datetime)
     else:
         version.reason = f"kept out of service: {comparison}"
         version.save(update_fields=["reason"])
-
-
-# --- registry -------------------------------------------------------------------------------
-
-
-def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelVersion:
-    """Make `version` the asset's active version (promotion or rollback), in one transaction.
-
-    The artifact must be present and intact. The previous active version
-    goes back to "validated" so it can be re-activated later.
-    """
-    if version.status not in (Status.VALIDATED, Status.ACTIVE):
-        raise ValueError(f"v{version.version} is {version.status}: only a validated version can be activated")
-    artifact_read(name=version.artifact_name, sha256=version.artifact_sha256)
-    with transaction.atomic():
-        Asset.objects.select_for_update().filter(pk=version.asset_id).first()
-        ModelVersion.objects.filter(asset_id=version.asset_id, status=Status.ACTIVE).exclude(
-            pk=version.pk
-        ).update(status=Status.VALIDATED)
-        version.status = Status.ACTIVE
-        version.activated_at = timezone.now()
-        version.reason = reason or f"activated by hand at {version.activated_at:%Y-%m-%d %H:%M} UTC"
-        version.save(update_fields=["status", "activated_at", "reason"])
-        symbol = version.asset.symbol
-        transaction.on_commit(lambda: _enqueue_refresh(symbol))
-    return version
-
-
-def _enqueue_refresh(symbol: str) -> None:
-    from forecasting.tasks import refresh_forecasts
-
-    try:
-        refresh_forecasts.delay(symbol)
-    except Exception:  # the broker being down must not undo a promotion
-        logger.warning("could not enqueue refresh_forecasts(%s)", symbol, exc_info=True)
-
-
-def model_versions_prune(*, asset: Asset, keep: int | None = None) -> int:
-    """Retire all but the active version and the `keep` newest others; delete their artifacts."""
-    keep = settings.MODEL_RETENTION if keep is None else keep
-    candidates = ModelVersion.objects.filter(asset=asset).exclude(
-        status__in=[Status.ACTIVE, Status.TRAINING, Status.RETIRED]
-    )
-    old = list(candidates.order_by("-version")[keep:])
-    for version in old:
-        artifact_delete(name=version.artifact_name)
-        artifact_delete(name=version.weights_name)
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=Status.RETIRED,
-            artifact_name="",
-            weights_name="",
-            reason=f"retired by retention (keep {keep})",
-        )
-    return len(old)
-
-
-# --- forecasts ------------------------------------------------------------------------------
-
-
-def _last_candle_time(asset: Asset) -> dt.datetime | None:
-    return (
-        Candle.objects.filter(asset=asset).order_by("-open_time").values_list("open_time", flat=True).first()
-    )
-
-
-def forecast_refresh(*, asset: Asset) -> Forecast | None:
-    """Score what reality has settled, then store the active model's forecast from the last candle.
-
-    Uses onnxruntime only. Returns None when the asset has no active version.
-    """
-    forecasts_score(asset=asset)
-    version = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
-    last = _last_candle_time(asset)
-    if version is None or last is None:
-        return None
-    existing = Forecast.objects.filter(model_version=version, base_time=last).first()
-    if existing is not None:
-        return existing
-    # Enough history for one window even when an outage sits inside it.
-    since = last - (version.window + 48) * HOUR
-    frame = candles_frame(asset=asset, since=since)
-    result = inference.forecast(session_for(version), version.preprocessing, frame)
-    points = [
-        {
-            "time": _iso(point["time"]),
-            "close": float(point["close"]),
-            "lower": float(point["lower"]),
-            "upper": float(point["upper"]),
-        }
-        for point in result.points
-    ]
-    forecast, _ = Forecast.objects.get_or_create(
-        model_version=version,
-        base_time=result.base_time,
-        defaults={
-            "asset": asset,
-            "last_close": result.last_close,
-            "horizon": len(points),
-            "points": points,
-        },
-    )
-    return forecast
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def forecasts_score(*, asset: Asset) -> int:
-    """Fill in the scores of stored forecasts whose hours have closed; returns how many changed."""
-    pending = list(Forecast.objects.filter(asset=asset, fully_scored=False).order_by("base_time"))
-    last = _last_candle_time(asset)
-    if not pending or last is None:
-        return 0
-    start = pending[0].base_time + HOUR
-    end = max(f.base_time + f.horizon * HOUR for f in pending)
-    closes = {
-        when: float(close)
-        for when, close in Candle.objects.filter(asset=asset, open_time__gte=start, open_time__lte=end)
-        .values_list("open_time", "close")
-        .iterator()
-    }
-    changed = []
-    for forecast in pending:
-        scores = _scores_of(forecast, closes=closes, last=last)
-        if scores != forecast.scores:
-            forecast.scores = scores
-            forecast.fully_scored = len(scores) == len(forecast.points)
-            changed.append(forecast)
-    Forecast.objects.bulk_update(changed, ["scores", "fully_scored"], batch_size=500)
-    return len(changed)
-
-
-def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt.datetime) -> list[dict]:
-    scores = []
-    last_close = float(forecast.last_close)
-    for step, point in enumerate(forecast.points):
-        when = forecast.base_time + (step + 1) * HOUR
-        if when > last:
-            break
-        actual = closes.get(when)
-        if actual is None:  # an exchange outage: that hour never closed
-            scores.append({"time": point["time"], "actual": None})
-            continue
-        scores.append(
-            {
-                "time": point["time"],
-                "actual": actual,
-                "error": point["close"] - actual,
-                "inside": point["lower"] <= actual <= point["upper"],
-                "persistence_error": last_close - actual,
-            }
-        )
-    return scores
-
-
-def forecasts_prune(*, older_than_days: int | None = None) -> int:
-    """Delete scored forecasts generated before the retention limit; returns how many.
-
-    Measured on generated_at (wall clock), not base_time, so replayed
-    historical data is not pruned the moment it is forecast.
-    """
-    days = settings.FORECAST_RETENTION_DAYS if older_than_days is None else older_than_days
-    cutoff = timezone.now() - dt.timedelta(days=days)
-    deleted, _ = Forecast.objects.filter(fully_scored=True, generated_at__lt=cutoff).delete()
-    return deleted

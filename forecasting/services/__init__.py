@@ -1,0 +1,29 @@
+"""Writes of the forecasting app: training runs, the model registry, forecasts and their scores.
+
+Importing this package stays torch-free: training imports the pipeline only
+when it runs.
+"""
+
+from forecasting.services.forecasts import HOUR, forecast_refresh, forecasts_prune, forecasts_score
+from forecasting.services.registry import model_version_activate, model_versions_prune
+from forecasting.services.training import (
+    NothingNew,
+    TrainingLocked,
+    model_version_train,
+    training_config_for,
+    training_lease,
+)
+
+__all__ = [
+    "HOUR",
+    "NothingNew",
+    "TrainingLocked",
+    "forecast_refresh",
+    "forecasts_prune",
+    "forecasts_score",
+    "model_version_activate",
+    "model_version_train",
+    "model_versions_prune",
+    "training_config_for",
+    "training_lease",
+]

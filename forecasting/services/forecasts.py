@@ -1,0 +1,126 @@
+"""Forecasts from the active model (onnxruntime only), their scores as reality arrives, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.utils import timezone
+
+from forecasting.ml import inference
+from forecasting.models import Forecast, ModelVersion
+from forecasting.serving import session_for
+from markets.models import Asset, Candle
+from markets.selectors import candles_frame
+
+HOUR = dt.timedelta(hours=1)
+Status = ModelVersion.Status
+
+
+def last_candle_time(asset: Asset) -> dt.datetime | None:
+    return (
+        Candle.objects.filter(asset=asset).order_by("-open_time").values_list("open_time", flat=True).first()
+    )
+
+
+def forecast_refresh(*, asset: Asset) -> Forecast | None:
+    """Score what reality has settled, then store the active model's forecast from the last candle.
+
+    Uses onnxruntime only. Returns None when the asset has no active version.
+    """
+    forecasts_score(asset=asset)
+    version = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
+    last = last_candle_time(asset)
+    if version is None or last is None:
+        return None
+    existing = Forecast.objects.filter(model_version=version, base_time=last).first()
+    if existing is not None:
+        return existing
+    # Enough history for one window even when an outage sits inside it.
+    since = last - (version.window + 48) * HOUR
+    frame = candles_frame(asset=asset, since=since)
+    result = inference.forecast(session_for(version), version.preprocessing, frame)
+    points = [
+        {
+            "time": _iso(point["time"]),
+            "close": float(point["close"]),
+            "lower": float(point["lower"]),
+            "upper": float(point["upper"]),
+        }
+        for point in result.points
+    ]
+    forecast, _ = Forecast.objects.get_or_create(
+        model_version=version,
+        base_time=result.base_time,
+        defaults={
+            "asset": asset,
+            "last_close": result.last_close,
+            "horizon": len(points),
+            "points": points,
+        },
+    )
+    return forecast
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def forecasts_score(*, asset: Asset) -> int:
+    """Fill in the scores of stored forecasts whose hours have closed; returns how many changed."""
+    pending = list(Forecast.objects.filter(asset=asset, fully_scored=False).order_by("base_time"))
+    last = last_candle_time(asset)
+    if not pending or last is None:
+        return 0
+    start = pending[0].base_time + HOUR
+    end = max(f.base_time + f.horizon * HOUR for f in pending)
+    closes = {
+        when: float(close)
+        for when, close in Candle.objects.filter(asset=asset, open_time__gte=start, open_time__lte=end)
+        .values_list("open_time", "close")
+        .iterator()
+    }
+    changed = []
+    for forecast in pending:
+        scores = _scores_of(forecast, closes=closes, last=last)
+        if scores != forecast.scores:
+            forecast.scores = scores
+            forecast.fully_scored = len(scores) == len(forecast.points)
+            changed.append(forecast)
+    Forecast.objects.bulk_update(changed, ["scores", "fully_scored"], batch_size=500)
+    return len(changed)
+
+
+def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt.datetime) -> list[dict]:
+    scores = []
+    last_close = float(forecast.last_close)
+    for step, point in enumerate(forecast.points):
+        when = forecast.base_time + (step + 1) * HOUR
+        if when > last:
+            break
+        actual = closes.get(when)
+        if actual is None:  # an exchange outage: that hour never closed
+            scores.append({"time": point["time"], "actual": None})
+            continue
+        scores.append(
+            {
+                "time": point["time"],
+                "actual": actual,
+                "error": point["close"] - actual,
+                "inside": point["lower"] <= actual <= point["upper"],
+                "persistence_error": last_close - actual,
+            }
+        )
+    return scores
+
+
+def forecasts_prune(*, older_than_days: int | None = None) -> int:
+    """Delete scored forecasts generated before the retention limit; returns how many.
+
+    Measured on generated_at (wall clock), not base_time, so replayed
+    historical data is not pruned the moment it is forecast.
+    """
+    days = settings.FORECAST_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - dt.timedelta(days=days)
+    deleted, _ = Forecast.objects.filter(fully_scored=True, generated_at__lt=cutoff).delete()
+    return deleted
