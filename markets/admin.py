@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -118,28 +119,35 @@ class AssetAdmin(admin.ModelAdmin):
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         from markets.tasks import sync_asset
 
-        symbols = list(queryset.values_list("symbol", flat=True))
-        try:
-            for symbol in symbols:
-                sync_asset.delay(symbol)
-        except Exception as error:  # the broker is down: say so instead of a 500
-            self.message_user(request, f"Could not enqueue the sync: {error}", messages.ERROR)
-            return
-        self.message_user(request, f"Sync enqueued for {', '.join(symbols)}.", messages.SUCCESS)
+        self._enqueue(request, queryset, sync_asset.delay, what="sync", done="Sync")
 
     @admin.action(description="Retrain now (enqueue a full retrain)")
     def retrain_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         # Sent by name: the web process never imports the training code.
         from makeusrich.celery import app
 
+        def send(symbol: str) -> None:
+            app.send_task("forecasting.tasks.retrain_asset", args=[symbol, "full"])
+
+        self._enqueue(request, queryset, send, what="retrain", done="Full retrain")
+
+    def _enqueue(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Asset],
+        send: Callable[[str], Any],
+        *,
+        what: str,
+        done: str,
+    ) -> None:
         symbols = list(queryset.values_list("symbol", flat=True))
         try:
             for symbol in symbols:
-                app.send_task("forecasting.tasks.retrain_asset", args=[symbol, "full"])
+                send(symbol)
         except Exception as error:  # the broker is down: say so instead of a 500
-            self.message_user(request, f"Could not enqueue the retrain: {error}", messages.ERROR)
+            self.message_user(request, f"Could not enqueue the {what}: {error}", messages.ERROR)
             return
-        self.message_user(request, f"Full retrain enqueued for {', '.join(symbols)}.", messages.SUCCESS)
+        self.message_user(request, f"{done} enqueued for {', '.join(symbols)}.", messages.SUCCESS)
 
     @admin.action(description="Activate")
     def activate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
