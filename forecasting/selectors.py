@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
-from markets.models import CANDLE_FIELDS, Asset, Candle
+from markets.models import Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
 # and is refused before it reaches the database (NUL bytes break PostgreSQL).
@@ -68,20 +68,6 @@ def asset_find(*, symbol: str) -> Asset | None:
 def asset_symbols() -> list[str]:
     """Symbols of the active assets, for messages such as 'unknown asset; try ...'."""
     return list(Asset.objects.filter(is_active=True).values_list("symbol", flat=True))
-
-
-def candle_list(
-    *, asset: Asset, limit: int = 120, start: datetime | None = None, end: datetime | None = None
-) -> list[dict[str, Any]]:
-    """The `limit` most recent candles with start <= open_time <= end, oldest first."""
-    rows = Candle.objects.filter(asset=asset)
-    if start is not None:
-        rows = rows.filter(open_time__gte=start)
-    if end is not None:
-        rows = rows.filter(open_time__lte=end)
-    newest_first = list(rows.order_by("-open_time").values(*CANDLE_FIELDS)[:limit])
-    newest_first.reverse()
-    return newest_first
 
 
 # --- staleness ---------------------------------------------------------------------
@@ -348,7 +334,6 @@ __all__ = [
     "asset_find",
     "asset_overview_list",
     "asset_symbols",
-    "candle_list",
     "forecast_latest",
     "forecast_latest_by_symbol",
     "forecast_staleness",

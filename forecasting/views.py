@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET
 
 from forecasting import charts
 from forecasting.overview import asset_panel_get, asset_panel_list, retrain_schedule
-from forecasting.selectors import candle_list, model_version_active, model_version_list, track_record
+from forecasting.selectors import model_version_active, model_version_list, track_record
+from markets.selectors import candle_list
 
 CHART_CANDLES = 5 * 24  # the report's chart: the last five days of hourly candles
 TRACK_RECORD_DAYS = 7

@@ -15,9 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.throttling import MonthlyQuotaThrottle
-from forecasting.selectors import asset_find, asset_overview_list, asset_symbols, candle_list
+from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted
 from markets.models import Asset
+from markets.selectors import candle_list
 
 SYMBOL = OpenApiParameter(
     "symbol",

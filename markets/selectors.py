@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, FloatField, Max, QuerySet
 from django.db.models.functions import Cast
 
 from markets.klines import Gap, find_gaps
-from markets.models import Asset, Candle
+from markets.models import CANDLE_FIELDS, Asset, Candle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,34 +46,18 @@ def candle_last_open_time(*, asset: Asset) -> datetime | None:
     )
 
 
-def candles_recent(*, asset: Asset, limit: int) -> list[Candle]:
-    """The last `limit` candles, oldest first."""
-    newest_first = Candle.objects.filter(asset=asset).order_by("-open_time")[:limit]
-    return list(reversed(newest_first))
-
-
-def candles_range(
-    *,
-    asset: Asset,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int | None = None,
-) -> list[Candle]:
-    """Candles with start <= open_time <= end, oldest first.
-
-    With a limit and a start, the first `limit` candles from start; with a
-    limit and no start, the last `limit` candles up to end.
-    """
-    candles = Candle.objects.filter(asset=asset)
+def candle_list(
+    *, asset: Asset, limit: int = 120, start: datetime | None = None, end: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The `limit` most recent candles with start <= open_time <= end, oldest first (as dicts)."""
+    rows = Candle.objects.filter(asset=asset)
     if start is not None:
-        candles = candles.filter(open_time__gte=start)
+        rows = rows.filter(open_time__gte=start)
     if end is not None:
-        candles = candles.filter(open_time__lte=end)
-    if limit is None:
-        return list(candles.order_by("open_time"))
-    if start is not None:
-        return list(candles.order_by("open_time")[:limit])
-    return list(reversed(candles.order_by("-open_time")[:limit]))
+        rows = rows.filter(open_time__lte=end)
+    newest_first = list(rows.order_by("-open_time").values(*CANDLE_FIELDS)[:limit])
+    newest_first.reverse()
+    return newest_first
 
 
 def candles_count(*, asset: Asset) -> int:

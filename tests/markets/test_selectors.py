@@ -15,9 +15,8 @@ from markets.selectors import (
     asset_get,
     asset_list,
     candle_last_open_time,
+    candle_list,
     candles_frame,
-    candles_range,
-    candles_recent,
 )
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
@@ -53,26 +52,24 @@ def test_asset_list_annotates_counts_in_one_query(btc_slice, django_assert_num_q
     assert [a.symbol for a in asset_list(active_only=True)] == ["BTCUSDT"]
 
 
-def test_candles_recent_returns_the_last_ones_oldest_first(btc_slice):
-    recent = candles_recent(asset=btc_slice, limit=3)
+def test_candle_list_returns_the_last_ones_oldest_first(btc_slice):
+    recent = candle_list(asset=btc_slice, limit=3)
 
-    assert [c.open_time for c in recent] == [
+    assert [c["open_time"] for c in recent] == [
         candle_last_open_time(asset=btc_slice) - h * HOUR for h in (2, 1, 0)
     ]
 
 
-def test_candles_range_is_oldest_first_and_inclusive(btc_slice):
-    candles = candles_range(asset=btc_slice, start=START + HOUR, end=START + 4 * HOUR)
+def test_candle_list_is_oldest_first_and_inclusive(btc_slice):
+    candles = candle_list(asset=btc_slice, start=START + HOUR, end=START + 4 * HOUR)
 
-    assert [c.open_time for c in candles] == [START + h * HOUR for h in (1, 2, 3, 4)]
+    assert [c["open_time"] for c in candles] == [START + h * HOUR for h in (1, 2, 3, 4)]
 
 
-def test_candles_range_limit_counts_from_start_or_back_from_end(btc_slice):
-    from_start = candles_range(asset=btc_slice, start=START, limit=2)
-    up_to_end = candles_range(asset=btc_slice, end=START + 10 * HOUR, limit=2)
+def test_candle_list_limit_keeps_the_newest_within_the_range(btc_slice):
+    up_to_end = candle_list(asset=btc_slice, start=START, end=START + 10 * HOUR, limit=2)
 
-    assert [c.open_time for c in from_start] == [START, START + HOUR]
-    assert [c.open_time for c in up_to_end] == [START + 9 * HOUR, START + 10 * HOUR]
+    assert [c["open_time"] for c in up_to_end] == [START + 9 * HOUR, START + 10 * HOUR]
 
 
 def test_candles_frame_has_the_pipeline_columns_and_types(btc_slice):
