@@ -1,4 +1,4 @@
-"""The request path reads rows: serving every endpoint imports no torch, onnxruntime or Binance client."""
+"""The request path reads rows: serving every endpoint imports no torch, onnxruntime, pandas or Binance client."""
 
 import json
 import os
@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "onnxruntime", "onnx", "binance")
+# pandas too: ~40 MB per web worker, needed only where training frames are built.
+HEAVY = ("torch", "onnxruntime", "onnx", "binance", "pandas")
 
 # Runs in a fresh interpreter: this test process has imported everything already.
 SCRIPT = r"""
