@@ -14,17 +14,8 @@ from markets.models import CANDLE_FIELDS, Asset, Candle
 if TYPE_CHECKING:
     import pandas as pd
 
-FRAME_FLOAT_COLUMNS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
+# Every numeric field of a candle, in the stored order.
+FRAME_FLOAT_COLUMNS = tuple(name for name in CANDLE_FIELDS if name not in ("open_time", "close_time"))
 FRAME_COLUMNS = ("open_time", *FRAME_FLOAT_COLUMNS)
 
 
