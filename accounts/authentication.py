@@ -13,8 +13,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from accounts.models import ApiToken
-from accounts.selectors import TOKEN_KEYWORD, api_token_find
-from accounts.services import api_token_touch
+from accounts.selectors import TOKEN_KEYWORD
+from accounts.services import api_token_authenticate, api_token_touch
 
 # Real keys are ~47 characters; anything much longer is not worth hashing.
 MAX_KEY_LENGTH = 200
@@ -36,7 +36,10 @@ class HashedTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token header: the key must be ASCII.") from None
         if len(key) > MAX_KEY_LENGTH:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        token = api_token_find(key=key)
+        # On a counted endpoint the lookup also takes the call's quota unit
+        # (one statement); MonthlyQuotaThrottle settles what it could not take.
+        view = (request.parser_context or {}).get("view")
+        token = api_token_authenticate(key=key, count=getattr(view, "counts_quota", False))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         if not token.user.is_active:

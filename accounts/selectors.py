@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.hotpath import token_lookup
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 
 TOKEN_KEYWORD = "Token"  # noqa: S105 (the Authorization scheme, not a secret)
@@ -44,11 +45,7 @@ def api_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
 
 def api_token_find(*, key: str) -> ApiToken | None:
     """The token whose key is `key`, with its user and quota override (one query), or None."""
-    return (
-        ApiToken.objects.select_related("user", "user__api_quota")
-        .filter(key_hash=api_token_hash(key))
-        .first()
-    )
+    return token_lookup(key_hash=api_token_hash(key))
 
 
 def month_period(now: datetime | None = None) -> tuple[datetime, datetime]:

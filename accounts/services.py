@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts.hotpath import token_lookup, token_lookup_and_take_unit, usage_take_unit
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 from accounts.selectors import api_quota_limit, api_token_hash, month_period
 
@@ -50,6 +51,30 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:
     return deleted > 0
 
 
+def api_token_authenticate(*, key: str, count: bool, now: datetime | None = None) -> ApiToken | None:
+    """The token whose key is `key` (with its user), or None; for a counted call, take its unit too.
+
+    A counted call is one statement on PostgreSQL: the token, its user and
+    the unit together. `token.quota_taken` says whether the unit was taken;
+    when it was not (user inactive, first call of the month, limit reached)
+    the caller settles it with `api_quota_consume`, which nothing has
+    counted yet.
+    """
+    key_hash = api_token_hash(key)
+    if not count:
+        token = token_lookup(key_hash=key_hash)
+        taken = False
+    else:
+        token, taken = token_lookup_and_take_unit(
+            key_hash=key_hash,
+            period_start=month_period(now)[0].date(),
+            default_limit=settings.API_MONTHLY_QUOTA,
+        )
+    if token is not None:
+        token.quota_taken = taken  # type: ignore[attr-defined]
+    return token
+
+
 def api_token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
     """Record that the token was used, at most once per TOUCH_INTERVAL (cheap on the hot path)."""
     now = now or timezone.now()
@@ -83,29 +108,8 @@ def api_quota_consume(*, user: AbstractBaseUser, now: datetime | None = None) ->
     """
     start, end = month_period(now)
     limit = api_quota_limit(user=user)
-    taken = _take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
+    taken = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
     if not taken:
         ApiUsage.objects.get_or_create(user=user, period_start=start.date())
-        taken = _take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
+        taken = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
     return QuotaDecision(allowed=taken, limit=limit, period_start=start, period_end=end)
-
-
-_PG_TAKE_UNIT = (
-    "SET LOCAL synchronous_commit TO OFF; "
-    "UPDATE accounts_apiusage SET used = used + 1 "
-    "WHERE user_id = %s AND period_start = %s AND used < %s"
-)
-
-
-def _take_unit(*, user_id: int, period_start: date, limit: int) -> bool:
-    if connection.vendor == "postgresql":
-        # This runs on every counted call. The counter needs atomicity and
-        # isolation (row lock: the exact limit under concurrency), not
-        # durability: without waiting for the WAL flush the call costs one
-        # round trip instead of a disk sync (~4 ms here). A crash of the
-        # database server may forget the last fraction of a second of counts.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_PG_TAKE_UNIT, [user_id, period_start, limit])
-            return cursor.rowcount == 1
-    rows = ApiUsage.objects.filter(user_id=user_id, period_start=period_start, used__lt=limit)
-    return rows.update(used=F("used") + 1) == 1

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
 from accounts.services import QuotaDecision, api_quota_consume
 
@@ -41,7 +42,16 @@ class MonthlyQuotaThrottle(BaseThrottle):
         user = request.user
         if not user or not user.is_authenticated:
             return True  # authentication/permissions have answered already
+        if getattr(request.auth, "quota_taken", False):
+            return True  # taken with the token lookup (HashedTokenAuthentication)
         decision = api_quota_consume(user=user)
         if not decision.allowed:
             raise QuotaExceeded(decision)
         return True
+
+
+class CountedApiView(APIView):
+    """An endpoint whose every call takes one unit of the caller's monthly quota (DESIGN.md)."""
+
+    counts_quota = True  # HashedTokenAuthentication takes the unit with the token lookup
+    throttle_classes = [MonthlyQuotaThrottle]

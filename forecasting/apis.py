@@ -9,16 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from kombu.exceptions import KombuError
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.throttling import MonthlyQuotaThrottle
+from accounts.throttling import CountedApiView
 from forecasting.selectors import (
     forecast_latest_by_symbol,
     forecast_unavailable_reason,
@@ -26,6 +29,7 @@ from forecasting.selectors import (
     track_record,
 )
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
+from makeusrich.microcache import RecentValues
 from markets.apis import SYMBOL, asset_or_404
 
 RETRAIN_TASK = "forecasting.tasks.retrain_asset"
@@ -196,9 +200,7 @@ NO_MODEL = {
 }
 
 
-class ForecastApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
-
+class ForecastApi(CountedApiView):
     @extend_schema(
         operation_id="assets_forecast",
         summary="Latest forecast",
@@ -209,17 +211,28 @@ class ForecastApi(APIView):
         parameters=[SYMBOL, RETRY_AFTER],
         responses={200: ForecastSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA, **NO_MODEL},
     )
-    def get(self, request: Request, symbol: str) -> Response:
-        forecast = forecast_latest_by_symbol(symbol=symbol)
-        if forecast is None:
-            asset = asset_or_404(symbol)
-            raise ServiceUnavailable(forecast_unavailable_reason(asset=asset))
-        return Response(ForecastSerializer(forecast).data)
+    def get(self, request: Request, symbol: str) -> HttpResponse:
+        # Authentication and the quota unit are settled per call before this
+        # point; only the body, the same for every caller, is reused briefly.
+        body = FORECAST_BODIES.get_or_compute(
+            symbol.upper(), lambda: _forecast_body(symbol), seconds=settings.API_CACHE_SECONDS
+        )
+        return HttpResponse(body, content_type="application/json")
 
 
-class ModelVersionListApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
+# Rendered forecast responses by symbol, reused for API_CACHE_SECONDS.
+FORECAST_BODIES: RecentValues[bytes] = RecentValues()
 
+
+def _forecast_body(symbol: str) -> bytes:
+    forecast = forecast_latest_by_symbol(symbol=symbol)
+    if forecast is None:
+        asset = asset_or_404(symbol)
+        raise ServiceUnavailable(forecast_unavailable_reason(asset=asset))
+    return JSONRenderer().render(ForecastSerializer(forecast).data)
+
+
+class ModelVersionListApi(CountedApiView):
     @extend_schema(
         operation_id="assets_models",
         summary="Model versions",
@@ -235,9 +248,7 @@ class ModelVersionListApi(APIView):
         return Response(ModelVersionsSerializer(body).data)
 
 
-class TrackRecordApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
-
+class TrackRecordApi(CountedApiView):
     @extend_schema(
         operation_id="assets_track_record",
         summary="Live track record",

@@ -47,14 +47,17 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, minimum: float | None = None) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if minimum is not None and not value >= minimum:  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -147,7 +150,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -279,6 +281,8 @@ STALE_MODEL_HOURS = env_int("STALE_MODEL_HOURS", 48, minimum=1)
 
 # API.
 API_MONTHLY_QUOTA = env_int("API_MONTHLY_QUOTA", 1000, minimum=0)
+# Each web process keeps a forecast response body this long; 0 turns it off.
+API_CACHE_SECONDS = env_float("API_CACHE_SECONDS", 2.0, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.HashedTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -12,9 +12,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.throttling import MonthlyQuotaThrottle
+from accounts.throttling import CountedApiView
 from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted
 from markets.models import Asset
@@ -119,9 +118,7 @@ class CandleQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class AssetListApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
-
+class AssetListApi(CountedApiView):
     @extend_schema(
         operation_id="assets_list",
         summary="Followed assets",
@@ -133,9 +130,7 @@ class AssetListApi(APIView):
         return Response(AssetSerializer(asset_overview_list(), many=True).data)
 
 
-class AssetDetailApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
-
+class AssetDetailApi(CountedApiView):
     @extend_schema(
         operation_id="assets_retrieve",
         summary="One asset",
@@ -149,9 +144,7 @@ class AssetDetailApi(APIView):
         return Response(AssetSerializer(overview).data)
 
 
-class CandleListApi(APIView):
-    throttle_classes = [MonthlyQuotaThrottle]
-
+class CandleListApi(CountedApiView):
     @extend_schema(
         operation_id="assets_candles",
         summary="Hourly candles",

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test.utils import override_settings
 
+from forecasting.apis import FORECAST_BODIES
 from markets.models import Asset
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -38,6 +39,14 @@ def plain_http_test_server():
         },
     ):
         yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_response_cache():
+    """Each test starts with no forecast body reused from an earlier test."""
+    FORECAST_BODIES.clear()
+    yield
+    FORECAST_BODIES.clear()
 
 
 def _missing(what: str) -> None:

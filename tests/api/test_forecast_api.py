@@ -75,6 +75,7 @@ def test_it_is_stale_when_the_model_is_too_old(member_api, market, settings):
 @pytest.mark.django_db
 def test_with_replay_data_age_is_the_last_sync_not_the_historical_candles(member_api, market, settings):
     settings.MARKET_DATA_SOURCE = "replay"
+    settings.API_CACHE_SECONDS = 0  # the same body is asked for twice, with a change in between
     asset = market["asset"]
     old = market["last"] - dt.timedelta(days=400)
     asset.candles.all().delete()

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiUsage
-from accounts.selectors import api_usage_get
+from accounts.selectors import api_usage_get, month_period
 from accounts.services import api_quota_set, api_token_create
 
 COUNTED = [
@@ -92,8 +92,19 @@ def _call(base: str, key: str, path: str, start: threading.Barrier | None) -> in
 
 
 @pytest.mark.django_db(transaction=True)
-def test_exactly_limit_calls_succeed_under_concurrency(require_postgres, live_server, member, btc):
+@pytest.mark.parametrize(
+    "month_started",
+    [False, True],
+    ids=["first-calls-of-the-month", "month-row-already-there"],
+)
+def test_exactly_limit_calls_succeed_under_concurrency(
+    require_postgres, live_server, member, btc, month_started
+):
+    # Without this month's row the first calls race to create it (the service's
+    # slow path); with it every call is the one-statement lookup-and-take.
     api_quota_set(user=member, monthly_limit=50)
+    if month_started:
+        ApiUsage.objects.create(user=member, period_start=month_period()[0].date())
     _, key = api_token_create(user=member, name="load")
     threads, calls = 64, 80
     start = threading.Barrier(threads)

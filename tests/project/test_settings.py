@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,6 +46,13 @@ def test_it_rejects_a_malformed_boolean_naming_the_variable(tmp_path):
     result = _manage("check", DEBUG="maybe", VAR_DIR=str(tmp_path))
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_it_rejects_a_bad_api_cache_duration_naming_the_variable(tmp_path, value):
+    result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), API_CACHE_SECONDS=value)
+    assert result.returncode != 0
+    assert "API_CACHE_SECONDS=" in result.stderr
 
 
 def test_debug_generates_a_secret_key_once_into_var(tmp_path):
