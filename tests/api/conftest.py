@@ -17,6 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from accounts.services import api_token_create
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset, Candle
+from tests.candles import candle_row
 
 HOUR = dt.timedelta(hours=1)
 HORIZON = 4
@@ -49,19 +50,13 @@ def candles_create(asset: Asset, count: int, *, end: dt.datetime, close: float =
         when = start + i * HOUR
         price = Decimal(str(close + i))
         rows.append(
-            Candle(
-                asset=asset,
-                open_time=when,
-                close_time=when + HOUR - dt.timedelta(milliseconds=1),
+            candle_row(
+                asset,
+                when,
                 open=price - 1,
                 high=price + Decimal("0.5"),
                 low=price - Decimal("1.5"),
                 close=price,
-                volume=Decimal("12.50000000"),
-                quote_volume=Decimal("1250"),
-                trades=42,
-                taker_buy_base_volume=Decimal("6"),
-                taker_buy_quote_volume=Decimal("600"),
             )
         )
     return Candle.objects.bulk_create(rows)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from markets.models import Asset, Candle
+from tests.candles import candle_row
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -38,19 +39,13 @@ def candles_create(asset: Asset, count: int, *, start: dt.datetime = START, seed
         high, low = max(open_, close) * 1.002, min(open_, close) * 0.998
         when = start + i * HOUR
         rows.append(
-            Candle(
-                asset=asset,
-                open_time=when,
-                close_time=when + HOUR - dt.timedelta(milliseconds=1),
+            candle_row(
+                asset,
+                when,
                 open=Decimal(f"{open_:.4f}"),
                 high=Decimal(f"{high:.4f}"),
                 low=Decimal(f"{low:.4f}"),
                 close=Decimal(f"{close:.4f}"),
-                volume=Decimal("10"),
-                quote_volume=Decimal("1000"),
-                trades=100,
-                taker_buy_base_volume=Decimal("5"),
-                taker_buy_quote_volume=Decimal("500"),
             )
         )
     Candle.objects.bulk_create(rows)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset, Candle
+from tests.candles import candle_row
 
 HOUR = timedelta(hours=1)
 HORIZON = 24
@@ -45,19 +46,13 @@ def candles_create(*, asset: Asset, count: int, last: datetime, start_price: flo
         high = max(base, close) * 1.0015
         low = min(base, close) * 0.9985
         rows.append(
-            Candle(
-                asset=asset,
-                open_time=open_time,
+            candle_row(
+                asset,
+                open_time,
                 open=Decimal(f"{base:.2f}"),
                 high=Decimal(f"{high:.2f}"),
                 low=Decimal(f"{low:.2f}"),
                 close=Decimal(f"{close:.2f}"),
-                volume=Decimal("12.5"),
-                close_time=open_time + HOUR - timedelta(milliseconds=1),
-                quote_volume=Decimal("500000"),
-                trades=1200,
-                taker_buy_base_volume=Decimal("6"),
-                taker_buy_quote_volume=Decimal("250000"),
             )
         )
     return Candle.objects.bulk_create(rows)
