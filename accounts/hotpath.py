@@ -134,13 +134,18 @@ def _token(row: tuple[Any, ...], parts: list[_RowPart]) -> tuple[ApiToken, ApiQu
     return token, quota
 
 
-def token_lookup(*, key_hash: str) -> ApiToken | None:
-    """The token with this key hash, its user and quota override cached on it, or None."""
+def _find(key_hash: str) -> tuple[ApiToken, ApiQuota | None] | None:
     statements = _statements(connection.vendor)
     with connection.cursor() as cursor:
         _execute(cursor, statements.lookup, [key_hash])
         row = cursor.fetchone()
-    return _token(row, statements.parts)[0] if row is not None else None
+    return _token(row, statements.parts) if row is not None else None
+
+
+def token_lookup(*, key_hash: str) -> ApiToken | None:
+    """The token with this key hash, its user and quota override cached on it, or None."""
+    found = _find(key_hash)
+    return found[0] if found is not None else None
 
 
 def usage_take_unit(*, user_id: int, period_start: date, limit: int) -> bool:
@@ -159,17 +164,18 @@ def token_lookup_and_take_unit(
     is unknown, the user inactive, the month's row missing or the limit reached.
     """
     statements = _statements(connection.vendor)
+    if statements.lookup_and_take is None:  # two statements elsewhere
+        found = _find(key_hash)
+        if found is None:
+            return None, False
+        token, quota = found
+        if not token.user.is_active:
+            return token, False
+        limit = quota.monthly_limit if quota is not None else default_limit
+        return token, usage_take_unit(user_id=token.user_id, period_start=period_start, limit=limit)
     with connection.cursor() as cursor:
-        if statements.lookup_and_take is not None:
-            _execute(cursor, statements.lookup_and_take, [key_hash, period_start, default_limit])
-            row = cursor.fetchone()
-            return (_token(row[:-1], statements.parts)[0], bool(row[-1])) if row else (None, False)
-        _execute(cursor, statements.lookup, [key_hash])
+        _execute(cursor, statements.lookup_and_take, [key_hash, period_start, default_limit])
         row = cursor.fetchone()
     if row is None:
         return None, False
-    token, quota = _token(row, statements.parts)
-    if not token.user.is_active:
-        return token, False
-    limit = quota.monthly_limit if quota is not None else default_limit
-    return token, usage_take_unit(user_id=token.user_id, period_start=period_start, limit=limit)
+    return _token(row[:-1], statements.parts)[0], bool(row[-1])
