@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.hotpath import token_lookup, token_lookup_and_take_unit, usage_take_unit
+from accounts.hotpath import token_lookup_and_take_unit, usage_take_unit
 from accounts.models import ApiQuota, ApiToken, ApiUsage
-from accounts.selectors import api_quota_limit, api_token_hash, month_period
+from accounts.selectors import api_quota_limit, api_token_find, api_token_hash, month_period
 
 KEY_PREFIX = "mur_"
 PREFIX_LENGTH = 12  # "mur_" + 8 random characters: enough to tell tokens apart on a page
@@ -60,13 +60,11 @@ def api_token_authenticate(*, key: str, count: bool, now: datetime | None = None
     the caller settles it with `api_quota_consume`, which nothing has
     counted yet.
     """
-    key_hash = api_token_hash(key)
     if not count:
-        token = token_lookup(key_hash=key_hash)
-        taken = False
+        token, taken = api_token_find(key=key), False
     else:
         token, taken = token_lookup_and_take_unit(
-            key_hash=key_hash,
+            key_hash=api_token_hash(key),
             period_start=month_period(now)[0].date(),
             default_limit=settings.API_MONTHLY_QUOTA,
         )
