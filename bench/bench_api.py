@@ -5,7 +5,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_api.py
 
 Prepares a database (SQLite in a temporary VAR_DIR, or with DATABASE_URL the
-PostgreSQL database `h_api_bench` on that server, dropped and created again),
+PostgreSQL database `mur_api_bench` on that server, dropped and created again),
 with a user whose quota is large enough, a token, BTCUSDT with candles, an
 active model version and its stored 24-hour forecast. Starts gunicorn with 2
 sync workers on 127.0.0.1 (DEBUG=0), then loads /healthz and
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, fresh_postgres, machine  # noqa: E402
 
-BENCH_DB = "h_api_bench"
+BENCH_DB = "mur_api_bench"
 FORECAST = "/api/v1/assets/BTCUSDT/forecast/"
 HEALTHZ = "/healthz"
 USAGE = "/api/v1/usage/"

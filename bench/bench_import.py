@@ -2,11 +2,11 @@
 
 Usage:
     .venv/bin/python bench/bench_import.py [--runs 5] [--json out.json]
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h_markets_bench .venv/bin/python bench/bench_import.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_import.py
 
-SQLite (a new file in a temporary folder) by default; PostgreSQL when
-DATABASE_URL is set, in which case that database is dropped and created again
-before every run, so its name must end in "_bench". Each run migrates (not
+SQLite (a new file in a temporary folder) by default; with DATABASE_URL, the
+PostgreSQL database `mur_import_bench` on that server, dropped and created
+again before every run. Each run migrates (not
 timed), then times the command as a user runs it: a new process, Django
 start-up included ("command" column); the command also reports the time of
 the import itself (read, check every row, store in one transaction: "import"
@@ -34,6 +34,7 @@ from bench.common import ROOT, fresh_postgres, load_average, machine  # noqa: E4
 
 BUNDLED = ROOT / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
 ROWS = 8749
+BENCH_DB = "mur_import_bench"
 
 
 def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +55,7 @@ def one_run(database_url: str | None) -> tuple[float, float]:
         env = {**os.environ, "VAR_DIR": var, "DEBUG": "0", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_URL", None)
         if database_url:
-            fresh_postgres(database_url)
-            env["DATABASE_URL"] = database_url
+            env["DATABASE_URL"] = fresh_postgres(database_url, name=BENCH_DB)[0]
         _manage(env, "migrate", "-v", "0")
         started = time.perf_counter()
         done = _manage(env, "import_candles", "--symbol", "BTCUSDT", str(BUNDLED))
@@ -75,7 +75,9 @@ def main() -> None:
     options = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL") or None
-    database = fresh_postgres(database_url)[1] if database_url else f"SQLite {sqlite3.sqlite_version}"
+    database = (
+        fresh_postgres(database_url, name=BENCH_DB)[1] if database_url else f"SQLite {sqlite3.sqlite_version}"
+    )
     print(f"import_candles of the bundled year ({ROWS} candles) into a fresh {database} database")
     print(f"{machine()}, load {load_average()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"{'run':>4} {'command s':>10} {'import s':>9} {'candles/s':>10}")

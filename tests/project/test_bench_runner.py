@@ -1,0 +1,65 @@
+"""`make bench` runs every bench script, on each database the environment offers (bench/run_all.py)."""
+
+import re
+import sys
+from pathlib import Path
+
+from bench.run_all import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "REDIS_URL": "redis://127.0.0.1:6379/5",
+}
+
+
+def _scripts(steps) -> set[str]:
+    return {Path(step.command[1]).name for step in steps if step.command}
+
+
+def test_make_bench_runs_the_runner():
+    target = re.search(r"^bench:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert target is not None
+    assert "bench/run_all.py" in target.group(1)
+    assert (ROOT / "bench" / "run_all.py").is_file()
+
+
+def test_with_both_servers_every_bench_script_runs_and_each_writes_its_own_json(tmp_path):
+    steps = plan({"PATH": "/usr/bin", **SERVERS}, quick=False, out=tmp_path)
+
+    on_disk = {path.name for path in (ROOT / "bench").glob("bench_*.py")}
+    assert _scripts(steps) == on_disk
+    assert all(step.command is not None for step in steps)
+    json_files = [step.command[step.command.index("--json") + 1] for step in steps]
+    assert len(set(json_files)) == len(steps)
+    assert all(Path(name).parent == tmp_path for name in json_files)
+    assert all(step.command[0] == sys.executable for step in steps)
+
+
+def test_sqlite_runs_never_see_the_postgresql_url(tmp_path):
+    steps = {step.label: step for step in plan({**SERVERS}, quick=False, out=tmp_path)}
+
+    assert "DATABASE_URL" not in steps["import (sqlite)"].env
+    assert "DATABASE_URL" not in steps["api (sqlite)"].env
+    assert "DATABASE_URL" not in steps["training"].env
+    assert steps["api (postgresql)"].env["DATABASE_URL"] == SERVERS["DATABASE_URL"]
+    assert steps["fleet (postgresql)"].env["REDIS_URL"] == SERVERS["REDIS_URL"]
+
+
+def test_without_servers_the_postgresql_runs_are_skipped_and_say_why(tmp_path):
+    steps = {step.label: step for step in plan({"PATH": "/usr/bin"}, quick=False, out=tmp_path)}
+
+    assert steps["import (sqlite)"].command is not None
+    assert steps["training"].command is not None
+    assert steps["import (postgresql)"].command is None
+    assert steps["import (postgresql)"].reason == "needs DATABASE_URL"
+    assert steps["fleet (postgresql)"].reason == "needs DATABASE_URL and REDIS_URL"
+
+
+def test_quick_asks_every_script_for_its_smoke_size(tmp_path):
+    full = plan(SERVERS, quick=False, out=tmp_path)
+    quick = plan(SERVERS, quick=True, out=tmp_path)
+
+    assert [step.label for step in quick] == [step.label for step in full]
+    assert all(q.command != f.command for q, f in zip(quick, full, strict=True))
+    assert "--quick" in next(step.command for step in quick if step.label == "training")
