@@ -6,11 +6,10 @@ Usage:
 
 SQLite (a new file in a temporary folder) by default; with DATABASE_URL, the
 PostgreSQL database `mur_import_bench` on that server, dropped and created
-again before every run. Each run migrates (not
-timed), then times the command as a user runs it: a new process, Django
-start-up included ("command" column); the command also reports the time of
-the import itself (read, check every row, store in one transaction: "import"
-column). Prints one row per run and the medians.
+again before every run. Each run migrates (not timed), then times the command
+as a user runs it: a new process, Django start-up included ("command" column);
+the command also reports the time of the import itself (read, check every
+row, store in one transaction: "import" column). Prints one row per run and the medians.
 """
 
 from __future__ import annotations
