@@ -1,8 +1,14 @@
 """`make bench` runs every bench script, on each database the environment offers (bench/run_all.py)."""
 
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from bench.run_all import plan
 
@@ -63,3 +69,46 @@ def test_quick_asks_every_script_for_its_smoke_size(tmp_path):
     assert [step.label for step in quick] == [step.label for step in full]
     assert all(q.command != f.command for q, f in zip(quick, full, strict=True))
     assert "--quick" in next(step.command for step in quick if step.label == "training")
+
+
+@pytest.mark.timeout(900)
+def test_every_bench_runs_at_smoke_size_on_both_databases(require_postgres, require_redis, tmp_path):
+    """The scripts behind docs/BENCHMARKS.md keep working: each one, end to end, at smoke size."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"],  # the server; each bench makes its own mur_*_bench
+        # The fleet's workers and tasks get a Redis database of their own, not the suite's.
+        "REDIS_URL": urlsplit(require_redis)._replace(path="/14").geturl(),
+    }
+    done = subprocess.run(
+        [sys.executable, "bench/run_all.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    results = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+    assert set(results) == {
+        "import-sqlite",
+        "import-postgresql",
+        "training",
+        "api-sqlite",
+        "api-postgresql",
+        "fleet-postgresql",
+    }
+    assert results["import-sqlite"]["database"].startswith("SQLite")
+    assert results["import-postgresql"]["database"].startswith("PostgreSQL")
+    assert all(results[name]["rows"] == 8749 for name in ("import-sqlite", "import-postgresql"))
+    assert results["training"]["quick"] is True
+    assert all(run["valid"] for run in results["training"]["ours"].values())
+    for name in ("api-sqlite", "api-postgresql"):
+        api = results[name]
+        assert api["quota"]["exact"] is True
+        assert all(r["non_2xx"] == 0 for rounds in api["rounds_detail"].values() for r in rounds)
+        assert api["workers"] and not any(w["torch_mapped"] for w in api["workers"])
+    assert results["api-postgresql"]["database"].startswith("PostgreSQL")
+    assert results["fleet-postgresql"]["statuses"]["failed"] == 0
+    assert sum(results["fleet-postgresql"]["statuses"].values()) == 2
