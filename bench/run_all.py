@@ -68,7 +68,9 @@ def plan(environ: dict[str, str], *, quick: bool, out: Path) -> list[Step]:
     steps = []
     for bench in BENCHES:
         for database in bench.databases:
-            label = bench.name if database == "none" else f"{bench.name} ({database})"
+            label, stem = bench.name, bench.name
+            if database != "none":
+                label, stem = f"{bench.name} ({database})", f"{bench.name}-{database}"
             env = dict(environ)
             if database in ("sqlite", "none"):
                 env.pop("DATABASE_URL", None)
@@ -83,7 +85,7 @@ def plan(environ: dict[str, str], *, quick: bool, out: Path) -> list[Step]:
             if missing:
                 steps.append(Step(label, None, env, f"needs {' and '.join(missing)}"))
                 continue
-            json_file = out / f"{label.replace(' (', '-').rstrip(')')}.json"
+            json_file = out / f"{stem}.json"
             args = bench.quick if quick else bench.full
             command = [sys.executable, str(BENCH / bench.script), *args, "--json", str(json_file)]
             steps.append(Step(label, command, env))

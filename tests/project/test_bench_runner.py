@@ -74,9 +74,9 @@ def test_quick_asks_every_script_for_its_smoke_size(tmp_path):
 @pytest.mark.timeout(900)
 def test_every_bench_runs_at_smoke_size_on_both_databases(require_postgres, require_redis, tmp_path):
     """The scripts behind docs/BENCHMARKS.md keep working: each one, end to end, at smoke size."""
+    # DATABASE_URL names the server: each bench makes its own mur_*_bench database there.
     env = {
         **os.environ,
-        "DATABASE_URL": os.environ["DATABASE_URL"],  # the server; each bench makes its own mur_*_bench
         # The fleet's workers and tasks get a Redis database of their own, not the suite's.
         "REDIS_URL": urlsplit(require_redis)._replace(path="/14").geturl(),
     }
