@@ -5,6 +5,12 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "makeusrich.settings")
+    if not os.environ.get("DEBUG") and not os.environ.get("SECRET_KEY"):
+        # Nothing configured: a checkout used for local development, as `make
+        # run` sets it up. Commands such as createsuperuser or train then share
+        # its var/ (database, generated key) instead of stopping for a missing
+        # SECRET_KEY. A deployment sets SECRET_KEY, so DEBUG stays off there.
+        os.environ["DEBUG"] = "1"
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

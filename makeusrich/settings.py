@@ -75,7 +75,9 @@ def _secret_key() -> str:
     if key:
         return key
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG=0")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG=0 (local development: DEBUG=1 generates one into var/)"
+        )
     # Development only: one random key kept in var/ so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():

@@ -42,6 +42,27 @@ def test_it_refuses_to_start_with_debug_off_and_no_secret_key(tmp_path):
     assert "SECRET_KEY must be set when DEBUG=0" in result.stderr
 
 
+_SHOW = "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)"
+
+
+def test_manage_py_on_an_unconfigured_checkout_is_local_development(tmp_path):
+    # What `make run` prints next: `.venv/bin/python manage.py createsuperuser`
+    # in another terminal, with nothing set, must share make run's var/ and key.
+    result = _manage("shell", "-v", "0", "-c", _SHOW, VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    debug, key = result.stdout.split()
+    assert debug == "True"
+    assert key == (tmp_path / "secret_key").read_text().strip()
+
+
+def test_manage_py_with_a_secret_key_and_no_debug_stays_production(tmp_path):
+    key = secrets.token_urlsafe(50)
+    result = _manage("shell", "-v", "0", "-c", _SHOW, SECRET_KEY=key, VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", key]
+    assert not (tmp_path / "secret_key").exists()
+
+
 def test_it_rejects_a_malformed_boolean_naming_the_variable(tmp_path):
     result = _manage("check", DEBUG="maybe", VAR_DIR=str(tmp_path))
     assert result.returncode != 0
