@@ -42,14 +42,18 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
     except (services.TrainingLocked, services.NothingNew) as exc:
         logger.info("%s", exc)
         return {"symbol": asset.symbol, "status": "skipped", "reason": str(exc)}
-    if version.status == ModelVersion.Status.ACTIVE:
-        services.forecast_refresh(asset=asset)
-    return {
+    summary = {
         "symbol": asset.symbol,
         "version": version.version,
         "status": version.status,
         "reason": version.reason,
     }
+    if version.status == ModelVersion.Status.ACTIVE:
+        _, problem = services.forecast_refresh_if_possible(asset=asset)
+        if problem:
+            logger.warning("%s v%s is active, but %s", asset.symbol, version.version, problem)
+            summary["forecast"] = problem
+    return summary
 
 
 @shared_task
@@ -67,7 +71,10 @@ def refresh_forecasts(symbol: str) -> dict:
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
-    forecast = services.forecast_refresh(asset=asset)
+    forecast, problem = services.forecast_refresh_if_possible(asset=asset)
+    if problem:
+        logger.warning("%s: %s", asset.symbol, problem)
+        return {"symbol": asset.symbol, "status": "no forecast", "reason": problem}
     if forecast is None:
         return {"symbol": asset.symbol, "status": "no active model"}
     return {"symbol": asset.symbol, "status": "ok", "base_time": forecast.base_time.isoformat()}

@@ -4,7 +4,13 @@ Importing this package stays torch-free: training imports the pipeline only
 when it runs.
 """
 
-from forecasting.services.forecasts import HOUR, forecast_refresh, forecasts_prune, forecasts_score
+from forecasting.services.forecasts import (
+    HOUR,
+    forecast_refresh,
+    forecast_refresh_if_possible,
+    forecasts_prune,
+    forecasts_score,
+)
 from forecasting.services.registry import model_version_activate, model_versions_prune
 from forecasting.services.training import (
     NothingNew,
@@ -19,6 +25,7 @@ __all__ = [
     "NothingNew",
     "TrainingLocked",
     "forecast_refresh",
+    "forecast_refresh_if_possible",
     "forecasts_prune",
     "forecasts_score",
     "model_version_activate",

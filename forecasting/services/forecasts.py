@@ -62,6 +62,20 @@ def forecast_refresh(*, asset: Asset) -> Forecast | None:
     return forecast
 
 
+def forecast_refresh_if_possible(*, asset: Asset) -> tuple[Forecast | None, str | None]:
+    """`forecast_refresh`, with the reason instead of an error when the candles cannot make a window.
+
+    After an exchange outage the last `window` hours may miss too many
+    candles; a model trained (or a sync made) then is still fine, only the
+    forecast must wait for enough new hours. Returns (forecast, None) or
+    (None, why not).
+    """
+    try:
+        return forecast_refresh(asset=asset), None
+    except inference.InsufficientDataError as exc:
+        return None, f"no forecast yet: {exc}"
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -63,3 +63,12 @@ def tiny_asset(db, settings, tmp_path) -> Asset:
     asset = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", hyperparameters=TINY)
     candles_create(asset, 600)
     return asset
+
+
+@pytest.fixture
+def asset_after_outage(tiny_asset) -> Asset:
+    """tiny_asset whose last day misses 12 hours: trainable, but its last window cannot be filled."""
+    Candle.objects.filter(asset=tiny_asset, open_time__gte=START + 580 * HOUR).filter(
+        open_time__lt=START + 592 * HOUR
+    ).delete()
+    return tiny_asset

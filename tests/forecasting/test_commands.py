@@ -117,6 +117,16 @@ def test_train_exits_non_zero_when_the_version_fails(tiny_asset):
     assert ModelVersion.objects.get().status == "failed"
 
 
+def test_train_after_a_recent_outage_promotes_and_says_the_forecast_must_wait(asset_after_outage):
+    out, err = StringIO(), StringIO()
+    call_command("train", "ETHUSDT", "--json", stdout=out, stderr=err)
+
+    assert json.loads(out.getvalue())["status"] == "active"
+    assert "ETHUSDT v1 is active, but no forecast yet:" in err.getvalue()
+    assert "miss 12 candles" in err.getvalue()
+    assert not Forecast.objects.exists()
+
+
 def test_forecast_without_an_active_model_says_how_to_get_one(tiny_asset):
     with pytest.raises(CommandError, match="no active model yet: run `manage.py train ETHUSDT`"):
         _run("forecast", "ETHUSDT")

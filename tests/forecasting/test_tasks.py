@@ -57,6 +57,16 @@ def test_refresh_forecasts_stores_the_active_models_forecast(tiny_asset):
     assert outcome["status"] == "ok" and Forecast.objects.count() == 1
 
 
+def test_a_retrain_after_a_recent_outage_promotes_and_reports_why_there_is_no_forecast(asset_after_outage):
+    outcome = tasks.retrain_asset("ETHUSDT", "full")
+
+    assert outcome["status"] == "active"
+    assert outcome["forecast"].startswith("no forecast yet:") and "miss 12 candles" in outcome["forecast"]
+    assert not Forecast.objects.exists()
+    refreshed = tasks.refresh_forecasts("ETHUSDT")
+    assert refreshed["status"] == "no forecast" and "miss 12 candles" in refreshed["reason"]
+
+
 def test_the_retention_tasks_run_over_every_asset(tiny_asset, settings):
     settings.PROMOTION_TOLERANCE = 10.0
     for _ in range(3):

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"No active {SYMBOL} model yet: training a first one (a minute or two)…")
             call_command("train", SYMBOL, stdout=self.stdout)
-        forecast = services.forecast_refresh(asset=asset)
+        forecast, problem = services.forecast_refresh_if_possible(asset=asset)
+        if problem:
+            self.stderr.write(f"{SYMBOL}: {problem}")
         if forecast is not None:
             self.stdout.write(
                 f"Latest {SYMBOL} forecast: from {forecast.base_time:%Y-%m-%d %H:%M} UTC, "

@@ -73,7 +73,9 @@ class Command(BaseCommand):
             if progress:
                 progress.close()
         if version.status == ModelVersion.Status.ACTIVE:
-            services.forecast_refresh(asset=asset)
+            _, problem = services.forecast_refresh_if_possible(asset=asset)
+            if problem:  # the model is trained and active; only its first forecast waits
+                self.stderr.write(f"{asset.symbol} v{version.version} is active, but {problem}")
         if options["json"]:
             self.stdout.write(json.dumps(train_summary(version)))
         else:
