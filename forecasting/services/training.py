@@ -112,6 +112,7 @@ def model_version_train(
     A failure never touches the active version.
     """
     from forecasting.ml import pipeline  # torch lives only in training processes
+    from forecasting.ml.features import InsufficientDataError
 
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
@@ -135,6 +136,10 @@ def model_version_train(
             # The database went away: let the caller (the Celery task) retry later.
             _version_fail_quietly(version, "interrupted: the database became unavailable")
             raise
+        except InsufficientDataError as exc:  # the data's fault, not the code's: no stack trace
+            logger.warning("training %s v%s failed: %s", asset.symbol, version.version, exc)
+            _version_record_data(version, frame)
+            return _version_fail(version, str(exc))
         except Exception as exc:
             logger.exception("training %s v%s failed", asset.symbol, version.version)
             return _version_fail(version, f"training raised {type(exc).__name__}: {exc}")
@@ -202,6 +207,15 @@ def _version_record(version: ModelVersion, result: Any) -> None:
     version.data_candles = result.candles
     version.trained_at = timezone.now()
     version.save()
+
+
+def _version_record_data(version: ModelVersion, frame: Any) -> None:
+    """The candles a failed run had, so its report says what it was given."""
+    if len(frame):
+        version.data_first = frame["open_time"].iloc[0].to_pydatetime()
+        version.data_last = frame["open_time"].iloc[-1].to_pydatetime()
+    version.data_candles = len(frame)
+    version.save(update_fields=["data_first", "data_last", "data_candles"])
 
 
 def _version_fail(version: ModelVersion, reason: str) -> ModelVersion:

@@ -10,7 +10,7 @@ from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import ModelVersion, TrainingLease
 from markets.models import Asset
 
-from .conftest import candles_create
+from .conftest import HOUR, START, candles_create
 
 Status = ModelVersion.Status
 METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
@@ -81,6 +81,19 @@ def test_a_warm_retrain_is_skipped_when_no_candle_arrived_since_the_active_versi
 def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
     version = services.model_version_train(asset=tiny_asset, mode="warm")
     assert version.mode == "full" and version.status == Status.ACTIVE
+
+
+def test_too_little_data_fails_with_the_candles_it_had_and_no_stack_trace(tiny_asset, caplog):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+
+    failed = services.model_version_train(asset=tiny_asset)
+
+    assert failed.status == Status.FAILED and failed.reason.startswith("too little gap-free data")
+    assert failed.data_candles == 600
+    assert failed.data_first == START and failed.data_last == START + 599 * HOUR
+    logged = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert logged and all(r.exc_info is None for r in logged)
 
 
 def test_a_training_that_fails_is_recorded_and_leaves_the_active_version_serving(tiny_asset):
