@@ -5,6 +5,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from forecasting.management.commands.forecast import price_text
+from forecasting.management.commands.train import metrics_table
 from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset
@@ -167,3 +169,21 @@ def test_bootstrap_keeps_a_partial_history_chosen_for_replay(tiny_asset):
     assert "BTCUSDT already has 500 candles: not importing the bundled file" in text
     assert btc.candles.count() == 500
     assert ModelVersion.objects.get(asset=btc).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(39268.55, "39268.55"), (0.3912346, "0.391235"), (0.0000390012, "0.0000390012"), (0.0, "0.00")],
+)
+def test_forecast_prints_prices_of_cheap_coins_with_their_significant_digits(value, text):
+    assert price_text(value) == text
+
+
+def test_the_train_table_shows_errors_of_cheap_coins_instead_of_zeros():
+    step = [0.0030057, 0.0172]
+    metrics = {
+        "rmse": step, "persistence_rmse": step, "mae": step, "persistence_mae": step,
+        "skill_rmse": [0.0, 0.0], "mape": [0.5, 3.1], "direction_accuracy": [0.5, 0.5], "coverage_80": [0.8, 0.7],
+    }  # fmt: skip
+    table = metrics_table(metrics)
+    assert "0.003006" in table and "0.0172" in table and " 0.0 " not in table

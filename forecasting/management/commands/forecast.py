@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -41,10 +42,17 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(body))
             return
         self.stdout.write(
-            f"{asset.symbol} from {body['last_candle_time']} (close {body['last_close']:.2f}), "
+            f"{asset.symbol} from {body['last_candle_time']} (close {price_text(body['last_close'])}), "
             f"model v{body['model_version']}, 80 % interval:"
         )
         for point in forecast.points:
-            self.stdout.write(
-                f"  {point['time']}  {point['close']:>12.2f}  [{point['lower']:>12.2f}, {point['upper']:>12.2f}]"
-            )
+            close, lower, upper = (price_text(point[key]) for key in ("close", "lower", "upper"))
+            self.stdout.write(f"  {point['time']}  {close:>14}  [{lower:>14}, {upper:>14}]")
+
+
+def price_text(value: float) -> str:
+    """Six significant digits and at least two decimals: 39268.55, 0.391234, 0.0000390012."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.2f}"
+    decimals = max(2, 5 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"

@@ -106,9 +106,10 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     ]
     for step in steps:
         i = step - 1
+        # Errors in quote currency: 4 significant digits read as well for BTC (300.5) as for SHIB.
         lines.append(
-            f"  {step:>4} {metrics['rmse'][i]:>7.1f} {metrics['persistence_rmse'][i]:>13.1f} "
-            f"{metrics['skill_rmse'][i]:>+7.3f} {metrics['mae'][i]:>7.1f} {metrics['persistence_mae'][i]:>12.1f} "
+            f"  {step:>4} {metrics['rmse'][i]:>7.4g} {metrics['persistence_rmse'][i]:>13.4g} "
+            f"{metrics['skill_rmse'][i]:>+7.3f} {metrics['mae'][i]:>7.4g} {metrics['persistence_mae'][i]:>12.4g} "
             f"{metrics['mape'][i]:>6.2f} {metrics['direction_accuracy'][i]:>9.2f} {metrics['coverage_80'][i]:>8.2f}"
         )
     return "\n".join(lines)
