@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,14 +14,20 @@ register = template.Library()
 Number = Decimal | float | int | None
 
 
-def _decimals(value: float) -> int:
-    # Enough decimals to see hourly moves: 2 for BTC-sized prices, more for cents-sized coins.
+def price_decimals(value: float) -> int:
+    """Decimals a price of this size is shown with, on the cards and in the charts' hover.
+
+    Enough to see hourly moves: 2 for BTC-sized prices, more for cents-sized coins, and
+    four significant digits below a cent (0.00001234).
+    """
     size = abs(value)
     if size >= 100:
         return 2
     if size >= 1:
         return 4
-    return 6
+    if size >= 0.01 or size == 0:
+        return 6
+    return min(3 - math.floor(math.log10(size)), 12)
 
 
 @register.filter
@@ -29,7 +36,7 @@ def price(value: Number) -> str:
     if value is None or value == "":
         return "–"
     number = float(value)
-    return f"{number:,.{_decimals(number)}f}"
+    return f"{number:,.{price_decimals(number)}f}"
 
 
 @register.filter
