@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from forecasting.templatetags.market_format import price_decimals
 
 # Colours chosen to stay legible for colour-blind readers (blue/orange pair).
 UP = "#1b9e77"
@@ -27,6 +29,7 @@ BAND = "rgba(37, 99, 235, 0.16)"
 PERSISTENCE = "#9ca3af"
 ACTUAL = "#111827"
 
+HOUR = timedelta(hours=1)
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -36,6 +39,10 @@ class ScoredLike(Protocol):
 
 def _iso(value: datetime | str) -> str:
     return value if isinstance(value, str) else value.isoformat()
+
+
+def _when(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
 
 
 def _num(value: Decimal | float | int | None) -> float | None:
@@ -64,6 +71,82 @@ def _as_dict(fig: go.Figure) -> dict[str, Any]:
     return json.loads(fig.to_json())
 
 
+def _at(value: datetime | str) -> str:
+    """A candle's close time as the pages write it: "7 Mar 17:00 UTC"."""
+    moment = _when(value)
+    return f"{moment.day} {moment:%b %H:%M} UTC"
+
+
+def _price_title(quote: str) -> str:
+    return f"Price ({quote})" if quote else "Price"
+
+
+def _add_forecast(
+    fig: go.Figure,
+    *,
+    points: Sequence[Mapping[str, Any]],
+    base_time: datetime | str | None,
+    base_close: Decimal | float | None,
+    digits: int,
+) -> None:
+    """The forecast path and its band, hover text naming the close time of each point."""
+    x = [_iso(p["time"]) for p in points]
+    start: list[float | None] = []
+    if base_time is not None and base_close is not None:
+        x.insert(0, _iso(base_time))
+        start = [_num(base_close)]
+    upper = start + [_num(p["upper"]) for p in points]
+    # Each point sits at its candle's open time and is the price at that candle's close.
+    due = [_at(_when(value) + HOUR) for value in x]
+    number = f"%{{y:,.{digits}f}}"
+    # Per point, so the anchor (a known close, not a forecast) says what it is.
+    path_hover = [f"forecast price at %{{customdata}}: {number}<extra></extra>"] * len(points)
+    band_hover = [
+        f"80 % range for the price at %{{customdata[0]}}: {number} to %{{customdata[1]:,.{digits}f}}"
+        "<extra></extra>"
+    ] * len(points)
+    if start:
+        path_hover.insert(0, f"last close at %{{customdata}}: {number}<extra></extra>")
+        band_hover.insert(0, "80 % range starts at the last close<extra></extra>")
+    # The band is drawn as upper then lower filled to it ("tonexty"); the lower one hovers for both.
+    fig.add_trace(
+        go.Scatter(
+            name="80 % interval (upper)",
+            x=x,
+            y=upper,
+            mode="lines",
+            line={"width": 0, "color": FORECAST},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="80 % interval",
+            x=x,
+            y=start + [_num(p["lower"]) for p in points],
+            customdata=[[label, high] for label, high in zip(due, upper, strict=True)],
+            mode="lines",
+            line={"width": 0, "color": FORECAST},
+            fill="tonexty",
+            fillcolor=BAND,
+            hovertemplate=band_hover,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="Forecast",
+            x=x,
+            y=start + [_num(p["close"]) for p in points],
+            customdata=due,
+            mode="lines+markers",
+            line={"color": FORECAST, "width": 2, "dash": "dot"},
+            marker={"size": 4},
+            hovertemplate=path_hover,
+        )
+    )
+
+
 def price_figure(
     *,
     symbol: str,
@@ -71,6 +154,7 @@ def price_figure(
     points: Sequence[Mapping[str, Any]] = (),
     base_time: datetime | str | None = None,
     base_close: Decimal | float | None = None,
+    quote: str = "",
 ) -> dict[str, Any]:
     """Candlestick of `candles` with their close line, plus the forecast path and its 80 % band.
 
@@ -78,9 +162,15 @@ def price_figure(
     `points` a forecast's [{"time","close","lower","upper"}]. The forecast path
     starts at the close it was made from (`base_time`, `base_close`), so the
     line joins the candles instead of floating beside them.
+
+    Everything is drawn at its candle's open time (Plotly's candlestick
+    convention), while the pages call a price "at 17:00" when it is the close of
+    the candle ending then: the x axis says so, and the forecast's hover text
+    names the close time of each point.
     """
     fig = go.Figure()
     times = [_iso(c["open_time"]) for c in candles]
+    closes = [_num(c["close"]) for c in candles]
     fig.add_trace(
         go.Candlestick(
             name=symbol,
@@ -88,60 +178,28 @@ def price_figure(
             open=[_num(c["open"]) for c in candles],
             high=[_num(c["high"]) for c in candles],
             low=[_num(c["low"]) for c in candles],
-            close=[_num(c["close"]) for c in candles],
+            close=closes,
             increasing={"line": {"color": UP}},
             decreasing={"line": {"color": DOWN}},
         )
     )
+    # A thin line through the closes keeps the trend readable when the candles are tiny;
+    # the candles already have a legend entry.
     fig.add_trace(
         go.Scatter(
             name="Close",
             x=times,
-            y=[_num(c["close"]) for c in candles],
+            y=closes,
             mode="lines",
             line={"color": CLOSE, "width": 1},
             hoverinfo="skip",
+            showlegend=False,
         )
     )
+    reference = next((value for value in reversed(closes) if value is not None), _num(base_close))
+    digits = price_decimals(reference) if reference is not None else 2
     if points:
-        anchored = base_time is not None and base_close is not None
-        anchor_x = [_iso(base_time)] if anchored else []
-        anchor_y = [_num(base_close)] if anchored else []
-        x = anchor_x + [_iso(p["time"]) for p in points]
-        # The band is drawn as upper then lower filled to it ("tonexty").
-        fig.add_trace(
-            go.Scatter(
-                name="80 % interval (upper)",
-                x=x,
-                y=anchor_y + [_num(p["upper"]) for p in points],
-                mode="lines",
-                line={"width": 0, "color": FORECAST},
-                showlegend=False,
-                hovertemplate="upper %{y:,.2f}<extra></extra>",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                name="80 % interval",
-                x=x,
-                y=anchor_y + [_num(p["lower"]) for p in points],
-                mode="lines",
-                line={"width": 0, "color": FORECAST},
-                fill="tonexty",
-                fillcolor=BAND,
-                hovertemplate="lower %{y:,.2f}<extra></extra>",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                name="Forecast",
-                x=x,
-                y=anchor_y + [_num(p["close"]) for p in points],
-                mode="lines+markers",
-                line={"color": FORECAST, "width": 2, "dash": "dot"},
-                marker={"size": 4},
-            )
-        )
+        _add_forecast(fig, points=points, base_time=base_time, base_close=base_close, digits=digits)
     # Range buttons count back from the end of the x axis, which is the forecast's end:
     # "1 day" shows the last day of candles plus the forecast after it.
     ahead = len(points)
@@ -152,21 +210,31 @@ def price_figure(
     ]
     fig.update_layout(
         _layout(
-            yaxis={"title": {"text": "Price"}, "tickformat": ",.6~g"},
+            yaxis={
+                "title": {"text": _price_title(quote)},
+                "tickformat": ",.6~g",
+                "hoverformat": f",.{digits}f",
+            },
             xaxis={
                 "type": "date",
+                "title": {"text": "Candle start (UTC)"},
+                "hoverformat": "candle from %-d %b %H:%M UTC",
                 "rangeslider": {"visible": False},
                 "rangeselector": {"buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom"},
             },
-            legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
-            margin={"l": 64, "r": 16, "t": 40, "b": 48},
+            legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+            margin={"l": 64, "r": 16, "t": 40, "b": 56},
         )
     )
     return _as_dict(fig)
 
 
 def loss_figure(*, loss_history: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Training and validation loss per epoch of one model version."""
+    """Training and validation loss per epoch of one model version.
+
+    The loss is the mean squared error of the predicted changes, each divided by
+    its standard deviation in training: predicting "no change" scores about 1.
+    """
     rows = [row for row in loss_history if "epoch" in row]
     epochs = [row["epoch"] for row in rows]
     fig = go.Figure()
@@ -191,7 +259,7 @@ def loss_figure(*, loss_history: Iterable[dict[str, Any]]) -> dict[str, Any]:
     fig.update_layout(
         _layout(
             xaxis={"title": {"text": "Epoch"}, "dtick": 1 if len(epochs) <= 20 else None},
-            yaxis={"title": {"text": "Loss (scaled)"}, "rangemode": "tozero"},
+            yaxis={"title": {"text": "Scaled squared error"}, "rangemode": "tozero"},
             hovermode="x",
         )
     )
@@ -235,11 +303,12 @@ def track_record_series(forecasts: Iterable[ScoredLike], *, step: int = 0) -> di
     }
 
 
-def track_record_figure(*, series: dict[str, list], step: int = 0) -> dict[str, Any]:
+def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = "") -> dict[str, Any]:
     """Live track record: forecasts against what happened, and both error lines.
 
     Top: the realised close and what the model had forecast for that hour.
     Bottom: the model's absolute error next to persistence's ("no change").
+    Like the price chart, each hour is drawn at its candle's open time.
     """
     ahead = f"{step + 1} h ahead"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
@@ -289,6 +358,16 @@ def track_record_figure(*, series: dict[str, list], step: int = 0) -> dict[str, 
         col=1,
     )
     fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 40}))
-    fig.update_yaxes(title_text="Price", tickformat=",.6~g", row=1, col=1)
-    fig.update_yaxes(title_text="Abs. error", rangemode="tozero", row=2, col=1)
+    digits = price_decimals(series["actual"][-1]) if series["actual"] else 2
+    fig.update_xaxes(hoverformat="candle from %-d %b %H:%M UTC")
+    fig.update_xaxes(title_text="Candle start (UTC)", row=2, col=1)
+    fig.update_yaxes(
+        title_text=_price_title(quote), tickformat=",.6~g", hoverformat=f",.{digits}f", row=1, col=1
+    )
+    unit = f" ({quote})" if quote else ""
+    # As the `amount` filter writes errors: 2 decimals from 1 up, 3 significant digits below.
+    error_format = ",.2f" if max(series["error"] + series["persistence_error"], default=0) >= 1 else ".3g"
+    fig.update_yaxes(
+        title_text=f"Abs. error{unit}", rangemode="tozero", hoverformat=error_format, row=2, col=1
+    )
     return _as_dict(fig)

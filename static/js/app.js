@@ -19,6 +19,55 @@
     };
   }
 
+  function visibleYExtent(el) {
+    // The lowest and highest price drawn inside the current x range: candle lows and highs,
+    // and the y of every other shown trace (forecast, band).
+    var xaxis = el._fullLayout.xaxis;
+    var from = xaxis.r2l(xaxis.range[0]);
+    var to = xaxis.r2l(xaxis.range[1]);
+    var low = Infinity;
+    var high = -Infinity;
+    el.data.forEach(function (trace) {
+      if (trace.visible === false || trace.visible === "legendonly") {
+        return;
+      }
+      var candle = trace.type === "candlestick";
+      var lows = candle ? trace.low : trace.y;
+      var highs = candle ? trace.high : trace.y;
+      (trace.x || []).forEach(function (x, i) {
+        var at = xaxis.d2l(x);
+        if (at < from || at > to || lows[i] == null || highs[i] == null) {
+          return;
+        }
+        low = Math.min(low, lows[i]);
+        high = Math.max(high, highs[i]);
+      });
+    });
+    return low <= high ? [low, high] : null;
+  }
+
+  function fitYToVisibleX(el) {
+    // Zooming in on the last day must not leave the candles squashed by the whole range's scale.
+    el.on("plotly_relayout", function (change) {
+      var keys = Object.keys(change);
+      if (change["xaxis.autorange"]) {
+        if (!change["yaxis.autorange"]) {
+          window.Plotly.relayout(el, { "yaxis.autorange": true });
+        }
+        return;
+      }
+      var moved = keys.some(function (key) {
+        return key.indexOf("xaxis.range") === 0;
+      });
+      var extent = moved ? visibleYExtent(el) : null;
+      if (!extent) {
+        return;
+      }
+      var pad = (extent[1] - extent[0]) * 0.05 || Math.abs(extent[1]) * 0.001 || 1;
+      window.Plotly.relayout(el, { "yaxis.range": [extent[0] - pad, extent[1] + pad] });
+    });
+  }
+
   function drawFigures() {
     if (typeof window.Plotly === "undefined") {
       return;
@@ -30,6 +79,9 @@
       }
       var figure = JSON.parse(source.textContent);
       window.Plotly.newPlot(el, figure.data, figure.layout, plotConfig()).then(function () {
+        if ("fitY" in el.dataset) {
+          fitYToVisibleX(el);
+        }
         el.dataset.rendered = "true";
       });
     });

@@ -120,6 +120,25 @@ def _wait_for_chart(page: Page, element_id: str) -> list[dict]:
     )
 
 
+# The y range of the price chart, and the lowest and highest price drawn in its x range.
+_VISIBLE_PRICES = """() => {
+    const el = document.getElementById('price-chart');
+    const xaxis = el._fullLayout.xaxis;
+    const [from, to] = xaxis.range.map(value => xaxis.r2l(value));
+    let low = Infinity, high = -Infinity;
+    for (const trace of el.data) {
+        const candle = trace.type === 'candlestick';
+        trace.x.forEach((x, i) => {
+            const at = xaxis.d2l(x);
+            if (at < from || at > to) return;
+            low = Math.min(low, candle ? trace.low[i] : trace.y[i]);
+            high = Math.max(high, candle ? trace.high[i] : trace.y[i]);
+        });
+    }
+    return {range: el._fullLayout.yaxis.range.slice(), low, high};
+}"""
+
+
 def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live_server, open_page, btc):
     factories.market_create(asset=btc)
     base = live_server.url
@@ -159,12 +178,20 @@ def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live
         "Validation loss",
     ]
     # The range buttons are there and change the visible range.
+    full_y = page.evaluate("() => document.getElementById('price-chart')._fullLayout.yaxis.range.slice()")
     page.click(".rangeselector .button >> text=1 day")
     page.wait_for_function(
         """() => { const r = document.getElementById('price-chart').layout.xaxis.range;
                    return r && (new Date(r[1]) - new Date(r[0])) <= 49 * 3600 * 1000; }"""
     )
+    # ...and the price axis follows (static/js/app.js): it fits what that day shows, no more.
+    page.wait_for_function("() => document.getElementById('price-chart').layout.yaxis.autorange === false")
+    fit = page.evaluate(_VISIBLE_PRICES)
+    assert fit["range"][0] <= fit["low"] and fit["range"][1] >= fit["high"]
+    assert fit["range"][1] - fit["range"][0] <= (fit["high"] - fit["low"]) * 1.2
+    assert fit["range"][1] - fit["range"][0] < (full_y[1] - full_y[0]) * 0.9
     page.click(".rangeselector .button >> text=All")
+    page.wait_for_function("() => document.getElementById('price-chart').layout.yaxis.autorange === true")
     _shot(page, "asset-desktop")
 
     # A token: shown once with a copy button, it opens the API, and revoking it closes it.

@@ -75,6 +75,61 @@ def test_the_price_chart_has_the_candlestick_close_line_forecast_and_band():
     assert lower["fill"] == "tonexty"
 
 
+def test_the_close_line_stays_out_of_the_legend_beside_the_candles():
+    traces = _traces(charts.price_figure(symbol="BTCUSDT", candles=_candles(10)))
+    assert traces["Close"]["showlegend"] is False
+    assert traces["BTCUSDT"].get("showlegend", True) is True
+
+
+def test_the_price_chart_hover_names_the_close_time_of_each_forecast_point():
+    # Points sit at their candle's open time (Plotly's convention); the pages say "price at"
+    # the close, so the 03:00 candle's point is the price at 04:00.
+    base = T0 + 2 * HOUR
+    figure = charts.price_figure(
+        symbol="BTCUSDT", candles=_candles(3), points=_points(base, 2), base_time=base, base_close=40052.5
+    )
+    traces = _traces(figure)
+    forecast, band = traces["Forecast"], traces["80 % interval"]
+    assert forecast["x"][:2] == ["2022-03-01T02:00:00+00:00", "2022-03-01T03:00:00Z"]
+    assert forecast["customdata"] == ["1 Mar 03:00 UTC", "1 Mar 04:00 UTC", "1 Mar 05:00 UTC"]
+    assert forecast["hovertemplate"][0].startswith("last close at %{customdata}")
+    assert forecast["hovertemplate"][1].startswith("forecast price at %{customdata}: %{y:,.2f}")
+    # The band's hover carries both ends, with the upper bound in customdata.
+    assert band["customdata"][1] == ["1 Mar 04:00 UTC", traces["80 % interval (upper)"]["y"][1]]
+    assert "80 % range for the price at %{customdata[0]}" in band["hovertemplate"][1]
+    assert traces["80 % interval (upper)"]["hoverinfo"] == "skip"
+    xaxis = figure["layout"]["xaxis"]
+    assert xaxis["title"]["text"] == "Candle start (UTC)"
+    assert xaxis["hoverformat"].startswith("candle from ")
+
+
+def test_the_price_axis_names_the_quote_currency():
+    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(5), quote="USDT")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
+
+
+def test_hover_prices_are_rounded_like_the_cards_whatever_the_price_size():
+    tiny = [
+        {
+            "open_time": T0 + i * HOUR,
+            "open": 0.00001230,
+            "high": 0.0000125,
+            "low": 0.0000121,
+            "close": 0.00001234,
+        }
+        for i in range(3)
+    ]
+    points = [{"time": T0 + 3 * HOUR, "close": 0.00001236, "lower": 0.0000120, "upper": 0.0000127}]
+    figure = charts.price_figure(
+        symbol="SHIBUSDT", candles=tiny, points=points, base_time=T0 + 2 * HOUR, base_close=0.00001234
+    )
+    # The `price` filter writes 0.00001234 with 8 decimals, and so does the hover.
+    assert figure["layout"]["yaxis"]["hoverformat"] == ",.8f"
+    assert ": %{y:,.8f}" in _traces(figure)["Forecast"]["hovertemplate"][1]
+    big = charts.price_figure(symbol="BTCUSDT", candles=_candles(3))
+    assert big["layout"]["yaxis"]["hoverformat"] == ",.2f"
+
+
 def test_the_price_chart_has_range_buttons_and_no_range_slider():
     figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(), points=_points(T0 + 119 * HOUR))
     xaxis = figure["layout"]["xaxis"]
@@ -101,6 +156,7 @@ def test_figures_are_plain_json_without_plotlys_python_template():
 def test_the_loss_chart_has_one_point_per_epoch_for_both_losses():
     history = [{"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.2 / epoch} for epoch in range(1, 7)]
     figure = charts.loss_figure(loss_history=history)
+    assert figure["layout"]["yaxis"]["title"]["text"] == "Scaled squared error"
     traces = _traces(figure)
     assert set(traces) == {"Training loss", "Validation loss"}
     assert traces["Training loss"]["x"] == [1, 2, 3, 4, 5, 6]
@@ -144,7 +200,10 @@ def test_the_track_record_chart_puts_forecasts_over_reality_and_errors_below():
     series = charts.track_record_series(
         [_scored(T0 + i * HOUR, 100.0 + i, 101.0 + i, 99.0 + i) for i in range(5)]
     )
-    figure = charts.track_record_figure(series=series)
+    figure = charts.track_record_figure(series=series, quote="USDT")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
+    assert figure["layout"]["yaxis2"]["title"]["text"] == "Abs. error (USDT)"
+    assert figure["layout"]["yaxis"]["hoverformat"] == ",.2f"
     traces = _traces(figure)
     assert set(traces) == {"What happened", "Forecast 1 h ahead", "Model error", "No-change error"}
     assert traces["What happened"]["yaxis"] == "y" and traces["Model error"]["yaxis"] == "y2"
