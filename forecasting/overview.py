@@ -19,6 +19,7 @@ from operator import or_
 from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
@@ -103,6 +104,7 @@ class Skill:
 @dataclass
 class AssetPanel:
     asset: Asset
+    first_time: datetime | None = None  # open time of the oldest stored candle
     last_time: datetime | None = None
     last_close: Decimal | None = None
     close_day_ago: Decimal | None = None
@@ -165,8 +167,40 @@ class AssetPanel:
         return self.last_time + HOUR if self.last_time else None
 
     @property
+    def data_from(self) -> datetime | None:
+        """Open time of the oldest stored candle: prices are known from here."""
+        return self.first_time
+
+    @property
     def data_synced_at(self) -> datetime | None:
         return self.asset.last_synced_at
+
+    @property
+    def base_close_time(self) -> datetime | None:
+        """When the price the forecast starts from was known: the close of its base candle."""
+        return self.forecast.base_time + HOUR if self.forecast else None
+
+    @property
+    def no_change_hours(self) -> list[int]:
+        """Hours ahead that the active version forecasts as "no change" on purpose.
+
+        Training shrinks each step's predicted change by a factor fitted on
+        validation (`preprocessing.target.shrink`), and sets it to 0 where the
+        network had no significant skill there: that step is persistence.
+        """
+        shrink = getattr(self.version, "target_shrink", None) if self.version else None
+        if not isinstance(shrink, list):
+            return []
+        return [step + 1 for step, factor in enumerate(shrink) if factor == 0]
+
+    @property
+    def no_change(self) -> str:
+        """Which forecast hours are "no change" by that rule: "all", "some" or none ("")."""
+        hours = self.no_change_hours
+        if not hours:
+            return ""
+        shrink = getattr(self.version, "target_shrink", None) or []
+        return "all" if len(hours) == len(shrink) else "some"
 
 
 def _latest(queryset: QuerySet, field_name: str) -> Subquery:
@@ -175,12 +209,14 @@ def _latest(queryset: QuerySet, field_name: str) -> Subquery:
 
 def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     candles = Candle.objects.filter(asset=OuterRef("pk")).order_by("-open_time")
+    oldest = Candle.objects.filter(asset=OuterRef("pk")).order_by("open_time")
     versions = ModelVersion.objects.filter(asset=OuterRef("pk")).order_by("-version")
     forecasts = Forecast.objects.filter(asset=OuterRef("pk"), model_version__status=Status.ACTIVE).order_by(
         "-base_time"
     )
     rows = list(
         assets.annotate(
+            first_time=_latest(oldest, "open_time"),
             last_time=_latest(candles, "open_time"),
             last_close=_latest(candles, "close"),
             latest_version_id=_latest(versions, "pk"),
@@ -189,7 +225,9 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
         )
     )
     panels = {
-        asset.pk: AssetPanel(asset=asset, last_time=asset.last_time, last_close=asset.last_close)
+        asset.pk: AssetPanel(
+            asset=asset, first_time=asset.first_time, last_time=asset.last_time, last_close=asset.last_close
+        )
         for asset in rows
     }
     day_ago = [Q(asset_id=a.pk, open_time=a.last_time - DAY) for a in rows if a.last_time is not None]
@@ -199,7 +237,10 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     version_ids = {a.latest_version_id for a in rows} | {a.active_version_id for a in rows}
     version_ids.discard(None)
     if version_ids:
-        for version in ModelVersion.objects.filter(pk__in=version_ids).defer(*UNSHOWN_VERSION_FIELDS):
+        # Only the shrink factors of the (large) preprocessing JSON: they say which hours are "no change".
+        shrink = KeyTransform("shrink", KeyTransform("target", "preprocessing"))
+        versions = ModelVersion.objects.filter(pk__in=version_ids).defer(*UNSHOWN_VERSION_FIELDS)
+        for version in versions.annotate(target_shrink=shrink):
             panel = panels[version.asset_id]
             if version.status == Status.ACTIVE:
                 panel.version = version
@@ -233,6 +274,21 @@ def asset_panel_get(*, symbol: str, now: datetime | None = None) -> AssetPanel |
         return None
     panels = _panels(Asset.objects.filter(is_active=True, symbol=symbol), now or timezone.now())
     return panels[0] if panels else None
+
+
+@dataclass(frozen=True)
+class CandleRange:
+    first: datetime  # open time of the oldest stored candle
+    until: datetime  # close time of the newest one
+
+
+def candle_range(panels: list[AssetPanel]) -> CandleRange | None:
+    """The span of the candles stored for these panels' assets, or None when there are none."""
+    firsts = [panel.data_from for panel in panels if panel.data_from is not None]
+    untils = [panel.data_until for panel in panels if panel.data_until is not None]
+    if not firsts or not untils:
+        return None
+    return CandleRange(first=min(firsts), until=max(untils))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -9,7 +12,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from forecasting import charts
-from forecasting.overview import asset_panel_get, asset_panel_list, retrain_schedule
+from forecasting.overview import (
+    AssetPanel,
+    asset_panel_get,
+    asset_panel_list,
+    candle_range,
+    retrain_schedule,
+)
 from forecasting.selectors import model_version_active, model_version_list, track_record
 from markets.selectors import candle_list
 
@@ -18,11 +27,18 @@ TRACK_RECORD_DAYS = 7
 VERSIONS_SHOWN = 20
 
 
+def _data_source(panels: list[AssetPanel]) -> dict[str, Any]:
+    """Whether the prices are replayed history rather than live, and the stored candles' span."""
+    return {"replay": settings.MARKET_DATA_SOURCE == "replay", "candle_range": candle_range(panels)}
+
+
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
+    panels = asset_panel_list()
     context = {
-        "panels": asset_panel_list(),
+        "panels": panels,
+        **_data_source(panels),
         "retrains": retrain_schedule(),
         "now": timezone.now(),
     }
@@ -48,6 +64,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
             points=forecast.points if forecast else (),
             base_time=forecast.base_time if forecast else None,
             base_close=forecast.last_close if forecast else None,
+            quote=asset.quote,
         )
     active = model_version_active(asset=asset, with_loss_history=True)
     loss_chart = (
@@ -57,12 +74,17 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
         asset=asset, days=TRACK_RECORD_DAYS, recent=TRACK_RECORD_DAYS * 24, window_end=panel.last_time
     )
     series = charts.track_record_series(record.recent)
-    track_chart = charts.track_record_figure(series=series) if series["time"] else None
+    track_chart = charts.track_record_figure(series=series, quote=asset.quote) if series["time"] else None
+    versions = model_version_list(asset=asset, limit=VERSIONS_SHOWN)
+    horizon = forecast.horizon if forecast else (versions[0].horizon if versions else None)
     context = {
         "panel": panel,
         "asset": asset,
         "price_chart": price_chart,
-        "versions": model_version_list(asset=asset, limit=VERSIONS_SHOWN),
+        **_data_source([panel]),
+        "versions": versions,
+        # The table's header and each row's label on a phone: one text for both.
+        "error_end_label": f"Error {horizon} h ahead" if horizon else "Error at the end",
         "active": active,
         "loss_chart": loss_chart,
         "record": record,

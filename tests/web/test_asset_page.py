@@ -127,3 +127,83 @@ def test_its_queries_are_bounded_whatever_the_history(client, member, market):
         html = client.get("/assets/BTCUSDT/").content.decode()
     assert "39 forecasts met reality" in html
     assert len(after) == len(before) <= 10, [query["sql"][:60] for query in after]
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_every_label_calls_a_price_at_hh_mm_the_close_of_the_candle_ending_then(client, member, market):
+    html = _page(client, member)
+    base = market.forecast.base_time  # open time of the last candle
+    # The head price, and the sentence under the forecast: both the close of the base candle.
+    close_at = factories.HOUR + base
+    assert f"at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in _text(html)
+    sentence = _text(html.split('data-field="forecast-base"')[1].split("</p>")[0])
+    assert f"Forecast made from the close at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in sentence
+    # The table's first row, the next-hour card and the chart's hover name the same hour.
+    first_due = base + 2 * factories.HOUR
+    table = html.split('id="forecast-table"')[1].split("</table>")[0]
+    first_row = re.search(r"<td>(.*?)</td>", table.split("<tbody>")[1]).group(1)
+    assert first_row == f"{first_due.day} {first_due:%b %H:%M}"
+    assert f"{first_due:%H:%M} UTC" in _text(html.split('class="facts"')[1].split("</dt>")[0])
+    forecast = {trace["name"]: trace for trace in _figure(html, "price-chart-data")["data"]}["Forecast"]
+    assert forecast["customdata"][1] == f"{first_row} UTC"
+    assert forecast["x"][1] == market.forecast.points[0]["time"]  # drawn at the candle's open
+
+
+def test_the_price_chart_names_the_quote_currency(client, member, market):
+    figure = _figure(_page(client, member), "price-chart-data")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
+
+
+def _no_change(html: str) -> str:
+    match = re.search(r'data-field="no-change">(.*?)</p>', html, re.S)
+    return _text(match.group(1)) if match else ""
+
+
+def test_it_says_why_the_forecast_is_flat_when_every_hour_is_no_change(client, member, market):
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        preprocessing={"target": {"shrink": [0.0] * factories.HORIZON, "scale": [0.01] * factories.HORIZON}}
+    )
+    note = _no_change(_page(client, member))
+    assert note.startswith("On held-out data the model did not beat “no change”, so it forecasts no change")
+    assert "calibrated 80 % range" in note
+
+
+def test_it_says_which_share_of_the_hours_is_no_change_when_only_some_are(client, member, market):
+    shrink = [0.4] * 6 + [0.0] * 18
+    ModelVersion.objects.filter(pk=market.version.pk).update(preprocessing={"target": {"shrink": shrink}})
+    note = _no_change(_page(client, member))
+    assert note.startswith("For 18 of the 24 hours ahead the model did not beat “no change”")
+
+
+def test_it_says_nothing_about_no_change_when_the_model_moves_every_hour(client, member, market):
+    ModelVersion.objects.filter(pk=market.version.pk).update(preprocessing={"target": {"shrink": [0.3] * 24}})
+    assert _no_change(_page(client, member)) == ""
+
+
+def test_it_explains_the_training_loss(client, member, market):
+    html = _page(client, member)
+    assert "forecasting “no change” scores about 1" in _text(html.split('data-field="loss-explained"')[1])
+
+
+def test_it_says_the_prices_are_replayed_history_with_the_stored_range(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    note = _text(_page(client, member).split('data-state="replay"')[1].split("</div>")[0])
+    first, last = market.candles[0].open_time, market.candles[-1].open_time + factories.HOUR
+    assert "Replayed prices, not live." in note
+    assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
+
+
+def test_live_binance_prices_carry_no_replay_note(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "binance"
+    assert 'data-state="replay"' not in _page(client, member)
+
+
+def test_the_versions_table_labels_each_cell_as_its_column_header(client, member, market):
+    table = _page(client, member).split('id="versions-table"')[1].split("</table>")[0]
+    headers = [_text(header).strip() for header in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+    labels = set(re.findall(r'data-label="([^"]+)"', table)) - {"Metrics"}
+    assert "Error 24 h ahead" in headers
+    assert labels <= set(headers), labels - set(headers)

@@ -244,6 +244,10 @@ def test_pages_fit_a_phone_and_charts_follow_the_window_size(live_server, open_p
     assert page.evaluate(overflow) <= 0
     width = page.evaluate("document.getElementById('price-chart')._fullLayout.width")
     assert width <= PHONE["width"]
+    # Every forecast hour fits without scrolling sideways: its last column is not clipped.
+    page.click("summary >> text=Every forecast hour")
+    wrap = page.locator("#forecast-table").locator("xpath=..")
+    assert wrap.evaluate("el => el.scrollWidth - el.clientWidth") <= 0
     _shot(page, "asset-phone")
 
     # Responsive config: a wider window gives a wider chart without reloading.

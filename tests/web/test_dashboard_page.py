@@ -153,3 +153,36 @@ def test_it_reports_a_failing_sync_even_before_any_forecast(client, member, btc)
     Asset.objects.filter(pk=btc.pk).update(last_sync_error="connection refused by api.binance.com")
     card = _card(_dashboard(client, member), "BTCUSDT")
     assert 'data-state="sync_failing"' in card and "connection refused by api.binance.com" in card
+
+
+def test_it_says_why_the_forecast_is_flat_when_the_model_serves_no_change(client, member, market):
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        preprocessing={"target": {"shrink": [0.0] * factories.HORIZON}}
+    )
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert (
+        'data-field="no-change">On held-out data the model did not beat “no change”, so it forecasts no change'
+        in card
+    )
+
+
+def test_it_says_the_prices_are_replayed_history_and_which_dates(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    html = _dashboard(client, member)
+    note = re.sub(r"\s+", " ", html.split('data-state="replay"')[1].split("</div>")[0])
+    first, last = market.candles[0].open_time, market.candles[-1].open_time + factories.HOUR
+    assert "Replayed prices, not live." in note and "historical Binance candles" in note
+    assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
+
+
+def test_live_prices_carry_no_replay_note(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "binance"
+    assert 'data-state="replay"' not in _dashboard(client, member)
+
+
+def test_the_card_dates_its_last_price_as_a_close_in_utc(client, member, market):
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    close = market.candles[-1].open_time + factories.HOUR
+    assert f"Last price at {close:%a} {close.day} {close:%b %H:%M} UTC" in card
+    due = close + factories.HOUR
+    assert f'Next hour<br><span class="small">at {due:%a} {due.day} {due:%b %H:%M} UTC</span>' in card
