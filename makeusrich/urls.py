@@ -3,6 +3,10 @@ from django.urls import include, path
 
 from makeusrich import health
 
+admin.site.site_header = "Make Us Rich admin"
+admin.site.site_title = "Make Us Rich admin"
+admin.site.index_title = "Assets, models and accounts"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
