@@ -1,6 +1,5 @@
 """Web routes of accounts: sign up, log in, log out, API tokens (included at the site root)."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts import views
@@ -9,7 +8,7 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     # Django 5 logs out on POST only: the header's button is a small form.
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

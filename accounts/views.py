@@ -1,4 +1,4 @@
-"""Pages: sign up, log in (throttled), and the API tokens page (log out is Django's own view)."""
+"""Pages: sign up, log in (throttled), log out (saying so), and the API tokens page."""
 
 from __future__ import annotations
 
@@ -98,4 +98,13 @@ class ThrottledLoginView(auth_views.LoginView):
             login_failures_clear(**who)
         else:
             login_failure_record(**who)
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's log out (POST only), then a message on the login page it redirects to."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You have been logged out.")
         return response

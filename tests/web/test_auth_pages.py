@@ -104,3 +104,16 @@ def test_the_header_shows_the_admin_link_to_staff_only(client, member, staff):
     assert "/admin/" not in client.get("/").content.decode()
     client.force_login(staff)
     assert 'href="/admin/"' in client.get("/").content.decode()
+
+
+def test_logout_says_so_on_the_login_page(client, member):
+    client.force_login(member)
+    response = client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain == [("/accounts/login/", 302)]
+    assert "You have been logged out." in response.content.decode()
+
+
+def test_the_navigation_links_the_api_docs(client, member):
+    client.force_login(member)
+    assert '<a href="/api/v1/docs/">API docs</a>' in client.get("/").content.decode()
+    assert 'href="/api/v1/docs/">API documentation</a>' in client.get("/account/tokens/").content.decode()
