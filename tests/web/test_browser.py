@@ -313,3 +313,21 @@ def test_staff_rolls_back_to_an_older_version_from_the_admin(
     market.version.refresh_from_db()
     assert older.status == ModelVersion.Status.ACTIVE
     assert market.version.status == ModelVersion.Status.VALIDATED
+
+
+def test_the_periodic_task_form_translates_the_crontab_without_breaking_the_csp(
+    live_server, open_page, staff
+):
+    from django_celery_beat.models import CrontabSchedule
+
+    hourly = CrontabSchedule.objects.create(minute="1", hour="*")
+    page, _ = open_page()  # the fixture refuses console errors, CSP violations included
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/django_celery_beat/periodictask/add/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct horse battery")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/periodictask/add/")
+    page.select_option("#id_crontab", str(hourly.pk))
+    help_text = page.locator(".field-crontab .help")
+    help_text.filter(has_text="Translation:").wait_for()
+    assert "Translation: At 1 minutes past the hour UTC" in help_text.inner_text()
