@@ -22,11 +22,11 @@ MIN_VALIDATION_WINDOWS = 10
 MIN_TEST_WINDOWS = 5
 # The 80 % intervals are calibrated on the validation windows, whose h-hours-ahead
 # residuals overlap by h - 1 hours: the last step has only about n / horizon independent
-# ones. On rolling sub-series of the bundled year before its test period (H = 24, four
-# per length), test coverage missed 0.80 by 0.12-0.21 on average (over steps, then
-# sub-series) with up to 6 validation windows per horizon hour (560-1,100 candles), and
-# by 0.05-0.08 with 9 or more (1,500-2,200 candles).
-VALIDATION_WINDOWS_PER_HORIZON_HOUR = 8
+# ones. On sub-series of the bundled year before its test period (H = 24, four per
+# length; bench/explore_min_history.py), test coverage missed 0.80 by 0.04-0.31 (mean 0.14)
+# on average over the steps with 1.9-6.0 validation windows per horizon hour (560-1,100
+# candles), and by 0.03-0.11 (mean 0.06) with 7.7-14.2 (1,500-2,200 candles).
+VALIDATION_WINDOWS_PER_HORIZON_HOUR = 7
 
 
 def min_validation_windows(horizon: int) -> int:

@@ -112,3 +112,16 @@ def test_every_bench_runs_at_smoke_size_on_both_databases(require_postgres, requ
     assert results["api-postgresql"]["database"].startswith("PostgreSQL")
     assert results["fleet-postgresql"]["statuses"]["failed"] == 0
     assert sum(results["fleet-postgresql"]["statuses"].values()) == 2
+
+
+def test_the_history_exploration_still_runs_and_scores_coverage(tmp_path):
+    # bench/explore_min_history.py backs the history rule in forecasting/ml/windows.py.
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, "bench/explore_min_history.py", "--lengths", "1500", "--offsets", "1", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    [row] = json.loads(out.read_text())
+    assert row["candles"] == 1500 and row["start"] < "2022-01-30"
+    assert 0 <= row["mean_abs_coverage_error"] <= 0.8 and row["validation_per_horizon_hour"] > 7

@@ -84,13 +84,13 @@ def test_it_refuses_too_little_gap_free_data_with_a_clear_message():
         chronological_split(bases, 16, 4, 0.1, 0.2)
 
 
-def test_the_validation_split_must_hold_eight_windows_per_horizon_hour_to_calibrate_intervals():
-    # Horizon 8: 64 validation windows, where 10 used to be enough.
+def test_the_validation_split_must_hold_seven_windows_per_horizon_hour_to_calibrate_intervals():
+    # Horizon 8: 56 validation windows, where 10 used to be enough.
     enough = minimum_candles(16, 8, 0.1, 0.2)
     bases = window_bases(hour_numbers(synthetic_candles(enough)["open_time"]), 16, 8)
-    assert len(chronological_split(bases, 16, 8, 0.1, 0.2).validation) >= 64
-    bases = window_bases(hour_numbers(synthetic_candles(enough - 60)["open_time"]), 16, 8)
-    with pytest.raises(InsufficientDataError, match=r"validation .* at least 20 / 64 / 5 are needed"):
+    assert len(chronological_split(bases, 16, 8, 0.1, 0.2).validation) >= 56
+    bases = window_bases(hour_numbers(synthetic_candles(enough - 50)["open_time"]), 16, 8)
+    with pytest.raises(InsufficientDataError, match=r"validation .* at least 20 / 56 / 5 are needed"):
         chronological_split(bases, 16, 8, 0.1, 0.2)
 
 
