@@ -10,6 +10,7 @@ from forecasting.management.commands.train import metrics_table
 from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset
+from tests.fakes import FakeBinance
 
 from .conftest import START, TINY, candles_create
 
@@ -134,7 +135,10 @@ def test_forecast_without_an_active_model_says_how_to_get_one(tiny_asset):
         _run("forecast", "ETHUSDT")
 
 
-def test_bootstrap_imports_the_bundled_year_trains_once_and_forecasts(db, settings, tmp_path, monkeypatch):
+@pytest.fixture
+def small_btc(db, settings, tmp_path) -> Asset:
+    """BTCUSDT without candles. A fresh install would train the default recipe; created
+    beforehand, the asset gets small hyperparameters."""
     settings.STORAGES = {
         **settings.STORAGES,
         "artifacts": {
@@ -142,22 +146,44 @@ def test_bootstrap_imports_the_bundled_year_trains_once_and_forecasts(db, settin
             "OPTIONS": {"location": str(tmp_path / "artifacts")},
         },
     }
-    # A fresh install would train the default recipe; the first import creates the asset,
-    # so give it small hyperparameters by creating it beforehand.
-    Asset.objects.create(
+    return Asset.objects.create(
         symbol="BTCUSDT", base="BTC", quote="USDT", hyperparameters={**TINY, "max_epochs": 1}
     )
-    first = _run("bootstrap")
-    second = _run("bootstrap")
 
-    assert "8749 inserted" in first and "No active BTCUSDT model yet" in first
-    assert "Synced BTCUSDT (replay): 0 new candle(s)" in first
-    assert "BTCUSDT already has 8749 candles: not importing" in second
-    assert "already has an active model" in second
-    assert Asset.objects.get().candles.count() == 8749
-    assert Asset.objects.get().last_synced_at is not None  # the first forecast is not stale
-    assert ModelVersion.objects.count() == 1 and Forecast.objects.count() == 1
+
+def test_bootstrap_replays_the_bundled_year_so_the_hourly_loop_has_hours_to_reveal(small_btc, settings):
+    settings.MARKET_DATA_SOURCE, settings.REPLAY_HOURS_PER_SYNC = "replay", 1
+    first = _run("bootstrap")
+
+    assert "Replaying the bundled BTCUSDT year" in first
+    assert "Synced BTCUSDT (replay): 7874 new candle(s)" in first and "No active BTCUSDT model yet" in first
+    assert small_btc.candles.count() == 7874
+    small_btc.refresh_from_db()
+    assert small_btc.last_synced_at is not None  # the first forecast is not stale
+    made_first = Forecast.objects.get()
+
+    second = _run("bootstrap")  # a restart, as an hour later: the replay reveals the next hour
+
+    assert "BTCUSDT already has 7874 candles: not importing" in second
+    assert "Synced BTCUSDT (replay): 1 new candle(s)" in second and "already has an active model" in second
+    assert ModelVersion.objects.count() == 1 and Forecast.objects.count() == 2
+    made_first.refresh_from_db()
+    assert made_first.scores[0]["actual"] is not None  # the revealed hour scored the first forecast
     assert settings.BUNDLED_DATA_FILE.exists()
+
+
+def test_bootstrap_with_a_live_source_imports_the_whole_year_and_syncs_after_it(small_btc, settings):
+    fake = FakeBinance().start()
+    settings.MARKET_DATA_SOURCE, settings.BINANCE_API_URL = "binance", fake.url
+    settings.BINANCE_RETRY_BASE_SECONDS, settings.BINANCE_TIMEOUT_SECONDS = 0.01, 2
+    try:
+        text = _run("bootstrap")
+    finally:
+        fake.stop()
+
+    assert "8749 inserted" in text and "Synced BTCUSDT (binance): 0 new candle(s)" in text
+    assert small_btc.candles.count() == 8749
+    assert ModelVersion.objects.get().status == "active" and Forecast.objects.count() == 1
 
 
 def test_bootstrap_keeps_a_partial_history_chosen_for_replay(tiny_asset):

@@ -9,13 +9,16 @@ from django.core.management.base import BaseCommand
 from forecasting import services
 from forecasting.models import ModelVersion
 from markets.models import Asset
-from markets.services import asset_sync
+from markets.services import asset_get_or_create, asset_sync
 
 SYMBOL = "BTCUSDT"
 
 
 class Command(BaseCommand):
-    help = "Make a fresh install useful: import the bundled BTCUSDT year (if it has no candles) and train a first model if none is active."
+    help = (
+        "Make a fresh install useful: give BTCUSDT the bundled year (if it has no candles) "
+        "and train a first model if none is active."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         asset = Asset.objects.filter(symbol=SYMBOL).first()
@@ -23,7 +26,19 @@ class Command(BaseCommand):
         if stored:
             # Keep what is there: an admin may have chosen a partial history to replay.
             self.stdout.write(f"{SYMBOL} already has {stored} candles: not importing the bundled file.")
+        elif settings.MARKET_DATA_SOURCE == "replay":
+            # The replay serves the bundled year as if it were live: its first sync (below)
+            # backfills the first 90 %, and every hourly sync reveals the next hour, which
+            # the worker scores the stored forecasts against and the hourly retrain learns
+            # from. Importing the whole file would leave it nothing to reveal: no live
+            # track record and no hourly retraining, ever.
+            asset, _ = asset_get_or_create(symbol=SYMBOL)
+            self.stdout.write(
+                f"Replaying the bundled {SYMBOL} year ({settings.BUNDLED_DATA_FILE.name}): the first 90 % "
+                f"now, then {settings.REPLAY_HOURS_PER_SYNC} more hour(s) at every hourly sync."
+            )
         else:
+            # A live source fills in from the end of the bundled year; a model is ready meanwhile.
             self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
             call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
             asset = Asset.objects.get(symbol=SYMBOL)
