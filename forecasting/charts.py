@@ -30,6 +30,7 @@ PERSISTENCE = "#9ca3af"
 ACTUAL = "#111827"
 
 HOUR = timedelta(hours=1)
+TRACK_MIN_SPAN = 12 * HOUR  # the narrowest time range the track record chart shows
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -317,8 +318,9 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
             name="What happened",
             x=series["time"],
             y=series["actual"],
-            mode="lines",
+            mode="lines+markers",
             line={"color": ACTUAL, "width": 1.5},
+            marker={"size": 4},
         ),
         row=1,
         col=1,
@@ -340,8 +342,9 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
             name="Model error",
             x=series["time"],
             y=series["error"],
-            mode="lines",
+            mode="lines+markers",
             line={"color": FORECAST},
+            marker={"size": 4},
         ),
         row=2,
         col=1,
@@ -351,8 +354,9 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
             name="No-change error",
             x=series["time"],
             y=series["persistence_error"],
-            mode="lines",
+            mode="lines+markers",
             line={"color": PERSISTENCE, "dash": "dash"},
+            marker={"size": 4},
         ),
         row=2,
         col=1,
@@ -361,6 +365,12 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
     digits = price_decimals(series["actual"][-1]) if series["actual"] else 2
     fig.update_xaxes(hoverformat="candle from %-d %b %H:%M UTC")
     fig.update_xaxes(title_text="Candle start (UTC)", row=2, col=1)
+    if series["time"]:
+        # The first scored hours: Plotly would zoom a lone point to milliseconds.
+        first, last = _when(series["time"][0]), _when(series["time"][-1])
+        if last - first < TRACK_MIN_SPAN:
+            middle = first + (last - first) / 2
+            fig.update_xaxes(range=[_iso(middle - TRACK_MIN_SPAN / 2), _iso(middle + TRACK_MIN_SPAN / 2)])
     fig.update_yaxes(
         title_text=_price_title(quote), tickformat=",.6~g", hoverformat=f",.{digits}f", row=1, col=1
     )

@@ -209,3 +209,13 @@ def test_the_track_record_chart_puts_forecasts_over_reality_and_errors_below():
     assert traces["What happened"]["yaxis"] == "y" and traces["Model error"]["yaxis"] == "y2"
     assert all(len(trace["x"]) == len(trace["y"]) == 5 for trace in traces.values())
     assert traces["No-change error"]["y"] == [1.0] * 5
+
+
+def test_the_track_record_chart_shows_a_lone_first_hour_over_half_a_day():
+    series = charts.track_record_series([_scored(T0, 100.0, 101.0, 99.0)])
+    figure = charts.track_record_figure(series=series, quote="USDT")
+    start, end = (charts._when(value) for value in figure["layout"]["xaxis"]["range"])
+    assert end - start == 12 * HOUR and start < charts._when(series["time"][0]) < end
+    assert all("markers" in trace["mode"] for trace in _traces(figure).values())
+    many = charts.track_record_series([_scored(T0 + i * HOUR, 100.0, 101.0, 99.0) for i in range(24)])
+    assert "range" not in charts.track_record_figure(series=many)["layout"]["xaxis"]
