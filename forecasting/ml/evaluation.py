@@ -44,7 +44,8 @@ def forecast_metrics(
     """The `train --json` metrics, per step, of forecasts (n, horizon) against `actual`.
 
     mape is in percent. Direction accuracy compares the sign of the network's predicted change
-    (`direction`; shrinkage never flips it) with the sign of the realised change.
+    (`direction`; shrinkage never flips it) with the sign of the realised change, over the
+    windows whose price moved: an unchanged price has no direction to call (null when none moved).
     """
     error = close - actual
     naive = last_close[:, None] - actual
@@ -60,10 +61,17 @@ def forecast_metrics(
         "mape": _floats(np.mean(np.abs(error) / np.abs(actual), axis=0) * 100.0),
         "persistence_rmse": _floats(persistence_rmse),
         "persistence_mae": _floats(np.mean(np.abs(naive), axis=0)),
-        "direction_accuracy": _floats(np.mean(np.sign(direction) == np.sign(realised), axis=0)),
+        "direction_accuracy": _floats(_direction_accuracy(direction, realised)),
         "coverage_80": _floats(np.mean((actual >= lower) & (actual <= upper), axis=0)),
         "skill_rmse": _floats(skill),
     }
+
+
+def _direction_accuracy(direction: np.ndarray, realised: np.ndarray) -> np.ndarray:
+    moved = realised != 0
+    hits = np.sum((np.sign(direction) == np.sign(realised)) & moved, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return hits / np.sum(moved, axis=0)
 
 
 def fit_shrinkage(

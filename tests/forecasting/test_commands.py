@@ -213,3 +213,5 @@ def test_the_train_table_shows_errors_of_cheap_coins_instead_of_zeros():
     }  # fmt: skip
     table = metrics_table(metrics)
     assert "0.003006" in table and "0.0172" in table and " 0.0 " not in table
+    metrics["direction_accuracy"] = [None, 0.5]  # the price never moved at step 1
+    assert metrics_table(metrics).splitlines()[1].split()[7] == "–"

@@ -104,14 +104,17 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     lines = [
         "  step   RMSE   persist.RMSE   skill    MAE   persist.MAE  MAPE%  direction  cover80",
     ]
+    # Errors in quote currency: 4 significant digits read as well for BTC (300.5) as for SHIB.
+    columns = [("rmse", 7, ".4g"), ("persistence_rmse", 13, ".4g"), ("skill_rmse", 7, "+.3f"), ("mae", 7, ".4g"),
+               ("persistence_mae", 12, ".4g"), ("mape", 6, ".2f"), ("direction_accuracy", 9, ".2f"),
+               ("coverage_80", 8, ".2f")]  # fmt: skip
     for step in steps:
-        i = step - 1
-        # Errors in quote currency: 4 significant digits read as well for BTC (300.5) as for SHIB.
-        lines.append(
-            f"  {step:>4} {metrics['rmse'][i]:>7.4g} {metrics['persistence_rmse'][i]:>13.4g} "
-            f"{metrics['skill_rmse'][i]:>+7.3f} {metrics['mae'][i]:>7.4g} {metrics['persistence_mae'][i]:>12.4g} "
-            f"{metrics['mape'][i]:>6.2f} {metrics['direction_accuracy'][i]:>9.2f} {metrics['coverage_80'][i]:>8.2f}"
-        )
+        cells = []
+        for name, width, spec in columns:
+            value = metrics[name][step - 1]
+            # A metric with nothing to measure is null (e.g. direction when the price never moved).
+            cells.append(f"{format(value, spec) if value is not None else '–':>{width}}")
+        lines.append(f"  {step:>4} " + " ".join(cells))
     return "\n".join(lines)
 
 

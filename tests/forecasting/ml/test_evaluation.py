@@ -31,6 +31,15 @@ def test_metrics_match_hand_computed_values_per_step():
     np.testing.assert_allclose(wide["coverage_80"], [1.0, 0.5])
 
 
+def test_direction_accuracy_leaves_out_prices_that_did_not_move():
+    # A coin whose price sits on one tick for hours: "unchanged" is no direction to call.
+    last = np.array([1.0, 1.0, 1.0, 1.0])
+    actual = np.array([[1.0, 1.0], [1.0, 1.0], [1.1, 1.0], [0.9, 1.0]])
+    direction = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    m = forecast_metrics(actual, actual, actual, actual, last, direction)
+    assert m["direction_accuracy"] == [0.5, None]  # step 0: one hit of two moves; step 1: no move
+
+
 def test_persistence_scores_zero_skill_and_non_finite_metrics_become_null():
     last = np.array([100.0, 101.0, 99.0])
     actual = np.array([[101.0], [99.0], [99.0]])
