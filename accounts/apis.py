@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from accounts.login_throttle import client_address, login_blocked, login_failure_record, login_failures_clear
 from accounts.selectors import api_usage_get
 from accounts.services import api_token_create
 from makeusrich.api_schema import RETRY_AFTER, UNAUTHORIZED, ValidationErrorSerializer, error
@@ -21,6 +23,9 @@ from makeusrich.api_schema import RETRY_AFTER, UNAUTHORIZED, ValidationErrorSeri
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    name = serializers.CharField(
+        max_length=100, required=False, help_text='What the token is for; default "api <date time>".'
+    )
 
 
 class TokenSerializer(serializers.Serializer):
@@ -45,7 +50,10 @@ class TokenCreateApi(APIView):
         operation_id="auth_token_create",
         summary="Create an API token",
         description="Exchange a username and password for a new named token. The key is in this "
-        "response only. Throttled per client address against password guessing.",
+        "response only. Against password guessing, requests are throttled per client address, and "
+        "after LOGIN_FAILURE_LIMIT failed attempts (default 10) within LOGIN_FAILURE_WINDOW_SECONDS "
+        "(default 900) from one address or for one username, further attempts get 429 until the "
+        "window passes.",
         request=TokenRequestSerializer,
         auth=[],
         parameters=[RETRY_AFTER],
@@ -58,11 +66,21 @@ class TokenCreateApi(APIView):
     def post(self, request: Request) -> Response:
         credentials = TokenRequestSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
-        user = authenticate(request._request, **credentials.validated_data)
+        data = credentials.validated_data
+        who = {"username": data["username"], "client": client_address(request)}
+        if login_blocked(**who):
+            raise Throttled(
+                wait=settings.LOGIN_FAILURE_WINDOW_SECONDS,
+                detail="Too many failed attempts from this address or for this username; try again later.",
+            )
+        user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None or not user.is_active:
+            login_failure_record(**who)
             raise ValidationError("Unable to log in with the provided credentials.")
-        _, key = api_token_create(user=user, name=f"api {timezone.now():%Y-%m-%d %H:%M}")
-        return Response({"token": key}, status=status.HTTP_201_CREATED)
+        login_failures_clear(**who)
+        _, key = api_token_create(user=user, name=data.get("name") or f"api {timezone.now():%Y-%m-%d %H:%M}")
+        # The key is a credential: no cache (browser, proxy) may keep this response.
+        return Response({"token": key}, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
 class UsageApi(APIView):

@@ -1,4 +1,5 @@
-"""Brute-force protection for the login form: failed attempts counted per client and per username.
+"""Brute-force protection for the login form and auth/token/: failed attempts counted per
+client and per username.
 
 Counts live in the cache (Redis in production, shared by every web
 process) and expire on their own after the window.
@@ -10,6 +11,24 @@ import hashlib
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework.settings import api_settings
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address, trusting X-Forwarded-For only as far as NUM_PROXIES says.
+
+    With no proxy in front (NUM_PROXIES=0, the default) the header is the
+    client's own words, so anyone could pick a fresh address per attempt: the
+    socket's address is used. Behind N proxies, the Nth address from the right
+    is the one the outermost trusted proxy saw. DRF's throttles use the same rule.
+    """
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    proxies = api_settings.NUM_PROXIES or 0
+    if proxies and forwarded:
+        addresses = [address.strip() for address in forwarded.split(",")]
+        return addresses[-min(proxies, len(addresses))]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def _keys(*, username: str, client: str) -> list[str]:

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.login_throttle import login_blocked, login_failure_record, login_failures_clear
+from accounts.login_throttle import client_address, login_blocked, login_failure_record, login_failures_clear
 from accounts.models import ApiToken
 from accounts.selectors import api_token_list, api_usage_get
 from accounts.services import api_token_create, api_token_revoke
@@ -87,7 +87,7 @@ class ThrottledLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        who = {"username": request.POST.get("username", ""), "client": request.META.get("REMOTE_ADDR", "")}
+        who = {"username": request.POST.get("username", ""), "client": client_address(request)}
         if login_blocked(**who):
             form = self.get_form()
             form.errors.clear()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from accounts.login_throttle import _keys
 from accounts.services import api_token_create
 from forecasting.models import Forecast, ModelVersion
 from markets.models import Asset, Candle
@@ -101,16 +102,22 @@ def forecast_create(
     )
 
 
+# The addresses and usernames the API tests log in from and as.
+TEST_CLIENTS = ("127.0.0.1", *(f"203.0.113.{i}" for i in range(1, 21)))
+TEST_USERNAMES = ("alice", "root", "nobody", *(f"guess{i}" for i in range(20)))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_login_throttle():
-    """Forget earlier login attempts from 127.0.0.1 (test client and live server alike).
+    """Forget earlier login attempts (the rate per address and the failed-attempt counts).
 
-    Only this key: with REDIS_URL the cache may share its database with the broker.
+    Only these keys: with REDIS_URL the cache may share its database with the broker.
     """
-    key = ScopedRateThrottle.cache_format % {"scope": "login", "ident": "127.0.0.1"}
-    cache.delete(key)
+    keys = [ScopedRateThrottle.cache_format % {"scope": "login", "ident": ip} for ip in TEST_CLIENTS]
+    keys += {key for user in TEST_USERNAMES for ip in TEST_CLIENTS for key in _keys(username=user, client=ip)}
+    cache.delete_many(keys)
     yield
-    cache.delete(key)
+    cache.delete_many(keys)
 
 
 SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")

@@ -93,3 +93,52 @@ def test_only_post_is_allowed(api):
     response = api.get(URL)
     assert response.status_code == 405
     assert "detail" in response.json()
+
+
+def _guess(api, username: str, **extra):
+    return api.post(URL, {"username": username, "password": "a guess"}, format="json", **extra)
+
+
+@pytest.mark.django_db
+def test_a_forged_x_forwarded_for_does_not_dodge_the_throttle(api, member):
+    # With no proxy configured (NUM_PROXIES=0) the header is the client's own words.
+    # Each guess for another username: only what counts per client can stop it.
+    for i in range(10):
+        assert _guess(api, f"guess{i}", HTTP_X_FORWARDED_FOR=f"203.0.113.{i + 1}").status_code == 400
+
+    response = api.post(URL, CREDENTIALS, format="json", HTTP_X_FORWARDED_FOR="203.0.113.11")
+    assert response.status_code == 429
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_each_forwarded_client_has_its_own_allowance(api, member, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # The proxy appends the address it saw; anything before it came from the client.
+    attacker = {"HTTP_X_FORWARDED_FOR": "10.9.9.9, 203.0.113.1"}
+    for i in range(10):
+        assert _guess(api, f"guess{i}", **attacker).status_code == 400
+    assert api.post(URL, CREDENTIALS, format="json", **attacker).status_code == 429
+
+    other = api.post(URL, CREDENTIALS, format="json", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.2")
+    assert other.status_code == 201
+
+
+@pytest.mark.django_db
+def test_guessing_one_username_from_many_addresses_locks_that_username(api, member):
+    for i in range(1, 11):
+        assert _guess(api, "alice", REMOTE_ADDR=f"203.0.113.{i}").status_code == 400
+
+    blocked = api.post(URL, CREDENTIALS, format="json", REMOTE_ADDR="203.0.113.12")
+    assert blocked.status_code == 429
+    assert blocked.json()["detail"].startswith("Too many failed attempts")
+    assert int(blocked["Retry-After"]) == 900
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_token_can_be_named_and_its_key_is_never_cached(api, member):
+    response = api.post(URL, {**CREDENTIALS, "name": "laptop script"}, format="json")
+
+    assert response.status_code == 201 and response["Cache-Control"] == "no-store"
+    assert api_token_find(key=response.json()["token"]).name == "laptop script"
