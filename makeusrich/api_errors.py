@@ -4,8 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+API_PREFIX = "/api/"
+
+
+def api_error(detail: str, *, status: int, **headers: str) -> JsonResponse:
+    """A `{"detail": ...}` body written as DRF writes its own (compact JSON)."""
+    return JsonResponse(
+        {"detail": detail}, status=status, headers=headers, json_dumps_params={"separators": (",", ":")}
+    )
+
+
+def method_not_allowed(request: HttpRequest, allowed: tuple[str, ...]) -> JsonResponse:
+    return api_error(f'Method "{request.method}" not allowed.', status=405, Allow=", ".join(allowed))
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: JSON under /api/ (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE), the page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return api_error(f"Bad request: {exception or 'the request could not be read'}.", status=400)
+    return defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON under /api/, the static page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return api_error("Internal server error; the error has been logged.", status=500)
+    return defaults.server_error(request)
 
 
 def _first_message(errors: Any) -> str:

@@ -7,6 +7,9 @@ admin.site.site_header = "Make Us Rich admin"
 admin.site.site_title = "Make Us Rich admin"
 admin.site.index_title = "Assets, models and accounts"
 
+handler400 = "makeusrich.api_errors.bad_request"
+handler500 = "makeusrich.api_errors.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
