@@ -16,6 +16,15 @@ from accounts.models import ApiToken
 from accounts.selectors import TOKEN_KEYWORD
 from accounts.services import api_token_authenticate, api_token_touch
 
+# What reads data; anything else on a counted endpoint is a 405 (or OPTIONS' metadata) and free.
+COUNTED_METHODS = frozenset({"GET", "HEAD"})
+
+
+def counts_quota(request: Request, view: Any) -> bool:
+    """Whether this request takes a unit: a read of an endpoint that DESIGN.md counts."""
+    return bool(getattr(view, "counts_quota", False)) and request.method in COUNTED_METHODS
+
+
 # Real keys are ~47 characters; anything much longer is not worth hashing.
 MAX_KEY_LENGTH = 200
 
@@ -39,7 +48,7 @@ class HashedTokenAuthentication(BaseAuthentication):
         # On a counted endpoint the lookup also takes the call's quota unit
         # (one statement); MonthlyQuotaThrottle settles what it could not take.
         view = (request.parser_context or {}).get("view")
-        token = api_token_authenticate(key=key, count=getattr(view, "counts_quota", False))
+        token = api_token_authenticate(key=key, count=counts_quota(request, view))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         if not token.user.is_active:

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from accounts.authentication import counts_quota
 from accounts.services import QuotaDecision, api_quota_consume
 
 
@@ -36,9 +37,11 @@ class QuotaExceeded(Throttled):
 
 
 class MonthlyQuotaThrottle(BaseThrottle):
-    """Each request of an authenticated user takes one unit of their monthly quota."""
+    """Each read of a counted endpoint by an authenticated user takes one unit of their monthly quota."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if not counts_quota(request, view):
+            return True
         user = request.user
         if not user or not user.is_authenticated:
             return True  # authentication/permissions have answered already

@@ -33,6 +33,18 @@ def test_each_counted_endpoint_takes_one_unit(member, member_api, market):
 
 
 @pytest.mark.django_db
+def test_only_reads_are_counted_not_wrong_methods_or_options(member, member_api, market):
+    for url in COUNTED:
+        assert member_api.head(url).status_code == 200, url  # a HEAD reads like a GET
+    assert api_usage_get(user=member).used == len(COUNTED)
+    for url in COUNTED:
+        for method in ("post", "put", "patch", "delete"):
+            assert getattr(member_api, method)(url).status_code == 405, (method, url)
+        assert member_api.options(url).status_code == 200, url
+    assert api_usage_get(user=member).used == len(COUNTED)
+
+
+@pytest.mark.django_db
 def test_over_the_limit_it_answers_429_with_retry_after_and_the_reset_time(member, member_api, market):
     api_quota_set(user=member, monthly_limit=3)
     statuses = [member_api.get(COUNTED[i % len(COUNTED)]).status_code for i in range(5)]
