@@ -28,6 +28,7 @@ from forecasting.selectors import (
     model_version_list,
     track_record,
 )
+from makeusrich.api_fields import QueryIntegerField
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
 from makeusrich.microcache import RecentValues
 from markets.apis import SYMBOL, asset_or_404
@@ -175,7 +176,7 @@ class TrackRecordSerializer(serializers.Serializer):
 
 
 class TrackRecordQuerySerializer(serializers.Serializer):
-    days = serializers.IntegerField(min_value=1, max_value=90, default=7, help_text="Window length, 1-90.")
+    days = QueryIntegerField(min_value=1, max_value=90, default=7, help_text="Window length, 1-90.")
 
 
 class TaskSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.throttling import CountedApiView
 from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
+from makeusrich.api_fields import QueryDateTimeField, QueryIntegerField
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted
 from markets.models import Asset
 from markets.selectors import candle_list
@@ -102,13 +103,13 @@ class CandlesSerializer(serializers.Serializer):
 
 
 class CandleQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         min_value=1, max_value=1000, default=120, help_text="How many candles (1-1000), the most recent."
     )
-    start = serializers.DateTimeField(
+    start = QueryDateTimeField(
         required=False, help_text="ISO 8601; only candles opening at or after it (UTC if no offset)."
     )
-    end = serializers.DateTimeField(
+    end = QueryDateTimeField(
         required=False, help_text="ISO 8601; only candles opening at or before it (UTC if no offset)."
     )
 

@@ -83,6 +83,13 @@ def test_an_empty_window_is_an_empty_list(member_api, market):
         ({"start": "2024-02-02T00:00:00Z", "end": "2024-02-01T00:00:00Z"}, "start"),
         ({"end": "9999-12-31T23:00:00-05:00"}, "end"),
         ({"start": "0001-01-01T00:00:00+05:00"}, "start"),
+        # Integers are ASCII digits: not what Python's int() also reads.
+        ({"limit": "1_0"}, "limit"),
+        ({"limit": "5.0"}, "limit"),
+        ({"limit": "\uff11"}, "limit"),  # full-width 1
+        ({"limit": "\u0663"}, "limit"),  # Arabic-Indic 3
+        ({"limit": "\n5"}, "limit"),
+        ({"start": "1" * 3000}, "start"),
     ],
 )
 def test_it_rejects_bad_parameters_with_400_naming_the_field(member_api, market, params, field):

@@ -94,7 +94,7 @@ def test_without_scores_the_figures_are_null(member_api, market):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("days", ["0", "91", "-1", "seven", "1e3"])
+@pytest.mark.parametrize("days", ["0", "91", "-1", "seven", "1e3", "7.0", "\u0663", "1_0"])
 def test_it_rejects_days_outside_1_to_90(member_api, market, days):
     response = member_api.get(URL, {"days": days})
     assert response.status_code == 400
