@@ -34,9 +34,15 @@ class HashedTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
         parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
-            # Not ours: the permission check then answers 401 with WWW-Authenticate.
+        if not parts:
+            # No credentials: the permission check then answers 401 with WWW-Authenticate.
             return None
+        if parts[0].lower() != self.keyword.lower().encode():
+            # Credentials of another kind (Bearer, Basic...): say which kind works.
+            scheme = parts[0].decode("ascii", errors="replace")[:20]
+            raise exceptions.AuthenticationFailed(
+                f"Unsupported authorization scheme {scheme!r}: use 'Authorization: Token <key>'."
+            )
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: use 'Authorization: Token <key>'.")
         try:

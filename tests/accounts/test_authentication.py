@@ -56,6 +56,17 @@ def test_it_rejects_unknown_or_malformed_tokens_with_401(member, header):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("header", "scheme"), [("Bearer abc", "Bearer"), ("Basic YWxpY2U6eA==", "Basic")])
+def test_credentials_of_another_scheme_are_refused_saying_which_works(member, header, scheme):
+    response = _get(header=header)
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": f"Unsupported authorization scheme '{scheme}': use 'Authorization: Token <key>'."
+    }
+    assert response["WWW-Authenticate"].startswith("Token")
+
+
+@pytest.mark.django_db
 def test_it_rejects_a_revoked_token(member):
     token, key = api_token_create(user=member, name="laptop")
     assert _get(key).status_code == 200
