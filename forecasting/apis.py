@@ -36,6 +36,16 @@ from markets.apis import SYMBOL, asset_or_404
 RETRAIN_TASK = "forecasting.tasks.retrain_asset"
 
 
+class ValidationMetricsSerializer(serializers.Serializer):
+    """The same errors on the validation split (the last 20 % of the training windows)."""
+
+    rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    persistence_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    skill_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    windows = serializers.IntegerField(required=False, help_text="Validation windows scored.")
+
+
 class MetricsSerializer(serializers.Serializer):
     """Held-out test metrics of a version; arrays per horizon step, index 0 = the next hour."""
 
@@ -52,6 +62,9 @@ class MetricsSerializer(serializers.Serializer):
         required=False,
         help_text="1 - rmse / persistence_rmse.",
     )
+    test_windows = serializers.IntegerField(required=False, help_text="Test windows scored.")
+    test_start = serializers.DateTimeField(required=False, help_text="Base time of the first test window.")
+    validation = ValidationMetricsSerializer(required=False)
 
 
 @extend_schema_field(MetricsSerializer)

@@ -5,6 +5,7 @@ import pytest
 from django.core.files.storage import storages
 
 from forecasting import services
+from forecasting.apis import MetricsSerializer, ValidationMetricsSerializer
 from forecasting.artifacts import sha256_hex
 from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import ModelVersion, TrainingLease
@@ -164,3 +165,10 @@ def test_the_gate_reads_a_non_finite_skill_as_the_worst():
     assert _mean_skill({"skill_rmse": [0.1, None]}) == float("-inf")
     assert _mean_skill({"skill_rmse": [0.1, float("nan")]}) == float("-inf")
     assert _mean_skill({"skill_rmse": [0.1, 0.3]}) == pytest.approx(0.2)
+
+
+def test_the_api_schema_describes_every_metric_a_training_stores(tiny_asset):
+    version = services.model_version_train(asset=tiny_asset)
+
+    assert set(version.metrics) == set(MetricsSerializer().fields)
+    assert set(version.metrics["validation"]) == set(ValidationMetricsSerializer().fields)
