@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 API_PREFIX = "/api/"
+READ_METHODS = ("GET", "HEAD")  # all that the schema, the docs page and the probes answer
 
 
 def api_error(detail: str, *, status: int, **headers: str) -> JsonResponse:

@@ -10,12 +10,11 @@ from rest_framework.permissions import AllowAny
 
 from accounts.apis import TokenCreateApi, UsageApi
 from forecasting.apis import ForecastApi, ModelVersionListApi, RetrainApi, TrackRecordApi
-from makeusrich.api_errors import api_error, method_not_allowed
+from makeusrich.api_errors import READ_METHODS, api_error, method_not_allowed
 from markets.apis import AssetDetailApi, AssetListApi, CandleListApi
 
 # The schema and its docs page are public, whatever Authorization header comes along.
 PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
-READ_ONLY = ("GET", "HEAD")
 
 
 class _ReadOnly:
@@ -24,7 +23,7 @@ class _ReadOnly:
     http_method_names = ["get", "head"]
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        return method_not_allowed(request, READ_ONLY)
+        return method_not_allowed(request, READ_METHODS)
 
 
 class SchemaView(_ReadOnly, SpectacularAPIView):

@@ -4,7 +4,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from makeusrich.api_errors import method_not_allowed
+from makeusrich.api_errors import READ_METHODS, method_not_allowed
 from makeusrich.celery import app as celery_app
 
 
@@ -27,20 +27,17 @@ def _broker_ok() -> str | None:
     return None
 
 
-PROBE_METHODS = ("GET", "HEAD")
-
-
 @csrf_exempt  # probes answer 405, not a CSRF page, to other methods
 def healthz(request: HttpRequest) -> JsonResponse:
-    if request.method not in PROBE_METHODS:
-        return method_not_allowed(request, PROBE_METHODS)
+    if request.method not in READ_METHODS:
+        return method_not_allowed(request, READ_METHODS)
     return JsonResponse({"status": "ok"})
 
 
 @csrf_exempt
 def readyz(request: HttpRequest) -> JsonResponse:
-    if request.method not in PROBE_METHODS:
-        return method_not_allowed(request, PROBE_METHODS)
+    if request.method not in READ_METHODS:
+        return method_not_allowed(request, READ_METHODS)
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     failed = {name: error for name, error in checks.items() if error}
     body = {
