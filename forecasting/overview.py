@@ -167,11 +167,6 @@ class AssetPanel:
         return self.last_time + HOUR if self.last_time else None
 
     @property
-    def data_from(self) -> datetime | None:
-        """Open time of the oldest stored candle: prices are known from here."""
-        return self.first_time
-
-    @property
     def data_synced_at(self) -> datetime | None:
         return self.asset.last_synced_at
 
@@ -284,7 +279,7 @@ class CandleRange:
 
 def candle_range(panels: list[AssetPanel]) -> CandleRange | None:
     """The span of the candles stored for these panels' assets, or None when there are none."""
-    firsts = [panel.data_from for panel in panels if panel.data_from is not None]
+    firsts = [panel.first_time for panel in panels if panel.first_time is not None]
     untils = [panel.data_until for panel in panels if panel.data_until is not None]
     if not firsts or not untils:
         return None
