@@ -41,6 +41,17 @@ def plain_http_test_server():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_cache_files_from_an_earlier_run():
+    """Without Redis the cache is files under VAR_DIR (var/test): throttle counts from an
+    earlier run would otherwise still be there. (With Redis, tests delete only their own keys:
+    the database may be the broker's too.)"""
+    if settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def fresh_response_cache():
     """Each test starts with no forecast body reused from an earlier test."""

@@ -93,3 +93,12 @@ def test_env_example_lists_every_variable_the_settings_read():
     listed = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
     assert read, "no variables found: the pattern no longer matches settings.py"
     assert read - listed == set()
+
+
+def test_without_redis_the_cache_is_shared_by_every_process_of_the_install(tmp_path):
+    # The brute-force counts must be the same for both web workers.
+    write = "from django.core.cache import cache; cache.set('shared', 'yes', 60)"
+    read = "from django.core.cache import cache; print(cache.get('shared'))"
+    env = {"DEBUG": "1", "VAR_DIR": str(tmp_path), "REDIS_URL": ""}
+    assert _manage("shell", "-v", "0", "-c", write, **env).returncode == 0
+    assert _manage("shell", "-v", "0", "-c", read, **env).stdout.strip() == "yes"
