@@ -199,9 +199,9 @@ def test_bootstrap_keeps_a_partial_history_chosen_for_replay(tiny_asset):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(39268.55, "39268.55"), (0.3912346, "0.391235"), (0.0000390012, "0.0000390012"), (0.0, "0.00")],
+    [(39268.55, "39268.55"), (1.23456789, "1.2346"), (0.3912346, "0.391235"), (0.0000390012, "0.00003900")],
 )
-def test_forecast_prints_prices_of_cheap_coins_with_their_significant_digits(value, text):
+def test_forecast_prints_prices_of_cheap_coins_with_the_decimals_of_the_pages(value, text):
     assert price_text(value) == text
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from forecasting import services
+from forecasting.templatetags.market_format import price_decimals
 from markets.models import Asset
 
 
@@ -51,8 +51,5 @@ class Command(BaseCommand):
 
 
 def price_text(value: float) -> str:
-    """Six significant digits and at least two decimals: 39268.55, 0.391234, 0.0000390012."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:.2f}"
-    decimals = max(2, 5 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
+    """A price with the decimals the pages give it: 39268.55, 0.391235, 0.00003900."""
+    return f"{value:.{price_decimals(value)}f}"
