@@ -140,24 +140,34 @@ def evaluate_windows(
 
 
 def evaluate_onnx(
-    onnx_bytes: bytes, preprocessing: dict[str, Any], candles: pd.DataFrame, test_start: datetime
+    onnx_bytes: bytes,
+    preprocessing: dict[str, Any],
+    candles: pd.DataFrame,
+    start: datetime,
+    end: datetime | None = None,
 ) -> dict[str, Any]:
-    """Metrics of an existing artifact on every gap-free window whose base time >= test_start:
-    the promotion gate scores the active model and a candidate on the same windows."""
+    """Metrics of an existing artifact on every gap-free window whose base time is in
+    [start, end] (no end: to the last full window), with their count as `windows`: the
+    promotion gate scores the active model and a candidate on the same validation windows."""
     check_candles(candles)
     window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
     hours = hour_numbers(candles["open_time"])
-    start = pd.Timestamp(test_start)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    first, last = _utc(start), _utc(end) if end is not None else None
     bases = window_bases(hours, window, horizon)
-    bases = bases[(candles["open_time"].iloc[bases] >= start).to_numpy()]
+    times = candles["open_time"].iloc[bases]
+    chosen = (times >= first) & (times <= last) if last is not None else times >= first
+    bases = bases[chosen.to_numpy()]
     if len(bases) == 0:
+        until = f" to {last:%Y-%m-%d %H:%M}Z" if last is not None else ""
         raise InsufficientDataError(
-            f"no gap-free window of {window} + {horizon} hours has its base at or after {start:%Y-%m-%d %H:%M}Z"
+            f"no gap-free window of {window} + {horizon} hours has its base from {first:%Y-%m-%d %H:%M}Z{until}"
         )
     scaled = minmax_transform(compute_features(candles), preprocessing["scaler"])
     close = candles["close"].to_numpy(dtype="float64")
     session = load_session(onnx_bytes)
-    metrics = evaluate_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
-    metrics["test_windows"] = metrics.pop("windows")
-    return metrics
+    return evaluate_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

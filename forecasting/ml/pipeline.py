@@ -58,6 +58,7 @@ class TrainingResult:
     data_last: datetime
     candles: int
     test_start: datetime  # base time of the first test window
+    validation_range: tuple[datetime, datetime]  # base times of the first and last validation windows
     valid: bool
     invalid_reason: str
     warm_start: bool = False
@@ -235,6 +236,10 @@ def train(
     metrics["test_windows"] = metrics.pop("windows")
     test_start = times.iloc[int(split.test[0])].to_pydatetime()
     metrics["test_start"] = _iso(test_start)
+    validation_range = (
+        times.iloc[int(split.validation[0])].to_pydatetime(),
+        times.iloc[int(split.validation[-1])].to_pydatetime(),
+    )
     validation = evaluate_windows(
         fitted.run, preprocessing, data.scaled, data.close, split.validation, network=val_network
     )
@@ -260,6 +265,7 @@ def train(
         data_last=times.iloc[-1].to_pydatetime(),
         candles=len(candles),
         test_start=test_start,
+        validation_range=validation_range,
         valid=not reason,
         invalid_reason=reason,
         warm_start=warm_start is not None,

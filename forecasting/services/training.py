@@ -22,7 +22,7 @@ from django.db import OperationalError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from forecasting.artifacts import ArtifactIntegrityError, artifact_read, artifact_write
+from forecasting.artifacts import ArtifactIntegrityError, artifact_delete, artifact_read, artifact_write
 from forecasting.ml.config import TrainingConfig
 from forecasting.models import ModelVersion, TrainingLease
 from forecasting.services.forecasts import last_candle_time
@@ -146,8 +146,15 @@ def model_version_train(
         _version_record(version, result)
         if not result.valid:
             return _version_fail(version, result.invalid_reason)
-        _version_store_artifacts(version, result)
-        _version_gate(version, frame=frame, test_start=result.test_start)
+        try:
+            _version_store_artifacts(version, result)
+        except OperationalError:
+            _version_fail_quietly(version, "interrupted: the database became unavailable")
+            raise
+        except Exception as exc:  # storage full or unreachable, a time limit: say so on the row
+            logger.exception("storing the artifacts of %s v%s failed", asset.symbol, version.version)
+            return _version_fail(version, f"storing the artifacts failed: {type(exc).__name__}: {exc}")
+        _version_gate(version, frame=frame, validation_range=result.validation_range)
     version.refresh_from_db()
     return version
 
@@ -233,10 +240,14 @@ def _version_fail_quietly(version: ModelVersion, reason: str) -> None:
 
 
 def _version_store_artifacts(version: ModelVersion, result: Any) -> None:
-    # Written and hashed before the row points to them.
+    """Write and hash both files, then point the row to them; a failed write leaves no file behind."""
     stem = f"{version.asset.symbol}/v{version.version}-{uuid.uuid4().hex[:8]}"
     onnx_name, onnx_sha = artifact_write(name=f"{stem}.onnx", content=result.onnx_bytes)
-    weights_name, weights_sha = artifact_write(name=f"{stem}.pt", content=result.weights_bytes)
+    try:
+        weights_name, weights_sha = artifact_write(name=f"{stem}.pt", content=result.weights_bytes)
+    except BaseException:
+        artifact_delete(name=onnx_name)
+        raise
     version.artifact_name, version.artifact_sha256 = onnx_name, onnx_sha
     version.weights_name, version.weights_sha256 = weights_name, weights_sha
     version.status = Status.VALIDATED
@@ -246,19 +257,22 @@ def _version_store_artifacts(version: ModelVersion, result: Any) -> None:
 
 
 def _mean_skill(metrics: dict) -> float:
-    """Mean test skill over the horizon; a non-finite step (stored as null) counts as the worst."""
+    """Mean skill over the horizon; a non-finite step (stored as null) counts as the worst."""
     skills = metrics.get("skill_rmse") or []
     if not skills or any(s is None or not math.isfinite(s) for s in skills):
         return -math.inf
     return fmean(skills)
 
 
-def _version_gate(version: ModelVersion, *, frame: Any, test_start: dt.datetime) -> None:
-    """Promote `version` unless it is worse than the active one, on the same test windows."""
+def _version_gate(
+    version: ModelVersion, *, frame: Any, validation_range: tuple[dt.datetime, dt.datetime]
+) -> None:
+    """Promote `version` unless it is worse than the active one on the candidate's validation
+    windows. Choosing between versions is model selection: it never looks at the test split,
+    so the test metrics of whatever is served stay honest."""
     from forecasting.ml.evaluation import evaluate_onnx
 
     active = ModelVersion.objects.filter(asset=version.asset, status=Status.ACTIVE).first()
-    candidate = _mean_skill(version.metrics)
     if active is None:
         model_version_activate(version=version, reason="first valid version of this asset")
         return
@@ -267,17 +281,25 @@ def _version_gate(version: ModelVersion, *, frame: Any, test_start: dt.datetime)
             version=version, reason="horizon or window changed: the old version no longer fits"
         )
         return
+    candidate = _mean_skill(version.metrics.get("validation") or {})
     try:
         content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)
-        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, test_start))
+        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, *validation_range))
     except ArtifactIntegrityError as exc:
         model_version_activate(
             version=version, reason=f"replaces v{active.version}, whose artifact is bad: {exc}"
         )
         return
+    except OperationalError:
+        raise
+    except Exception as exc:  # the candidate is fine: keep it for an admin to look at
+        logger.exception("the gate could not score %s v%s", version.asset.symbol, active.version)
+        version.reason = f"kept out of service: the gate could not score active v{active.version}: {exc}"
+        version.save(update_fields=["reason"])
+        return
     tolerance = settings.PROMOTION_TOLERANCE
     comparison = (
-        f"mean test skill {candidate:+.4f} vs active v{active.version} {active_skill:+.4f} "
+        f"mean validation skill {candidate:+.4f} vs active v{active.version} {active_skill:+.4f} "
         f"on the same windows (tolerance {tolerance})"
     )
     if candidate >= active_skill - tolerance:

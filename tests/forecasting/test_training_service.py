@@ -1,5 +1,7 @@
 import os
 import socket
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import storages
@@ -33,12 +35,12 @@ def test_the_first_valid_version_becomes_active_with_its_artifacts_hashed(tiny_a
     assert TrainingLease.objects.get(asset=tiny_asset).owner == ""  # released
 
 
-def test_a_second_version_is_compared_with_the_active_one_on_the_same_windows(tiny_asset):
+def test_a_second_version_is_compared_with_the_active_one_on_the_same_validation_windows(tiny_asset):
     first = services.model_version_train(asset=tiny_asset)
     second = services.model_version_train(asset=tiny_asset)
 
     assert second.version == 2
-    assert "on the same windows" in second.reason
+    assert "mean validation skill" in second.reason and "on the same windows" in second.reason
     statuses = {first.version: first.status, second.version: second.status}
     first.refresh_from_db()
     assert [v.status for v in ModelVersion.objects.filter(status=Status.ACTIVE)] == [Status.ACTIVE]
@@ -110,6 +112,74 @@ def test_a_training_that_fails_is_recorded_and_leaves_the_active_version_serving
     active.refresh_from_db()
     assert active.status == Status.ACTIVE
     assert TrainingLease.objects.get(asset=tiny_asset).owner == ""
+
+
+def test_the_gate_chooses_on_validation_windows_and_never_reads_the_test_split(tiny_asset, monkeypatch):
+    from forecasting.ml import evaluation
+
+    services.model_version_train(asset=tiny_asset)
+    ranges = []
+    real = evaluation.evaluate_onnx
+
+    def spy(content, preprocessing, frame, start, end=None):
+        ranges.append((start, end))
+        return real(content, preprocessing, frame, start, end)
+
+    monkeypatch.setattr(evaluation, "evaluate_onnx", spy)
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert len(ranges) == 1
+    start, end = ranges[0]
+    test_start = datetime.fromisoformat(second.metrics["test_start"].replace("Z", "+00:00"))
+    assert end is not None and start < end < test_start
+
+
+def test_a_failed_artifact_write_fails_the_version_and_leaves_no_file(tiny_asset, monkeypatch):
+    from forecasting.services import training
+
+    active = services.model_version_train(asset=tiny_asset)
+    real = training.artifact_write
+
+    def write(*, name, content):
+        if name.endswith(".pt"):
+            raise OSError(28, "No space left on device")
+        return real(name=name, content=content)
+
+    monkeypatch.setattr(training, "artifact_write", write)
+    failed = services.model_version_train(asset=tiny_asset)
+
+    assert failed.status == Status.FAILED
+    assert failed.reason == "storing the artifacts failed: OSError: [Errno 28] No space left on device"
+    assert not failed.artifact_name and not failed.weights_name
+    stored = sorted(p.name for p in _files(tiny_asset))
+    assert stored == sorted(os.path.basename(n) for n in (active.artifact_name, active.weights_name))
+    active.refresh_from_db()
+    assert active.status == Status.ACTIVE
+    assert TrainingLease.objects.get(asset=tiny_asset).owner == ""
+
+
+def _files(asset):
+    return [p for p in Path(storages["artifacts"].path(asset.symbol)).iterdir() if p.is_file()]
+
+
+def test_a_gate_that_cannot_score_the_active_version_keeps_the_candidate_out(tiny_asset, monkeypatch):
+    from forecasting.ml import evaluation
+
+    active = services.model_version_train(asset=tiny_asset)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime could not load the graph")
+
+    monkeypatch.setattr(evaluation, "evaluate_onnx", broken)
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert second.status == Status.VALIDATED and second.artifact_name
+    assert second.reason == (
+        f"kept out of service: the gate could not score active v{active.version}: "
+        "onnxruntime could not load the graph"
+    )
+    active.refresh_from_db()
+    assert active.status == Status.ACTIVE
 
 
 def test_bad_hyperparameters_are_refused_before_anything_is_written(tiny_asset):

@@ -54,12 +54,30 @@ def test_a_training_yields_a_valid_artifact_with_the_design_metrics(trained, can
     assert result.train_seconds > 0
 
 
-def test_the_gate_evaluation_of_the_artifact_reproduces_its_test_metrics(trained, candles):
+def test_evaluating_the_artifact_from_the_test_start_reproduces_its_test_metrics(trained, candles):
     result, _ = trained
     again = evaluate_onnx(result.onnx_bytes, result.preprocessing, candles, result.test_start)
     for key in METRIC_KEYS:
         np.testing.assert_allclose(again[key], result.metrics[key], rtol=1e-9)
-    assert again["test_windows"] == result.metrics["test_windows"]
+    assert again["windows"] == result.metrics["test_windows"]
+
+
+def test_the_gate_scores_the_artifact_on_exactly_the_validation_windows(trained, candles):
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    first, last = result.validation_range
+    assert (first, last) == (
+        candles["open_time"].iloc[split.validation[0]].to_pydatetime(),
+        candles["open_time"].iloc[split.validation[-1]].to_pydatetime(),
+    )
+    assert last < result.test_start  # model selection never reaches the test split
+
+    again = evaluate_onnx(result.onnx_bytes, result.preprocessing, candles, first, last)
+
+    validation = result.metrics["validation"]
+    assert again["windows"] == validation["windows"] == len(split.validation)
+    for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80"):
+        np.testing.assert_allclose(again[key], validation[key], rtol=1e-9)
 
 
 def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
