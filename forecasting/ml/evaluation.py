@@ -101,11 +101,12 @@ def conformal_bounds(residuals: np.ndarray, coverage: float) -> tuple[np.ndarray
     if n == 0:
         raise ValueError("conformal calibration needs at least one residual")
     tail = (1.0 - coverage) / 2.0
-    high_level = min(1.0, math.ceil((n + 1) * (1.0 - tail)) / n)
-    low_level = max(0.0, math.floor((n + 1) * tail) / n)
-    upper = np.quantile(residuals, high_level, axis=0, method="higher")
-    lower = np.quantile(residuals, low_level, axis=0, method="lower")
-    return lower, upper
+    # The k-th smallest residual (1-based) with k = ceil((n + 1)(1 - tail)), and the j-th with
+    # j = floor((n + 1) tail), each kept within the sample.
+    high = min(n, math.ceil((n + 1) * (1.0 - tail)))
+    low = max(1, math.floor((n + 1) * tail))
+    ordered = np.sort(residuals, axis=0)
+    return ordered[low - 1], ordered[high - 1]
 
 
 def window_inputs(

@@ -75,6 +75,14 @@ def test_conformal_bounds_never_undercover_their_own_small_sample():
     assert ((residuals >= lower) & (residuals <= upper)).mean() >= 0.8
 
 
+@pytest.mark.parametrize(("n", "low", "high"), [(168, 16, 153), (1363, 136, 1228), (10, 1, 10)])
+def test_conformal_bounds_are_the_split_conformal_order_statistics(n, low, high):
+    # Ranks 1..n in shuffled order: the bounds are floor((n+1)0.1)-th and ceil((n+1)0.9)-th smallest.
+    residuals = np.random.default_rng(n).permutation(np.arange(1, n + 1, dtype=float))[:, None]
+    lower, upper = conformal_bounds(residuals, 0.8)
+    assert (lower[0], upper[0]) == (low, high)
+
+
 def test_shrinkage_is_the_least_squares_factor_clipped_to_zero_one():
     rng = np.random.default_rng(3)
     predicted = rng.normal(size=(5000, 4))
