@@ -120,7 +120,9 @@ def track_record(
 ) -> TrackRecord:
     """Scored forecasts of `asset` whose base time lies in the last `days` days of market time.
 
-    The window ends at the latest candle (`asset.last_candle_time` as annotated
+    One forecast per base hour: when a version promoted within the hour stored
+    a second forecast from the same candle, the later one (served for the rest
+    of the hour) counts; scoring both would count the hour twice. The window ends at the latest candle (`asset.last_candle_time` as annotated
     by `asset_find`, else now): replayed data is historical, so wall-clock
     time would find nothing. One query.
     """
@@ -128,7 +130,7 @@ def track_record(
     start = end - timedelta(days=days)
     rows = (
         Forecast.objects.filter(asset=asset, base_time__gte=start, base_time__lte=end)
-        .order_by("-base_time")
+        .order_by("-base_time", "-generated_at")
         .values_list(
             "base_time",
             "generated_at",
@@ -143,7 +145,11 @@ def track_record(
     steps: dict[int, _Accumulator] = defaultdict(_Accumulator)
     scored: list[ScoredForecast] = []
     count = fully = 0
+    previous_base = None
     for base_time, generated_at, version, last_close, horizon, fully_scored, scores in rows.iterator():
+        if base_time == previous_base:
+            continue  # an earlier forecast of the same hour, replaced by the one just read
+        previous_base = base_time
         if not scores:
             continue
         count += 1

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tests.api.conftest import HOUR, forecast_create, iso
+from tests.api.conftest import HOUR, forecast_create, iso, version_create
 
 URL = "/api/v1/assets/BTCUSDT/track-record/"
 
@@ -69,6 +69,25 @@ def test_it_aggregates_model_and_persistence_errors_per_step_and_overall(member_
     assert latest["model_version"] == 2 and latest["last_close"] == 200.0 and latest["fully_scored"] is False
     assert latest["stats"]["count"] == 1 and latest["stats"]["mae"] == pytest.approx(2.0)
     assert latest["scores"][1] == {"time": scored["b"].points[1]["time"], "actual": None}
+
+
+@pytest.mark.django_db
+def test_an_hour_forecast_by_two_versions_counts_once_with_the_later_forecast(member_api, market, scored):
+    # v3 was promoted a few minutes after v2's forecast from the same candle, and stored its own.
+    market["active"].status = "validated"
+    market["active"].save(update_fields=["status"])
+    newer = version_create(market["asset"], 3, status="active")
+    replaced = scored["b"]
+    later = _scored(newer, replaced.base_time, 200.0, [203.0, None])  # error -2 instead of 2
+    assert later.generated_at > replaced.generated_at
+
+    body = member_api.get(URL, {"days": 7}).json()
+
+    assert body["forecasts"] == 2 and body["overall"]["count"] == 5
+    assert [item["base_time"] for item in body["recent"]] == [iso(market["last"] - h * HOUR) for h in (5, 10)]
+    assert body["recent"][0]["model_version"] == 3
+    assert body["recent"][0]["stats"]["count"] == 1
+    assert body["per_step"][0]["count"] == 2
 
 
 @pytest.mark.django_db
