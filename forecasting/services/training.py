@@ -59,19 +59,44 @@ def training_lease(*, asset: Asset, seconds: int | None = None) -> Iterator[str]
     taken = TrainingLease.objects.filter(free, asset=asset).update(owner=owner, expires_at=now + ttl)
     if not taken:
         holder = TrainingLease.objects.get(asset=asset)
-        if _holder_is_dead(holder.owner):
+        if holder.expires_at is None or _holder_is_dead(holder.owner):
+            # Released since the first UPDATE, or left by a dead process: take it if still so.
             taken = TrainingLease.objects.filter(asset=asset, owner=holder.owner).update(
                 owner=owner, expires_at=now + ttl
             )
         if not taken:
+            holder.refresh_from_db()
+            until = f"{holder.expires_at:%Y-%m-%d %H:%M:%S} UTC" if holder.expires_at else "released just now"
             raise TrainingLocked(
-                f"{asset.symbol} is already being trained by {holder.owner} "
-                f"(lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+                f"{asset.symbol} is already being trained by {holder.owner or 'another run'} (lease until {until})"
             )
     try:
         yield owner
     finally:
         TrainingLease.objects.filter(asset=asset, owner=owner).update(owner="", expires_at=None)
+
+
+class LeaseLost(Exception):
+    """The training lease expired and another run took it: this run must stop."""
+
+
+def _renewing_lease(
+    *, asset: Asset, owner: str, progress: Callable[[Any], None] | None
+) -> Callable[[Any], None]:
+    """`progress`, after extending the lease at every epoch: a run longer than
+    TRAINING_LOCK_SECONDS keeps it, and a run whose lease was taken stops."""
+    ttl = dt.timedelta(seconds=settings.TRAINING_LOCK_SECONDS)
+
+    def on_epoch(report: Any) -> None:
+        renewed = TrainingLease.objects.filter(asset=asset, owner=owner).update(
+            expires_at=timezone.now() + ttl
+        )
+        if not renewed:
+            raise LeaseLost(f"{asset.symbol}: the training lease expired and another run took it")
+        if progress is not None:
+            progress(report)
+
+    return on_epoch
 
 
 def _holder_is_dead(owner: str) -> bool:
@@ -121,7 +146,8 @@ def model_version_train(
         raise NothingNew(
             f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
         )
-    with training_lease(asset=asset):
+    with training_lease(asset=asset) as owner:
+        progress = _renewing_lease(asset=asset, owner=owner, progress=progress)
         _versions_fail_interrupted(asset=asset)
         parent = _warm_parent(asset=asset, config=config) if mode == ModelVersion.Mode.WARM else None
         version = _version_create(asset=asset, config=config, parent=parent)
@@ -170,12 +196,15 @@ def _has_new_candles(*, asset: Asset) -> bool:
 
 
 def _warm_parent(*, asset: Asset, config: TrainingConfig) -> ModelVersion | None:
-    """The active version to fine-tune, if it can be (same window, horizon and features)."""
+    """The active version to fine-tune, if it can be (same window, horizon and network shape)."""
     active = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
     if active is None or not active.weights_name:
         return None
     if (active.window, active.horizon) != (config.window, config.horizon):
         return None
+    shape = ("hidden_size", "num_layers")  # what the weights' shapes depend on
+    if any(active.hyperparameters.get(key) != getattr(config, key) for key in shape):
+        return None  # an admin changed the architecture: train from scratch
     return active
 
 

@@ -203,6 +203,57 @@ def test_leases_of_different_assets_are_independent(tiny_asset):
         assert TrainingLease.objects.exclude(owner="").count() == 2
 
 
+def test_a_lease_released_while_it_is_being_taken_is_taken_instead_of_crashing(tiny_asset, monkeypatch):
+    other = "elsewhere:1:beef"  # another host: alive as far as this one can tell
+    TrainingLease.objects.create(asset=tiny_asset, owner=other, expires_at="2999-01-01T00:00:00Z")
+    manager, real_get = TrainingLease.objects, TrainingLease.objects.get
+
+    def get(*args, **kwargs):  # the holder finishes between the first UPDATE and this read
+        manager.filter(asset=tiny_asset, owner=other).update(owner="", expires_at=None)
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "get", get)
+    with services.training_lease(asset=tiny_asset) as owner:
+        assert real_get(asset=tiny_asset).owner == owner
+
+
+def test_the_lease_is_extended_at_every_epoch(tiny_asset, settings):
+    settings.TRAINING_LOCK_SECONDS = 3600
+    seen = []
+
+    def progress(report):
+        seen.append(TrainingLease.objects.get(asset=tiny_asset).expires_at)
+
+    services.model_version_train(asset=tiny_asset, progress=progress)
+
+    assert len(seen) == 2 and seen[0] < seen[1]
+
+
+def test_a_run_whose_lease_was_taken_stops_and_is_not_promoted(tiny_asset):
+    def progress(report):  # the lease expired during epoch 1 and another worker took it
+        TrainingLease.objects.filter(asset=tiny_asset).update(owner="elsewhere:2:f00d")
+
+    version = services.model_version_train(asset=tiny_asset, progress=progress)
+
+    assert version.status == Status.FAILED
+    assert "the training lease expired and another run took it" in version.reason
+    assert not ModelVersion.objects.filter(status=Status.ACTIVE).exists()
+    assert TrainingLease.objects.get(asset=tiny_asset).owner == "elsewhere:2:f00d"  # left to its holder
+
+
+def test_a_warm_retrain_after_an_architecture_change_trains_from_scratch(tiny_asset):
+    parent = services.model_version_train(asset=tiny_asset)
+    candles_create(tiny_asset, 24, start=parent.data_last + services.HOUR, seed=7)
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "hidden_size": 12}
+    tiny_asset.save()
+
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert version.status in (Status.ACTIVE, Status.VALIDATED), version.reason
+    assert version.mode == "full" and version.parent_id is None
+    assert version.hyperparameters["hidden_size"] == 12
+
+
 def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(tiny_asset):
     dead_pid = 2**22 + 12345  # above pid_max: no such process
     TrainingLease.objects.create(
