@@ -15,6 +15,7 @@ from markets.models import Asset
 logger = logging.getLogger(__name__)
 
 Status = ModelVersion.Status
+ACTIVATABLE = (Status.VALIDATED, Status.ACTIVE)
 
 
 def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelVersion:
@@ -23,18 +24,26 @@ def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelV
     The artifact must be present and intact. The previous active version
     goes back to "validated" so it can be re-activated later.
     """
-    if version.status not in (Status.VALIDATED, Status.ACTIVE):
+    if version.status not in ACTIVATABLE:
         raise ValueError(f"v{version.version} is {version.status}: only a validated version can be activated")
     artifact_read(name=version.artifact_name, sha256=version.artifact_sha256)
     with transaction.atomic():
         Asset.objects.select_for_update().filter(pk=version.asset_id).first()
+        # Under the asset's lock, which retention takes too: if the version is still activatable,
+        # its files are still there. Otherwise the exception rolls the demotion back.
+        now = timezone.now()
+        reason = reason or f"activated by hand at {now:%Y-%m-%d %H:%M} UTC"
         ModelVersion.objects.filter(asset_id=version.asset_id, status=Status.ACTIVE).exclude(
             pk=version.pk
         ).update(status=Status.VALIDATED)
-        version.status = Status.ACTIVE
-        version.activated_at = timezone.now()
-        version.reason = reason or f"activated by hand at {version.activated_at:%Y-%m-%d %H:%M} UTC"
-        version.save(update_fields=["status", "activated_at", "reason"])
+        if not ModelVersion.objects.filter(pk=version.pk, status__in=ACTIVATABLE).update(
+            status=Status.ACTIVE, activated_at=now, reason=reason
+        ):
+            current = ModelVersion.objects.get(pk=version.pk).status
+            raise ValueError(
+                f"v{version.version} became {current} meanwhile: only a validated version can be activated"
+            )
+        version.status, version.activated_at, version.reason = Status.ACTIVE, now, reason
         symbol = version.asset.symbol
         transaction.on_commit(lambda: _enqueue_refresh(symbol))
     return version
@@ -50,19 +59,32 @@ def _enqueue_refresh(symbol: str) -> None:
 
 
 def model_versions_prune(*, asset: Asset, keep: int | None = None) -> int:
-    """Retire all but the active version and the `keep` newest others; delete their artifacts."""
+    """Retire all but the active version and the `keep` newest validated and `keep` newest failed
+    others, and delete their artifacts once that is committed.
+
+    Validated and failed versions are counted apart, so a run of failed trainings never pushes
+    out the versions an admin can roll back to. Runs under the asset's lock, as activation
+    does: a version being re-activated is never retired, nor its files deleted.
+    """
     keep = settings.MODEL_RETENTION if keep is None else keep
-    candidates = ModelVersion.objects.filter(asset=asset).exclude(
-        status__in=[Status.ACTIVE, Status.TRAINING, Status.RETIRED]
-    )
-    old = list(candidates.order_by("-version")[keep:])
-    for version in old:
-        artifact_delete(name=version.artifact_name)
-        artifact_delete(name=version.weights_name)
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=Status.RETIRED,
-            artifact_name="",
-            weights_name="",
-            reason=f"retired by retention (keep {keep})",
-        )
-    return len(old)
+    retired = []
+    with transaction.atomic():
+        Asset.objects.select_for_update().filter(pk=asset.pk).first()
+        for status in (Status.VALIDATED, Status.FAILED):
+            mine = ModelVersion.objects.filter(asset=asset, status=status).order_by("-version")
+            for version in mine[keep:]:
+                if ModelVersion.objects.filter(pk=version.pk, status=status).update(
+                    status=Status.RETIRED,
+                    artifact_name="",
+                    weights_name="",
+                    reason=f"retired by retention (keep {keep})",
+                ):
+                    retired.append(version)
+        names = [name for version in retired for name in (version.artifact_name, version.weights_name)]
+        transaction.on_commit(lambda: _artifacts_delete(names))
+    return len(retired)
+
+
+def _artifacts_delete(names: list[str]) -> None:
+    for name in names:
+        artifact_delete(name=name)

@@ -48,12 +48,15 @@ def test_it_refuses_to_activate_a_version_whose_artifact_was_altered(two_version
     assert second.status == Status.ACTIVE
 
 
-def test_retention_keeps_the_active_version_and_the_newest_others(tiny_asset, settings):
+def test_retention_keeps_the_active_version_and_the_newest_others(
+    tiny_asset, settings, django_capture_on_commit_callbacks
+):
     settings.PROMOTION_TOLERANCE = 10.0
     versions = [services.model_version_train(asset=tiny_asset) for _ in range(4)]
     services.model_version_activate(version=ModelVersion.objects.get(pk=versions[0].pk))  # oldest is active
 
-    retired = services.model_versions_prune(asset=tiny_asset, keep=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        retired = services.model_versions_prune(asset=tiny_asset, keep=1)
 
     statuses = dict(ModelVersion.objects.values_list("version", "status"))
     assert retired == 2
@@ -63,3 +66,35 @@ def test_retention_keeps_the_active_version_and_the_newest_others(tiny_asset, se
         assert not storage.exists(version.artifact_name)
         assert not storage.exists(version.weights_name)
     assert storage.exists(versions[0].artifact_name) and storage.exists(versions[3].artifact_name)
+
+
+def test_failed_trainings_never_push_rollback_targets_out_of_retention(two_versions):
+    first, second = two_versions
+    asset = first.asset
+    for number in range(3, 7):  # four hourly failures after v2
+        ModelVersion.objects.create(asset=asset, version=number, horizon=6, window=24, status=Status.FAILED)
+
+    retired = services.model_versions_prune(asset=asset, keep=2)
+
+    statuses = dict(ModelVersion.objects.values_list("version", "status"))
+    assert retired == 2
+    assert statuses == {
+        1: Status.VALIDATED,
+        2: Status.ACTIVE,
+        3: Status.RETIRED,
+        4: Status.RETIRED,
+        5: Status.FAILED,
+        6: Status.FAILED,
+    }
+
+
+def test_a_version_retired_while_it_was_being_activated_is_refused(two_versions):
+    first, second = two_versions
+    stale = ModelVersion.objects.get(pk=first.pk)  # read by the admin before retention ran
+    services.model_versions_prune(asset=first.asset, keep=0)
+
+    with pytest.raises(ValueError, match="v1 became retired meanwhile"):
+        services.model_version_activate(version=stale)
+
+    second.refresh_from_db()
+    assert second.status == Status.ACTIVE
