@@ -33,7 +33,7 @@ HOUR = timedelta(hours=1)
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
-    "retrain-warm-hourly": "quick retrain (fine-tune on the newest hours)",
+    "retrain-warm-hourly": "quick retrain (fine-tune and recalibrate)",
     "retrain-full-daily": "full retrain from scratch",
 }
 

@@ -26,7 +26,7 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("sync-candles-hourly", "markets.tasks.sync_active_assets", minute="1",
              description="Pull the newly closed candles of every active asset."),
     Schedule("retrain-warm-hourly", "forecasting.tasks.retrain_active_assets", minute="5", args=("warm",),
-             description="Fine-tune every active asset's model on the newest data."),
+             description="Fine-tune every active asset's model on its newest training windows; recalibrate."),
     Schedule("retrain-full-daily", "forecasting.tasks.retrain_active_assets", minute="20", hour="3",
              args=("full",), description="Retrain every active asset's model from scratch."),
     Schedule("prune-model-versions-daily", "forecasting.tasks.prune_model_versions", minute="40", hour="4",

@@ -139,7 +139,7 @@ def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
     )
     html = _dashboard(client, member)
     section = re.sub(r"\s+", " ", html.split('id="retrain-schedule"')[1])
-    assert "Quick retrain (fine-tune on the newest hours):" in section
+    assert "Quick retrain (fine-tune and recalibrate):" in section
     assert re.search(r"\d\d:05 UTC", section)
     assert "Full retrain" not in section
 
