@@ -43,6 +43,8 @@ class Asset(models.Model):
 
         if not isinstance(self.hyperparameters, dict):
             raise ValidationError({"hyperparameters": "hyperparameters must be a JSON object"})
+        if "horizon" in self.hyperparameters:  # one place for it, the one the API reports
+            raise ValidationError({"hyperparameters": "set the horizon in the Horizon field, not here"})
         try:
             TrainingConfig.from_overrides(self.hyperparameters)
         except ValueError as error:

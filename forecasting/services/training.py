@@ -116,7 +116,9 @@ def _holder_is_dead(owner: str) -> bool:
 def training_config_for(*, asset: Asset, epochs: int | None = None) -> TrainingConfig:
     """The asset's hyperparameters (admin overrides on top of the defaults)."""
     overrides: dict[str, Any] = dict(asset.hyperparameters or {})
-    overrides.setdefault("horizon", asset.horizon or settings.FORECAST_HORIZON)
+    if asset.horizon:  # the field (what the API reports) wins over a horizon in the JSON
+        overrides["horizon"] = asset.horizon
+    overrides.setdefault("horizon", settings.FORECAST_HORIZON)
     if epochs is not None:
         overrides["max_epochs"] = epochs
         overrides["warm_max_epochs"] = epochs

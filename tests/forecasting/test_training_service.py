@@ -293,3 +293,9 @@ def test_the_api_schema_describes_every_metric_a_training_stores(tiny_asset):
 
     assert set(version.metrics) == set(MetricsSerializer().fields)
     assert set(version.metrics["validation"]) == set(ValidationMetricsSerializer().fields)
+
+
+def test_the_horizon_field_wins_over_a_horizon_in_the_hyperparameters(tiny_asset):
+    assert tiny_asset.hyperparameters["horizon"] == 6
+    tiny_asset.horizon = 4
+    assert services.training_config_for(asset=tiny_asset).horizon == 4

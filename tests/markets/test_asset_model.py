@@ -24,6 +24,12 @@ def test_a_bad_hyperparameter_value_is_refused():
     assert "dropout" in str(error.value.message_dict["hyperparameters"])
 
 
+def test_the_horizon_is_refused_in_the_hyperparameters_since_it_has_its_own_field():
+    with pytest.raises(ValidationError) as error:
+        _asset(horizon=12, hyperparameters={"horizon": 48}).clean()
+    assert "set the horizon in the Horizon field" in str(error.value.message_dict["hyperparameters"])
+
+
 def test_hyperparameters_must_be_an_object():
     with pytest.raises(ValidationError, match="must be a JSON object"):
         _asset(hyperparameters=[1, 2]).clean()
