@@ -25,7 +25,9 @@ def _active_asset(symbol: str) -> Asset | None:
 @shared_task(
     bind=True,
     acks_late=True,
-    reject_on_worker_lost=True,
+    # A training that kills its worker (out of memory) would kill every worker it were
+    # redelivered to, for ever: it is dropped instead, and the schedule tries again.
+    reject_on_worker_lost=False,
     autoretry_for=(OperationalError,),
     retry_backoff=30,
     max_retries=3,

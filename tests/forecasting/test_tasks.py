@@ -32,6 +32,11 @@ def test_an_hourly_warm_retrain_with_no_new_candle_is_skipped(tiny_asset):
     assert ModelVersion.objects.count() == 1
 
 
+def test_a_training_that_killed_its_worker_is_not_redelivered_to_the_next_one():
+    assert tasks.retrain_asset.acks_late is True
+    assert tasks.retrain_asset.reject_on_worker_lost is False
+
+
 def test_retrain_asset_of_an_unknown_symbol_does_nothing(db):
     assert tasks.retrain_asset("NOPEUSDT") == {"symbol": "NOPEUSDT", "status": "unknown asset"}
 
