@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
+from forecasting.artifacts import ArtifactIntegrityError
 from forecasting.ml import inference
 from forecasting.models import Forecast, ModelVersion
 from forecasting.serving import session_for
@@ -67,13 +68,16 @@ def forecast_refresh_if_possible(*, asset: Asset) -> tuple[Forecast | None, str 
 
     After an exchange outage the last `window` hours may miss too many
     candles; a model trained (or a sync made) then is still fine, only the
-    forecast must wait for enough new hours. Returns (forecast, None) or
-    (None, why not).
+    forecast must wait for enough new hours. An active version whose
+    artifact fails its hash check cannot forecast until an admin activates
+    another one: that is said too. Returns (forecast, None) or (None, why not).
     """
     try:
         return forecast_refresh(asset=asset), None
     except inference.InsufficientDataError as exc:
         return None, f"no forecast yet: {exc}"
+    except ArtifactIntegrityError as exc:
+        return None, f"no forecast: the active version's artifact is bad ({exc}); activate another version"
 
 
 def _iso(value: dt.datetime) -> str:

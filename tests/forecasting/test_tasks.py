@@ -55,6 +55,26 @@ def test_refresh_forecasts_reports_a_missing_model(tiny_asset):
     assert tasks.refresh_forecasts("ETHUSDT") == {"symbol": "ETHUSDT", "status": "no active model"}
 
 
+def test_refresh_forecasts_says_why_when_the_active_artifact_is_bad(tiny_asset):
+    from django.core.files.storage import storages
+
+    from forecasting.serving import sessions_clear
+
+    tasks.retrain_asset("ETHUSDT", "full")
+    active = ModelVersion.objects.get(status="active")
+    Forecast.objects.all().delete()
+    with open(storages["artifacts"].path(active.artifact_name), "ab") as handle:
+        handle.write(b"tampered")
+    sessions_clear()
+
+    result = tasks.refresh_forecasts("ETHUSDT")
+
+    assert result["status"] == "no forecast"
+    assert result["reason"].startswith("no forecast: the active version's artifact is bad (")
+    assert "activate another version" in result["reason"]
+    assert not Forecast.objects.exists()
+
+
 def test_refresh_forecasts_stores_the_active_models_forecast(tiny_asset):
     tasks.retrain_asset("ETHUSDT", "full")
     Forecast.objects.all().delete()
