@@ -70,3 +70,61 @@ def test_every_named_volume_of_the_app_services_is_a_directory_the_runtime_user_
     assert user not in {"root", "0"}
     assert sorted(targets - created) == [], "mount points the Dockerfile does not create"
     assert sorted(targets - owned) == [], f"mount points not chowned to {user} before USER"
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    """(is an exception, regex) per .dockerignore line, with Docker's syntax: `**` any depth."""
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        rules.append((negated, re.compile(regex + r"\Z")))
+    return rules
+
+
+def _ignored(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    # As Docker does: a rule matching a parent directory covers everything under it; the last
+    # matching rule wins.
+    parts = path.split("/")
+    paths = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for negated, regex in rules:
+        if any(regex.match(candidate) for candidate in paths):
+            ignored = not negated
+    return ignored
+
+
+def test_dev_data_secrets_and_the_venv_stay_out_of_the_build_context():
+    rules = _dockerignore_rules()
+    for path in (
+        "var/db.sqlite3",
+        "var/secret_key",
+        "var/artifacts/BTCUSDT/v1.onnx",
+        ".env",
+        ".env.production",
+        ".venv/bin/python",
+        ".git/config",
+        "markets/__pycache__/models.cpython-311.pyc",
+        "__pycache__/x.pyc",
+        ".pytest_cache/v/cache/nodeids",
+    ):
+        assert _ignored(path, rules), f"{path} would be copied into the image"
+
+
+def test_what_the_image_needs_is_still_copied():
+    rules = _dockerignore_rules()
+    for path in (
+        "manage.py",
+        "requirements.txt",
+        "makeusrich/settings.py",
+        "templates/base.html",
+        "static/css/site.css",
+        "markets/data/btcusdt_1h_2021-03-06_2022-03-06.csv.gz",  # the optional seed in OPERATIONS.md
+    ):
+        assert (ROOT / path).exists(), path
+        assert not _ignored(path, rules), f"{path} is needed in the image"
