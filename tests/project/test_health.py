@@ -1,5 +1,10 @@
+import logging
+
 import pytest
+from django.db import OperationalError, connections
 from django.test import Client
+
+LEAKY = 'connection to server at "db.internal" (10.0.0.5), port 5432 failed: password authentication failed for user "makeusrich"'
 
 
 @pytest.mark.django_db
@@ -17,13 +22,30 @@ def test_readyz_reports_each_dependency(client):
 
 
 @pytest.mark.django_db
-def test_readyz_names_the_broker_when_it_is_down(client, broker_down):
-    response = client.get("/readyz")
+def test_readyz_names_the_broker_when_it_is_down_and_logs_why(client, broker_down, caplog):
+    with caplog.at_level(logging.WARNING, logger="makeusrich.health"):
+        response = client.get("/readyz")
+
     assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "unavailable"
-    assert body["checks"]["database"] == "ok"
-    assert "Error" in body["checks"]["broker"]
+    assert response.json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unavailable"}}
+    [record] = [record for record in caplog.records if record.name == "makeusrich.health"]
+    assert record.levelno == logging.WARNING and "broker" in record.getMessage()
+    assert record.exc_info is not None  # the operator gets the exception, the caller does not
+
+
+@pytest.mark.django_db
+def test_readyz_does_not_show_anonymous_callers_why_the_database_is_down(client, caplog, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError(LEAKY)
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="makeusrich.health"):
+        patch.setattr(type(connections["default"]), "cursor", refuse)
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "checks": {"database": "unavailable", "broker": "ok"}}
+    assert b"db.internal" not in response.content
+    assert LEAKY in caplog.text
 
 
 @pytest.mark.django_db
