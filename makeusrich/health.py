@@ -1,9 +1,10 @@
 """Liveness and readiness probes (JSON, no login, not counted)."""
 
 import logging
+from collections.abc import Callable
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from makeusrich.api_errors import READ_METHODS, method_not_allowed
@@ -52,3 +53,22 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
     }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+class ProbeMiddleware:
+    """Answer the probes before CommonMiddleware checks the Host header against ALLOWED_HOSTS.
+
+    Probers do not know the public name: compose's healthcheck asks 127.0.0.1:8000 from inside
+    the container, a load balancer uses the machine's address. The answers do not depend on the
+    host and carry nothing secret, so only these two paths skip the check.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe is not None else self.get_response(request)
