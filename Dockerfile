@@ -6,7 +6,9 @@ COPY requirements.txt .
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 COPY . .
 RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --noinput
-RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+# The runtime user owns var/ and the artifacts mount point: Docker copies the image's
+# ownership into a new named volume, and a missing mount point would be created root-owned.
+RUN useradd --create-home app && mkdir -p /app/var /artifacts && chown -R app /app/var /artifacts
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "makeusrich.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

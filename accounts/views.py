@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django import forms
@@ -10,16 +11,22 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.login_throttle import client_address, login_blocked, login_failure_record, login_failures_clear
 from accounts.models import ApiToken
 from accounts.selectors import api_token_list, api_usage_get
 from accounts.services import api_token_create, api_token_revoke
+
+# How long a new key waits for the page the creation redirects to.
+NEW_KEY_SECONDS = 300
+_NEW_KEY_TICKET = "tokens_new_key_ticket"
 
 
 class TokenCreateForm(forms.Form):
@@ -42,27 +49,49 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+def _new_key_hold(request: HttpRequest, key: str) -> None:
+    # In the cache, not the session: sessions live in the database, which holds only key hashes.
+    # The session keeps just an unguessable ticket, so only this browser can pick the key up.
+    ticket = secrets.token_urlsafe(32)
+    cache.set(f"new-token-key:{ticket}", key, timeout=NEW_KEY_SECONDS)
+    request.session[_NEW_KEY_TICKET] = ticket
+
+
+def _new_key_take(request: HttpRequest) -> str | None:
+    ticket = request.session.pop(_NEW_KEY_TICKET, None)
+    if ticket is None:
+        return None
+    key = cache.get(f"new-token-key:{ticket}")
+    cache.delete(f"new-token-key:{ticket}")
+    return key
+
+
+@never_cache  # the page can carry a new key: no browser or proxy may store it
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
-    """List the user's tokens and create one; a new key is shown in this response only."""
+    """List the user's tokens and create one.
+
+    Creating redirects (Post/Redirect/Get), and the page after the redirect shows the new key
+    once: a refresh neither shows it again nor creates a second token.
+    """
     form = TokenCreateForm(request.POST or None)
-    new_key = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, new_key = api_token_create(user=request.user, name=form.cleaned_data["name"])
+            token, key = api_token_create(user=request.user, name=form.cleaned_data["name"])
         except ValidationError as error:
             for message in error.messages:
                 form.add_error("name", message)
         else:
-            form = TokenCreateForm()
+            _new_key_hold(request, key)
             messages.success(
                 request, f"Token “{token.name}” created. Copy its key now: it is shown only once."
             )
+            return redirect("tokens")
     usage = api_usage_get(user=request.user)
     context = {
         "form": form,
-        "new_key": new_key,
+        "new_key": _new_key_take(request) if request.method == "GET" else None,
         "tokens": api_token_list(user=request.user),
         "usage": usage,
         "usage_share": usage.used / usage.limit if usage.limit else 1.0,

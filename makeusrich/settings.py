@@ -110,6 +110,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "makeusrich.middleware.ContentSecurityPolicyMiddleware",
+    # Before CommonMiddleware: probers send hosts outside ALLOWED_HOSTS (127.0.0.1, the node's IP).
+    "makeusrich.health.ProbeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -11,6 +11,7 @@ handler400 = "makeusrich.api_errors.bad_request"
 handler500 = "makeusrich.api_errors.server_error"
 
 urlpatterns = [
+    # health.ProbeMiddleware answers these two before the Host check; the routes keep reverse() working.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

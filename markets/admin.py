@@ -44,6 +44,8 @@ class AssetAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_active", SyncStatusFilter, "quote")
     search_fields = ("symbol", "base", "quote")
+    # Each needs change_asset: they change what is synced, trained and served, so
+    # view-only staff (support) must not see or run them.
     actions = ("sync_now", "retrain_now", "activate", "deactivate")
     readonly_fields = (
         "interval",
@@ -115,13 +117,13 @@ class AssetAdmin(admin.ModelAdmin):
             format_html_join("", "<li>{}</li>", ((str(gap),) for gap in gaps)),
         )
 
-    @admin.action(description="Sync now (enqueue a sync task)")
+    @admin.action(description="Sync now (enqueue a sync task)", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         from markets.tasks import sync_asset
 
         self._enqueue(request, queryset, sync_asset.delay, what="sync", done="Sync")
 
-    @admin.action(description="Retrain now (enqueue a full retrain)")
+    @admin.action(description="Retrain now (enqueue a full retrain)", permissions=["change"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         # Sent by name: the web process never imports the training code.
         from makeusrich.celery import app
@@ -149,12 +151,12 @@ class AssetAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"{done} enqueued for {', '.join(symbols)}.", messages.SUCCESS)
 
-    @admin.action(description="Activate")
+    @admin.action(description="Activate", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         changed = assets_set_active(assets=queryset, active=True)
         self.message_user(request, f"{changed} asset(s) activated.", messages.SUCCESS)
 
-    @admin.action(description="Deactivate")
+    @admin.action(description="Deactivate", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         changed = assets_set_active(assets=queryset, active=False)
         self.message_user(request, f"{changed} asset(s) deactivated.", messages.SUCCESS)

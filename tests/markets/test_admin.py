@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -25,6 +27,15 @@ def admin_client(client, staff, settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     client.force_login(staff)
+    return client
+
+
+def _staff_with(client, *codenames: str):
+    user = get_user_model().objects.create_user("support", password="correct horse battery", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="markets", codename__in=codenames)
+    )
+    client.force_login(user)
     return client
 
 
@@ -137,3 +148,49 @@ def test_retrain_now_says_so_when_the_broker_is_down(admin_client, btc, broker_d
     response = admin_client.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]}, follow=True)
     assert response.status_code == 200
     assert "Could not enqueue the retrain" in response.content.decode()
+
+
+ACTIONS = ("sync_now", "retrain_now", "activate", "deactivate")
+
+
+def test_view_only_staff_are_not_offered_the_asset_actions(client, btc):
+    page = _staff_with(client, "view_asset").get(ASSETS)
+
+    assert page.status_code == 200 and "BTCUSDT" in page.content.decode()
+    assert page.context["action_form"] is None  # no action at all: no select, no checkboxes
+    for action in ACTIONS:
+        assert f'value="{action}"' not in page.content.decode()
+
+
+@pytest.mark.parametrize("action", ["deactivate", "sync_now"])
+def test_view_only_staff_cannot_run_an_asset_action_by_posting_it(client, btc, replay, eager, action):
+    viewer = _staff_with(client, "view_asset")
+
+    response = viewer.post(ASSETS, {"action": action, "_selected_action": [btc.pk]}, follow=True)
+
+    assert "enqueued" not in response.content.decode() and "deactivated" not in response.content.decode()
+    btc.refresh_from_db()
+    assert btc.is_active and btc.last_synced_at is None
+    assert not Candle.objects.filter(asset=btc).exists()  # the eager sync did not run
+
+
+def test_view_only_staff_cannot_queue_a_retrain(client, btc):
+    viewer = _staff_with(client, "view_asset")
+
+    viewer.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]})
+
+    queued = queued_message_take(
+        lambda m: m.headers.get("task") == "forecasting.tasks.retrain_asset", timeout=2
+    )
+    assert queued is None
+
+
+def test_staff_with_change_asset_run_the_actions(client, btc):
+    editor = _staff_with(client, "view_asset", "change_asset")
+
+    page = editor.get(ASSETS).content.decode()
+    editor.post(ASSETS, {"action": "deactivate", "_selected_action": [btc.pk]})
+
+    assert all(f'value="{action}"' in page for action in ACTIONS)
+    btc.refresh_from_db()
+    assert not btc.is_active

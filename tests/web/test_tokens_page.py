@@ -6,6 +6,8 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.db import connection
 
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 from accounts.selectors import api_token_find, month_period
@@ -19,9 +21,20 @@ def _key(html: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _database_text() -> str:
+    """Every row of every table, sessions decoded: what the database holds, as one string."""
+    rows = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608 (introspected names)
+            rows.extend(cursor.fetchall())
+    sessions = [session.get_decoded() for session in Session.objects.all()]
+    return repr(rows) + repr(sessions)
+
+
 def test_creating_a_token_shows_its_key_once_with_a_copy_button_and_a_curl_example(client, member):
     client.force_login(member)
-    response = client.post("/account/tokens/", {"name": "laptop script"})
+    response = client.post("/account/tokens/", {"name": "laptop script"}, follow=True)
     html = response.content.decode()
     key = _key(html)
     assert key, "the new key is on the page"
@@ -34,6 +47,41 @@ def test_creating_a_token_shows_its_key_once_with_a_copy_button_and_a_curl_examp
     again = client.get("/account/tokens/").content.decode()
     assert key not in again and _key(again) is None
     assert "laptop script" in again and token.prefix in again
+
+
+def test_creating_redirects_and_the_page_with_the_key_is_never_stored(client, member):
+    client.force_login(member)
+
+    created = client.post("/account/tokens/", {"name": "laptop script"})
+    shown = client.get(created["Location"])
+
+    assert created.status_code == 302 and created["Location"] == "/account/tokens/"
+    assert _key(shown.content.decode())
+    assert "no-store" in shown["Cache-Control"]
+
+
+def test_a_refresh_after_creating_neither_shows_the_key_again_nor_creates_a_token(client, member):
+    client.force_login(member)
+    landed = client.post("/account/tokens/", {"name": "laptop script"}, follow=True)
+    # A refresh repeats the browser's last request: after the redirect, a GET, not the POST.
+    assert landed.redirect_chain == [("/account/tokens/", 302)] and landed.request["REQUEST_METHOD"] == "GET"
+
+    refreshed = client.get("/account/tokens/").content.decode()
+
+    assert _key(refreshed) is None
+    assert ApiToken.objects.filter(user=member).count() == 1
+
+
+def test_the_new_key_never_reaches_the_database_not_even_in_the_session(client, member):
+    client.force_login(member)
+
+    client.post("/account/tokens/", {"name": "laptop script"})
+    held = _database_text()  # between the creation and the page that shows the key
+    key = _key(client.get("/account/tokens/").content.decode())
+
+    assert key and key not in held
+    assert key not in _database_text()
+    assert api_token_find(key=key) is not None  # its hash is what is stored
 
 
 def test_a_token_needs_a_name(client, member):
