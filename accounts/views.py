@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,9 +23,9 @@ from accounts.models import ApiToken
 from accounts.selectors import api_token_list, api_usage_get
 from accounts.services import api_token_create, api_token_revoke
 
-# How long a new key waits for the page the creation redirects to.
+# How long a new key waits, in the browser, for the page the creation redirects to.
 NEW_KEY_SECONDS = 300
-_NEW_KEY_TICKET = "tokens_new_key_ticket"
+_NEW_KEY_COOKIE = "mur_new_token_key"
 
 
 class TokenCreateForm(forms.Form):
@@ -49,21 +48,32 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
-def _new_key_hold(request: HttpRequest, key: str) -> None:
-    # In the cache, not the session: sessions live in the database, which holds only key hashes.
-    # The session keeps just an unguessable ticket, so only this browser can pick the key up.
-    ticket = secrets.token_urlsafe(32)
-    cache.set(f"new-token-key:{ticket}", key, timeout=NEW_KEY_SECONDS)
-    request.session[_NEW_KEY_TICKET] = ticket
+def _new_key_salt(request: HttpRequest) -> str:
+    return f"accounts.new-token-key:{request.user.pk}"  # another user of the browser cannot read it
+
+
+def _new_key_hold(request: HttpRequest, response: HttpResponse, key: str) -> None:
+    """Hand the key to the page the redirect leads to in a signed cookie of this browser.
+
+    The server keeps no copy: the database holds only the key's hash, and the
+    session and the cache are stored (database, files, Redis) too.
+    """
+    response.set_signed_cookie(
+        _NEW_KEY_COOKIE,
+        key,
+        salt=_new_key_salt(request),
+        max_age=NEW_KEY_SECONDS,
+        path=reverse("tokens"),
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
 
 
 def _new_key_take(request: HttpRequest) -> str | None:
-    ticket = request.session.pop(_NEW_KEY_TICKET, None)
-    if ticket is None:
-        return None
-    key = cache.get(f"new-token-key:{ticket}")
-    cache.delete(f"new-token-key:{ticket}")
-    return key
+    return request.get_signed_cookie(
+        _NEW_KEY_COOKIE, default=None, salt=_new_key_salt(request), max_age=NEW_KEY_SECONDS
+    )
 
 
 @never_cache  # the page can carry a new key: no browser or proxy may store it
@@ -83,11 +93,12 @@ def tokens(request: HttpRequest) -> HttpResponse:
             for message in error.messages:
                 form.add_error("name", message)
         else:
-            _new_key_hold(request, key)
             messages.success(
                 request, f"Token “{token.name}” created. Copy its key now: it is shown only once."
             )
-            return redirect("tokens")
+            response = redirect("tokens")
+            _new_key_hold(request, response, key)
+            return response
     usage = api_usage_get(user=request.user)
     context = {
         "form": form,
@@ -97,7 +108,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
         "usage_share": usage.used / usage.limit if usage.limit else 1.0,
         "api_url": request.build_absolute_uri(reverse("api-assets")),
     }
-    return render(request, "accounts/tokens.html", context)
+    response = render(request, "accounts/tokens.html", context)
+    if _NEW_KEY_COOKIE in request.COOKIES:  # shown once: a refresh finds it gone
+        response.delete_cookie(_NEW_KEY_COOKIE, path=reverse("tokens"), samesite="Strict")
+    return response
 
 
 @login_required

@@ -72,16 +72,43 @@ def test_a_refresh_after_creating_neither_shows_the_key_again_nor_creates_a_toke
     assert ApiToken.objects.filter(user=member).count() == 1
 
 
-def test_the_new_key_never_reaches_the_database_not_even_in_the_session(client, member):
+def test_the_new_key_is_kept_nowhere_on_the_server_not_even_in_the_session_or_cache(client, member, settings):
     client.force_login(member)
 
     client.post("/account/tokens/", {"name": "laptop script"})
-    held = _database_text()  # between the creation and the page that shows the key
+    held = _database_text() + _cache_text(settings)  # between the creation and the page showing the key
     key = _key(client.get("/account/tokens/").content.decode())
 
     assert key and key not in held
-    assert key not in _database_text()
+    assert key not in _database_text() + _cache_text(settings)
     assert api_token_find(key=key) is not None  # its hash is what is stored
+
+
+def _cache_text(settings) -> str:
+    """Every entry of the cache, raw, as text: the files of the embedded one, or Redis's values."""
+    from pathlib import Path
+
+    from django.core.cache import cache
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.endswith("RedisCache"):
+        client = cache._cache.get_client()
+        return repr([client.get(name) for name in client.scan_iter()])
+    assert backend.endswith("FileBasedCache"), backend
+    location = Path(settings.CACHES["default"]["LOCATION"])
+    files = location.rglob("*") if location.is_dir() else []
+    return "".join(path.read_bytes().decode("latin-1") for path in files if path.is_file())
+
+
+def test_the_key_goes_to_this_users_browser_only_and_once(client, member, django_user_model):
+    client.force_login(member)
+    client.post("/account/tokens/", {"name": "laptop script"})
+    cookie = client.cookies["mur_new_token_key"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/account/tokens/"
+
+    other = django_user_model.objects.create_user("mallory", password="another-long-password")
+    client.force_login(other)  # the same browser, someone else logged in: the signature does not match
+    assert _key(client.get("/account/tokens/").content.decode()) is None
 
 
 def test_a_token_needs_a_name(client, member):
