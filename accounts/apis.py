@@ -11,10 +11,15 @@ from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from accounts.login_throttle import client_address, login_blocked, login_failure_record, login_failures_clear
+from accounts.login_throttle import (
+    LoginRateThrottle,
+    client_address,
+    login_blocked,
+    login_failure_record,
+    login_failures_clear,
+)
 from accounts.selectors import api_usage_get
 from accounts.services import api_token_create
 from makeusrich.api_schema import RETRY_AFTER, UNAUTHORIZED, ValidationErrorSerializer, error
@@ -43,7 +48,7 @@ class TokenCreateApi(APIView):
     # Credentials are the point here: a stray token header must not get in the way.
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [LoginRateThrottle]
     throttle_scope = "login"
 
     @extend_schema(

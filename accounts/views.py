@@ -6,7 +6,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -142,6 +143,27 @@ class ThrottledLoginView(auth_views.LoginView):
         else:
             login_failure_record(**who)
         return response
+
+
+class AdminLoginView(ThrottledLoginView):
+    """The admin's login page with the same failure limit: its accounts are the most privileged."""
+
+    authentication_form = AdminAuthenticationForm
+    template_name = "admin/login.html"
+    redirect_authenticated_user = False  # the admin explains itself to a logged-in non-staff user
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            **admin.site.each_context(self.request),
+            "title": "Log in",
+            "subtitle": None,
+            "site_name": admin.site.site_header,
+            "app_path": self.request.get_full_path(),
+            **super().get_context_data(**kwargs),
+        }
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("admin:index")
 
 
 class LogoutView(auth_views.LogoutView):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import AdminLoginView
 from makeusrich import health
 
 admin.site.site_header = "Make Us Rich admin"
@@ -14,6 +15,7 @@ urlpatterns = [
     # health.ProbeMiddleware answers these two before the Host check; the routes keep reverse() working.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("admin/login/", AdminLoginView.as_view(), name="admin-login"),  # before the admin's own
     path("admin/", admin.site.urls),
     path("api/v1/", include("makeusrich.api_urls")),
     path("", include("accounts.urls")),

@@ -1,5 +1,6 @@
 import pytest
 from django.core.cache import cache
+from rest_framework.test import APIClient
 
 PASSWORD = "correct horse battery"
 
@@ -53,3 +54,64 @@ def test_a_successful_login_clears_the_usernames_failures(client, member):
     for _ in range(2):
         _login(client, "alice", "wrong", ip="10.1.1.3")
     assert _login(client, "alice", PASSWORD, ip="10.1.1.4").status_code == 302
+
+
+def _admin_login(client, username, password, ip="10.0.0.1"):
+    return client.post(
+        "/admin/login/?next=/admin/markets/asset/",
+        {"username": username, "password": password, "next": "/admin/markets/asset/"},
+        REMOTE_ADDR=ip,
+    )
+
+
+def test_the_admin_login_logs_staff_in_and_goes_where_it_was_asked(client, staff):
+    page = client.get("/admin/login/?next=/admin/markets/asset/")
+    assert page.status_code == 200 and "Make Us Rich admin" in page.content.decode()
+
+    response = _admin_login(client, "root", PASSWORD)
+
+    assert response.status_code == 302 and response.url == "/admin/markets/asset/"
+
+
+def test_the_admin_login_refuses_members_as_the_admin_does(client, member):
+    response = _admin_login(client, "alice", PASSWORD)
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "staff account" in response.content.decode()
+
+
+def test_the_admin_login_has_the_same_failure_limit(client, staff):
+    for _ in range(3):
+        assert _admin_login(client, "root", "wrong").status_code == 200
+    response = _admin_login(client, "root", PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed log-in attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.fixture
+def cache_down(settings):
+    # Nothing listens on port 9: every cache call fails at once, as during a Redis outage.
+    working = settings.CACHES
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    yield
+    settings.CACHES = working  # before fresh_counts clears the cache
+
+
+def test_with_the_cache_unreachable_people_can_still_log_in(client, member, cache_down, caplog):
+    assert _login(client, "alice", "wrong").status_code == 200
+    response = _login(client, "alice", PASSWORD)
+    assert response.status_code == 302 and response.url == "/"
+    assert "login throttle: the cache is unreachable" in caplog.text
+
+
+def test_with_the_cache_unreachable_the_api_still_gives_tokens(member, cache_down):
+    api_client = APIClient()
+    bad = api_client.post("/api/v1/auth/token/", {"username": "alice", "password": "wrong"})
+    good = api_client.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD})
+    assert bad.status_code == 400
+    assert good.status_code == 201 and good.json()["token"]
