@@ -33,6 +33,10 @@ class Asset(models.Model):
         self.symbol = self.symbol.strip().upper()
         self.base = self.base.strip().upper()
         self.quote = self.quote.strip().upper()
+        for field in ("symbol", "base", "quote"):  # they go into URLs and file names
+            value = getattr(self, field)
+            if value and not value.isalnum():
+                raise ValidationError({field: f"{field} may hold only letters and digits, like BTCUSDT"})
         if self.base and self.quote and self.symbol != self.base + self.quote:
             raise ValidationError({"symbol": f"symbol must be base + quote ({self.base}{self.quote})"})
         if self.horizon is not None and not 1 <= self.horizon <= 168:

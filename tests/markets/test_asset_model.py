@@ -24,6 +24,19 @@ def test_a_bad_hyperparameter_value_is_refused():
     assert "dropout" in str(error.value.message_dict["hyperparameters"])
 
 
+@pytest.mark.parametrize(
+    ("symbol", "base"), [("ETH/USDT", "ETH/"), ("ETH?USDT", "ETH?"), ("ETH_USDT", "ETH_")]
+)
+def test_a_symbol_with_other_characters_than_letters_and_digits_is_refused(symbol, base):
+    with pytest.raises(ValidationError) as error:
+        Asset(symbol=symbol, base=base, quote="USDT").clean()
+    assert "may hold only letters and digits" in str(error.value.message_dict["symbol"])
+
+
+def test_symbols_with_digits_pass():
+    Asset(symbol="1000SHIBUSDT", base="1000SHIB", quote="USDT").clean()
+
+
 def test_the_horizon_is_refused_in_the_hyperparameters_since_it_has_its_own_field():
     with pytest.raises(ValidationError) as error:
         _asset(horizon=12, hyperparameters={"horizon": 48}).clean()
