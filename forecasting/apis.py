@@ -6,13 +6,11 @@ so this module never imports the training code (torch).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from kombu.exceptions import KombuError
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -30,6 +28,7 @@ from forecasting.selectors import (
 )
 from makeusrich.api_fields import QueryIntegerField
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
+from makeusrich.celery import task_send_from_web
 from makeusrich.microcache import RecentValues
 from markets.apis import SYMBOL, asset_or_404
 
@@ -282,20 +281,6 @@ class TrackRecordApi(CountedApiView):
         return Response(TrackRecordSerializer(record).data)
 
 
-def _retrain_enqueue(symbol: str) -> str:
-    """Queue a full retrain of `symbol` by task name (the web process never imports torch)."""
-    from makeusrich.celery import app as celery_app
-
-    task_id = str(uuid.uuid4())
-    celery_app.send_task(
-        RETRAIN_TASK,
-        args=[symbol, "full"],
-        task_id=task_id,
-        retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-    )
-    return task_id
-
-
 class RetrainApi(APIView):
     permission_classes = [IsAuthenticated, IsStaff]
 
@@ -316,7 +301,7 @@ class RetrainApi(APIView):
     def post(self, request: Request, symbol: str) -> Response:
         asset = asset_or_404(symbol)
         try:
-            task_id = _retrain_enqueue(asset.symbol)
-        except (KombuError, OSError) as exc:
+            task_id = task_send_from_web(RETRAIN_TASK, asset.symbol, "full")
+        except Exception as exc:  # kombu's, redis's or socket errors: the queue is unreachable
             raise ServiceUnavailable(f"The task queue is unreachable; try again later ({exc}).") from None
         return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)

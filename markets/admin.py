@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -8,6 +7,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from makeusrich.celery import task_send_from_web
 from markets.models import Asset, Candle
 from markets.selectors import asset_gaps
 from markets.services import assets_set_active
@@ -119,35 +119,34 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync now (enqueue a sync task)", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        from markets.tasks import sync_asset
-
-        self._enqueue(request, queryset, sync_asset.delay, what="sync", done="Sync")
+        self._enqueue(request, queryset, "markets.tasks.sync_asset", what="sync", done="Sync")
 
     @admin.action(description="Retrain now (enqueue a full retrain)", permissions=["change"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
         # Sent by name: the web process never imports the training code.
-        from makeusrich.celery import app
-
-        def send(symbol: str) -> None:
-            app.send_task("forecasting.tasks.retrain_asset", args=[symbol, "full"])
-
-        self._enqueue(request, queryset, send, what="retrain", done="Full retrain")
+        self._enqueue(
+            request, queryset, "forecasting.tasks.retrain_asset", "full", what="retrain", done="Full retrain"
+        )
 
     def _enqueue(
         self,
         request: HttpRequest,
         queryset: QuerySet[Asset],
-        send: Callable[[str], Any],
-        *,
+        task: str,
+        *args: Any,
         what: str,
         done: str,
     ) -> None:
         symbols = list(queryset.values_list("symbol", flat=True))
         try:
             for symbol in symbols:
-                send(symbol)
+                task_send_from_web(task, symbol, *args)
         except Exception as error:  # the broker is down: say so instead of a 500
-            self.message_user(request, f"Could not enqueue the {what}: {error}", messages.ERROR)
+            self.message_user(
+                request,
+                f"Could not enqueue the {what}: the task queue is unreachable ({error}).",
+                messages.ERROR,
+            )
             return
         self.message_user(request, f"{done} enqueued for {', '.join(symbols)}.", messages.SUCCESS)
 

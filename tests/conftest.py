@@ -129,7 +129,7 @@ def process_env(settings, tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def broker_down():
-    """Point the Celery app at a port where nothing listens, as if the broker were down."""
+    """Point the Celery app (broker and, with Redis, results) at a port where nothing listens."""
     from makeusrich.celery import app
 
     def reset_pools() -> None:
@@ -137,11 +137,18 @@ def broker_down():
         app._pool = None
         app.amqp._producer_pool = None
 
-    saved = app.conf.broker_url
+    def reset_backend() -> None:
+        app._local.__dict__.pop("backend", None)  # the result backend is cached per thread
+
+    saved, saved_backend = app.conf.broker_url, app.conf.result_backend
     app.conf.broker_url = "redis://127.0.0.1:1/0"
+    if saved_backend:  # Redis (CI, production): it is down too
+        app.conf.result_backend = "redis://127.0.0.1:1/0"
     reset_pools()
+    reset_backend()
     try:
         yield
     finally:
-        app.conf.broker_url = saved
+        app.conf.broker_url, app.conf.result_backend = saved, saved_backend
         reset_pools()
+        reset_backend()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from forecasting.artifacts import artifact_delete, artifact_read
 from forecasting.models import ModelVersion
+from makeusrich.celery import task_send_from_web
 from markets.models import Asset
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,8 @@ def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelV
 
 
 def _enqueue_refresh(symbol: str) -> None:
-    from forecasting.tasks import refresh_forecasts
-
     try:
-        refresh_forecasts.delay(symbol)
+        task_send_from_web("forecasting.tasks.refresh_forecasts", symbol)
     except Exception:  # the broker being down must not undo a promotion
         logger.warning("could not enqueue refresh_forecasts(%s)", symbol, exc_info=True)
 
