@@ -144,13 +144,13 @@ def model_version_train(
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
     config = training_config_for(asset=asset, epochs=epochs)
-    if mode == ModelVersion.Mode.WARM and not _has_new_candles(asset=asset):
-        raise NothingNew(
-            f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
-        )
     with training_lease(asset=asset) as owner:
         progress = _renewing_lease(asset=asset, owner=owner, progress=progress)
-        _versions_fail_interrupted(asset=asset)
+        _versions_fail_interrupted(asset=asset)  # first: a skipped run still tidies a dead run's row
+        if mode == ModelVersion.Mode.WARM and not _has_new_candles(asset=asset):
+            raise NothingNew(
+                f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
+            )
         parent = _warm_parent(asset=asset, config=config) if mode == ModelVersion.Mode.WARM else None
         version = _version_create(asset=asset, config=config, parent=parent)
         try:

@@ -81,6 +81,19 @@ def test_a_warm_retrain_is_skipped_when_no_candle_arrived_since_the_active_versi
     assert services.model_version_train(asset=tiny_asset, mode="full").version == 2
 
 
+def test_a_skipped_warm_retrain_still_marks_a_dead_runs_row_failed(tiny_asset):
+    services.model_version_train(asset=tiny_asset)
+    dead = ModelVersion.objects.create(
+        asset=tiny_asset, version=2, horizon=6, window=24
+    )  # its worker was killed
+
+    with pytest.raises(services.NothingNew):
+        services.model_version_train(asset=tiny_asset, mode="warm")
+
+    dead.refresh_from_db()
+    assert dead.status == Status.FAILED and dead.reason.startswith("interrupted")
+
+
 def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
     version = services.model_version_train(asset=tiny_asset, mode="warm")
     assert version.mode == "full" and version.status == Status.ACTIVE
