@@ -140,12 +140,18 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             )
             return
         for version in versions:
+            name = f"{version.asset.symbol} v{version.version}"
+            if version.status == ModelVersion.Status.ACTIVE:  # keep the reason it was promoted for
+                self.message_user(request, f"{name} is already active.", messages.INFO)
+                continue
             try:
                 model_version_activate(
                     version=version, reason=f"rolled back by {request.user.get_username()}"
                 )
             except Exception as error:  # the service explains why (wrong status, missing artifact)
-                self.message_user(request, f"{version}: not activated: {error}", messages.ERROR)
+                self.message_user(
+                    request, f"{name} ({version.status}): not activated: {error}", messages.ERROR
+                )
             else:
                 self.message_user(
                     request, f"{version.asset.symbol} v{version.version} is now active.", messages.SUCCESS
