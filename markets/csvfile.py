@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from markets.klines import (
+    CLOSED_MARGIN,
     KlineError,
     KlineRow,
     kline_check,
@@ -234,7 +235,11 @@ def read_klines_csv(path_or_file: PathOrFile, *, now: datetime) -> list[KlineRow
                     problem(line, str(error))
                     continue
                 if not kline_is_closed(row, now):
-                    problem(line, f"candle {row.open_time:%Y-%m-%d %H:%M} is still open (closes after now)")
+                    problem(
+                        line,
+                        f"candle {row.open_time:%Y-%m-%d %H:%M} is still open (it closes after now, "
+                        f"or less than {CLOSED_MARGIN.seconds} s before)",
+                    )
                     continue
                 if row.open_time in seen:
                     problem(

@@ -18,6 +18,10 @@ ONE_MS = timedelta(milliseconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Times from here on cannot be stored or have an hour added without overflowing.
 LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+# A candle counts as closed only this long after its hour ended: a clock a few
+# seconds ahead of the exchange's would otherwise store a still-open candle for good
+# (upserts never overwrite). Beat syncs at :01, well past it.
+CLOSED_MARGIN = timedelta(seconds=30)
 
 # Plain ASCII decimals: Decimal() also takes "1_0" and non-ASCII digits, which no
 # exchange writes, so they are more likely a corrupted file than a number.
@@ -179,8 +183,11 @@ def parse_time(raw: object, name: str) -> datetime:
 
 
 def kline_is_closed(row: KlineRow, now: datetime) -> bool:
-    """Whether the candle's hour is over at `now` (a live kline may still be open)."""
-    return row.open_time + INTERVAL <= now
+    """Whether the candle's hour ended at least CLOSED_MARGIN before `now`.
+
+    A live kline may still be open, and `now` comes from our clock, not the exchange's.
+    """
+    return row.open_time + INTERVAL + CLOSED_MARGIN <= now
 
 
 def kline_check(row: KlineRow) -> None:

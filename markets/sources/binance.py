@@ -22,6 +22,7 @@ from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from markets.klines import (
+    CLOSED_MARGIN,
     INTERVAL,
     KlineError,
     KlineRow,
@@ -118,7 +119,7 @@ class BinanceSource:
         start = (
             after + INTERVAL if after is not None else floor_hour(now - timedelta(days=self.backfill_days))
         )
-        if start + INTERVAL > now:
+        if start + INTERVAL + CLOSED_MARGIN > now:
             return Fetched([], "no candle has closed since the last sync")
         client = self._client()
         try:

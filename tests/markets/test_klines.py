@@ -13,6 +13,7 @@ from markets.klines import (
     find_gaps,
     gap_report,
     kline_from_binance,
+    kline_is_closed,
     parse_decimal,
     parse_int,
     parse_time,
@@ -144,6 +145,14 @@ def test_an_inconsistent_kline_is_refused(index, value, words):
     raw[index] = value
     with pytest.raises(KlineError, match=re.escape(words)):
         kline_from_binance(raw)
+
+
+def test_a_candle_counts_as_closed_only_30_seconds_after_its_hour_ended():
+    row = kline_from_binance(GOOD)
+
+    assert not kline_is_closed(row, T0 + HOUR)
+    assert not kline_is_closed(row, T0 + HOUR + timedelta(seconds=29))
+    assert kline_is_closed(row, T0 + HOUR + timedelta(seconds=30))
 
 
 def test_gaps_are_found_between_non_consecutive_hours():
