@@ -163,6 +163,39 @@ def test_a_failure_on_a_later_page_stores_nothing_from_the_earlier_pages(btc, fa
     assert not Candle.objects.filter(asset=btc).exists()
 
 
+def test_a_bad_kline_is_not_retried_is_named_and_the_candles_before_it_are_stored(btc, fake_binance):
+    fake_binance.klines[-10][4] = "999999"  # close above high, 2022-03-06 07:00
+
+    result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 1
+    assert "bad kline for BTCUSDT (not retried)" in result.error
+    assert "kline opened at 2022-03-06 07:00 UTC: close 999999 is outside [low" in result.error
+    assert "the 710 new candle(s) before it were stored" in result.error
+    assert result.inserted == 30 * 24 - 10
+    assert stored_times(btc)[-1] == datetime(2022, 3, 6, 6, tzinfo=UTC)
+    btc.refresh_from_db()
+    assert btc.last_sync_error == result.error
+    assert btc.last_synced_at is None
+
+    again = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 2
+    assert "kline opened at 2022-03-06 07:00 UTC" in again.error
+    assert again.inserted == 0
+
+
+def test_a_bad_kline_on_a_later_page_keeps_the_earlier_pages(btc, fake_binance, settings):
+    settings.BINANCE_BACKFILL_DAYS = 100
+    fake_binance.klines[-500][2] = "0"  # a zero high, on the second of three pages
+
+    result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 2
+    assert "high 0 is not a price" in result.error
+    assert Candle.objects.filter(asset=btc).count() == result.inserted == 100 * 24 - 500
+
+
 def test_it_waits_as_long_as_retry_after_says(btc, fake_binance):
     fake_binance.fail_next("rate_limit", times=1, retry_after=1)
 
