@@ -11,7 +11,7 @@ from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -75,10 +75,16 @@ def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
     try:
         base, quote = symbol_split(symbol)
         asset = Asset(symbol=symbol, base=base, quote=quote)
-        asset.full_clean()
+        # Uniqueness is left to the database: a check here could pass for two imports at once.
+        asset.full_clean(validate_unique=False)
     except (KlineError, ValidationError) as error:
         raise AssetError(f"cannot create asset {symbol!r}: {error}") from error
-    asset.save()
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction survives the conflict
+            asset.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent import created it first (PostgreSQL waits for that one to commit).
+        return Asset.objects.get(symbol=symbol), False
     return asset, True
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models.signals import post_init
 
 from markets.csvfile import CandleFileError
 from markets.models import Asset, Candle
@@ -260,3 +261,22 @@ def test_a_symbol_without_a_known_quote_is_refused(write_csv):
     with pytest.raises(AssetError, match="cannot tell base and quote apart"):
         candles_import_csv(symbol="BTCXYZ", path_or_file=write_csv(0, 5))
     assert not Candle.objects.exists()
+
+
+def test_an_asset_created_concurrently_is_used_not_a_crash(write_csv):
+    # Another import inserts the asset after our "does it exist?" and before our insert:
+    # when the new Asset is built (post_init), after the lookup found nothing.
+    def insert_first(sender, instance, **kwargs):
+        post_init.disconnect(insert_first, sender=Asset)
+        Asset.objects.bulk_create([Asset(symbol="BTCUSDT", base="BTC", quote="USDT")])
+
+    post_init.connect(insert_first, sender=Asset)
+    try:
+        summary = candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10))
+    finally:
+        post_init.disconnect(insert_first, sender=Asset)
+
+    assert not summary.asset_created
+    assert summary.inserted == 10
+    assert Asset.objects.count() == 1
+    assert Candle.objects.filter(asset=Asset.objects.get()).count() == 10
