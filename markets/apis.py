@@ -40,7 +40,7 @@ def asset_or_404(symbol: str) -> Asset:
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "43210.5"})
 class DecimalStringField(serializers.Field):
-    """An exchange decimal exactly as stored, as a string without trailing zeros."""
+    """An exchange decimal as stored, as a string without trailing zeros."""
 
     def to_representation(self, value: Decimal) -> str:
         return format(value.normalize(), "f")
@@ -151,7 +151,8 @@ class CandleListApi(CountedApiView):
         summary="Hourly candles",
         description=counted(
             description="The `limit` most recent closed candles with start <= open_time <= end, "
-            "oldest first. Prices are decimal strings exactly as the exchange sent them."
+            "oldest first. Prices and volumes are decimal strings: exactly as the exchange sent them "
+            "on PostgreSQL; the embedded SQLite setup keeps 15 significant digits."
         ),
         parameters=[SYMBOL, CandleQuerySerializer, RETRY_AFTER],
         responses={200: CandlesSerializer, **BAD_REQUEST, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},

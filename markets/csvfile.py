@@ -5,8 +5,10 @@ Accepted layouts:
   quote_av,trades,tb_base_av,tb_quote_av,ignore`, optionally after an unnamed
   leading index column (pandas' `to_csv`); common Binance names such as
   `open_time`, `quote_asset_volume` or `number_of_trades` are accepted too;
-- Binance's headerless kline dumps (12 columns, open time in epoch ms).
-Times are "YYYY-MM-DD HH:MM:SS" (UTC) or epoch milliseconds.
+- Binance's headerless kline dumps (12 columns, open time in epoch ms, or in
+  epoch µs for the spot dumps since 2025).
+Times are "YYYY-MM-DD HH:MM:SS" (UTC), epoch milliseconds (13 digits) or epoch
+microseconds (16 digits); epoch seconds are refused as such.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import csv
 import gzip
 import io
 import os
+import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from markets.klines import (
+    CLOSED_MARGIN,
     KlineError,
     KlineRow,
     kline_check,
@@ -64,6 +69,8 @@ LABELS = {
     "taker_buy_quote_volume": "tb_quote_av",
 }
 MAX_PROBLEMS = 20
+# Bytes that are not UTF-8, as the "surrogateescape" decoder leaves them.
+UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,9 @@ def _open_text(path_or_file: PathOrFile) -> Iterator[IO[str]]:
         binary = io.BufferedReader(binary)  # type: ignore[arg-type]
     magic = binary.peek(2)[:2] if hasattr(binary, "peek") else b""
     stream: IO[bytes] = gzip.GzipFile(fileobj=binary) if magic == b"\x1f\x8b" else binary
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # surrogateescape: a byte that is not UTF-8 is found by _Lines on its own line,
+    # where a strict decoder fails on the chunk ahead and cannot say which line.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         yield text
     finally:
@@ -114,6 +123,31 @@ def _open_text(path_or_file: PathOrFile) -> Iterator[IO[str]]:
         text.detach()
         if stream is not binary:
             stream.close()
+
+
+class _NotText(ValueError):
+    pass
+
+
+class _Lines:
+    """The lines of a text stream, counted, refusing any that held bytes not UTF-8."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._lines = iter(text)
+        self.number = 0  # lines read so far, i.e. the current one's number once read
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        bad = UNDECODED_BYTE.search(line)
+        if bad is not None:
+            raise _NotText(
+                f"byte {ord(bad.group()) - 0xDC00:#04x} at column {bad.start() + 1} is not UTF-8 text"
+            )
+        return line
 
 
 def _header_map(header: list[str]) -> dict[str, int] | None:
@@ -174,9 +208,11 @@ def read_klines_csv(path_or_file: PathOrFile, *, now: datetime) -> list[KlineRow
         else:
             more += 1
 
+    lines: _Lines | None = None
     try:
         with _open_text(path_or_file) as text:
-            reader = csv.reader(text)
+            lines = _Lines(text)
+            reader = csv.reader(lines)
             header = next(reader, None)
             if header is None:
                 raise CandleFileError([Problem(0, "the file is empty")])
@@ -199,7 +235,11 @@ def read_klines_csv(path_or_file: PathOrFile, *, now: datetime) -> list[KlineRow
                     problem(line, str(error))
                     continue
                 if not kline_is_closed(row, now):
-                    problem(line, f"candle {row.open_time:%Y-%m-%d %H:%M} is still open (closes after now)")
+                    problem(
+                        line,
+                        f"candle {row.open_time:%Y-%m-%d %H:%M} is still open (it closes after now, "
+                        f"or less than {CLOSED_MARGIN.seconds} s before)",
+                    )
                     continue
                 if row.open_time in seen:
                     problem(
@@ -217,8 +257,13 @@ def read_klines_csv(path_or_file: PathOrFile, *, now: datetime) -> list[KlineRow
                 seen[row.open_time] = line
                 previous = (row.open_time, line)
                 rows.append(row)
-    except (UnicodeDecodeError, csv.Error, gzip.BadGzipFile, EOFError) as error:
-        problem(0, f"unreadable file: {error}")
+    except (_NotText, csv.Error) as error:
+        # csv.Error: e.g. a field over the size limit, on the line just read.
+        problem(lines.number if lines else 0, f"unreadable: {error}")
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+        # The compressed stream broke while the next line was being read.
+        read = lines.number if lines else 0
+        problem(read + 1 if read else 0, f"unreadable file{' from this line on' if read else ''}: {error}")
     if problems:
         raise CandleFileError(problems, more)
     if not rows:

@@ -56,7 +56,8 @@ class Asset(models.Model):
 
 
 class Candle(models.Model):
-    """One closed hourly kline, decimals exactly as the exchange sent them."""
+    """One closed hourly kline with the exchange's decimals: exact on PostgreSQL; the embedded
+    SQLite keeps 15 significant digits (enough for prices, not always for quote volumes)."""
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="candles")
     open_time = models.DateTimeField()

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from markets.csvfile import PathOrFile, read_klines_csv
 from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
 from markets.models import CANDLE_FIELDS, Asset, Candle
 from markets.selectors import candle_last_open_time
-from markets.sources import KlineSource, SourceError, source_for
+from markets.sources import Fetched, KlineSource, SourceError, source_for
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,16 @@ def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
     try:
         base, quote = symbol_split(symbol)
         asset = Asset(symbol=symbol, base=base, quote=quote)
-        asset.full_clean()
+        # Uniqueness is left to the database: a check here could pass for two imports at once.
+        asset.full_clean(validate_unique=False)
     except (KlineError, ValidationError) as error:
         raise AssetError(f"cannot create asset {symbol!r}: {error}") from error
-    asset.save()
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction survives the conflict
+            asset.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent import created it first (PostgreSQL waits for that one to commit).
+        return Asset.objects.get(symbol=symbol), False
     return asset, True
 
 
@@ -173,29 +180,44 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
 
     Everything is fetched before anything is written, then stored in one
     transaction: a failure stores nothing and is recorded in
-    asset.last_sync_error; a success clears it and sets last_synced_at.
+    asset.last_sync_error; a success clears it and sets last_synced_at. The
+    exception is a bad kline from the source: the good candles before it are
+    stored and the error is recorded. Any failure, expected or not, is recorded
+    and returned, never raised, so one asset cannot stop the others' syncs.
     When candles were added, forecasts are refreshed after the commit.
     """
     now = now or timezone.now()
     source_name = getattr(source, "name", "")
+    bad_data: SourceError | None = None
     try:
         source = source or source_for()
         source_name = source.name
-        fetched = source.fetch(symbol=asset.symbol, after=candle_last_open_time(asset=asset), now=now)
-        with transaction.atomic():
-            # Serialises concurrent syncs of one asset (beat and "sync now") on PostgreSQL.
-            Asset.objects.select_for_update().filter(pk=asset.pk).exists()
-            result = candles_upsert(asset=asset, rows=fetched.rows, now=now)
-            synced_at = timezone.now()
-            Asset.objects.filter(pk=asset.pk).update(last_synced_at=synced_at, last_sync_error="")
-            if result.inserted:
-                transaction.on_commit(partial(_refresh_forecasts, asset.symbol), robust=True)
+        try:
+            fetched = source.fetch(symbol=asset.symbol, after=candle_last_open_time(asset=asset), now=now)
+        except SourceError as error:
+            if not error.rows:
+                raise
+            bad_data, fetched = error, Fetched(error.rows)
+        result = _candles_store(asset=asset, rows=fetched.rows, now=now, succeeded=bad_data is None)
     except SourceError as error:
         return _sync_failed(asset, source_name, str(error))
     except DatabaseError as error:
         logger.exception("storing candles for %s failed", asset.symbol)
         return _sync_failed(asset, source_name, f"database error while storing candles: {error}")
-    asset.last_synced_at, asset.last_sync_error = synced_at, ""
+    except SoftTimeLimitExceeded:
+        return _sync_failed(
+            asset, source_name, "stopped at the sync task's time limit (a slow exchange?); nothing stored"
+        )
+    except Exception as error:
+        logger.exception("sync of %s from %s failed unexpectedly", asset.symbol, source_name or "?")
+        return _sync_failed(asset, source_name, f"unexpected error: {type(error).__name__}: {error}")
+    if bad_data is not None:
+        return _sync_failed(
+            asset,
+            source_name,
+            f"{bad_data}; the {result.inserted} new candle(s) before it were stored",
+            inserted=result.inserted,
+        )
     note = fetched.note or "no new candles"
     logger.info("synced %s from %s: %d new candle(s); %s", asset.symbol, source_name, result.inserted, note)
     return SyncResult(
@@ -208,12 +230,27 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
     )
 
 
-def _sync_failed(asset: Asset, source_name: str, error: str) -> SyncResult:
+def _candles_store(*, asset: Asset, rows: list[KlineRow], now: datetime, succeeded: bool) -> UpsertResult:
+    with transaction.atomic():
+        # Serialises concurrent syncs of one asset (beat and "sync now") on PostgreSQL.
+        Asset.objects.select_for_update().filter(pk=asset.pk).exists()
+        result = candles_upsert(asset=asset, rows=rows, now=now)
+        if succeeded:
+            synced_at = timezone.now()
+            Asset.objects.filter(pk=asset.pk).update(last_synced_at=synced_at, last_sync_error="")
+        if result.inserted:
+            transaction.on_commit(partial(_refresh_forecasts, asset.symbol), robust=True)
+    if succeeded:
+        asset.last_synced_at, asset.last_sync_error = synced_at, ""
+    return result
+
+
+def _sync_failed(asset: Asset, source_name: str, error: str, *, inserted: int = 0) -> SyncResult:
     logger.warning("sync of %s from %s failed: %s", asset.symbol, source_name or "?", error)
     error = error[:2000]
     Asset.objects.filter(pk=asset.pk).update(last_sync_error=error)
     asset.last_sync_error = error
-    return SyncResult(symbol=asset.symbol, source=source_name, error=error)
+    return SyncResult(symbol=asset.symbol, source=source_name, inserted=inserted, error=error)
 
 
 @dataclass(frozen=True, slots=True)

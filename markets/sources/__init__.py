@@ -18,7 +18,17 @@ from markets.klines import KlineRow
 
 
 class SourceError(Exception):
-    """A sync that cannot complete; the message is shown to admins as is."""
+    """A sync that cannot complete; the message is shown to admins as is.
+
+    `rows`: closed candles fetched before a fault that retrying cannot cure (a
+    kline that fails validation), oldest first. They are safe to store: a sync
+    only appends after the last stored candle, so the next one starts again at
+    the fault.
+    """
+
+    def __init__(self, message: str, *, rows: list[KlineRow] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows or []
 
 
 @dataclass(frozen=True, slots=True)

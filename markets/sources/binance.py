@@ -5,7 +5,9 @@ We page with `get_klines` (1000 per page, one after another) instead of
 1 s every three pages. The client retries nothing itself, so transient
 faults (timeouts, connection errors, HTTP 5xx, 429/418, a malformed body)
 are retried here with exponential backoff, honouring Retry-After. Everything
-is fetched before anything is stored, so a failure leaves no partial sync.
+is fetched before anything is stored, so such a failure leaves no partial sync.
+A kline that fails validation is not retried (the exchange would send it
+again): the error names its open time and carries the good candles before it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from markets.klines import (
+    CLOSED_MARGIN,
     INTERVAL,
     KlineError,
     KlineRow,
@@ -39,6 +42,18 @@ PAGE_LIMIT = 1000  # Binance's maximum for /api/v3/klines
 # out inside one sync: the sync fails and the next scheduled one tries again.
 MAX_RETRY_AFTER_SECONDS = 60.0
 INVALID_SYMBOL = -1121
+
+
+class _MalformedPage(Exception):
+    """A 2xx answer that is not a list of klines: a proxy or a glitch, worth retrying."""
+
+
+class _BadKline(Exception):
+    """A kline that fails our checks; `valid` holds the page's klines before it."""
+
+    def __init__(self, description: str, valid: list[KlineRow]) -> None:
+        super().__init__(description)
+        self.valid = valid
 
 
 class _Transient(Exception):
@@ -75,8 +90,8 @@ def _classify(error: Exception, symbol: str, timeout: float) -> _Transient:
         ) from error
     if isinstance(error, BinanceRequestException):
         return _Transient(f"malformed response: {error.message:.120}")
-    if isinstance(error, KlineError):
-        return _Transient(f"malformed kline: {error}")
+    if isinstance(error, _MalformedPage):
+        return _Transient(f"malformed response: {error}")
     if isinstance(error, requests.exceptions.Timeout):
         return _Transient(f"no answer within {timeout:g} s")
     if isinstance(error, requests.exceptions.RequestException):
@@ -118,7 +133,7 @@ class BinanceSource:
         start = (
             after + INTERVAL if after is not None else floor_hour(now - timedelta(days=self.backfill_days))
         )
-        if start + INTERVAL > now:
+        if start + INTERVAL + CLOSED_MARGIN > now:
             return Fetched([], "no candle has closed since the last sync")
         client = self._client()
         try:
@@ -133,7 +148,13 @@ class BinanceSource:
         max_pages = math.ceil((now - start) / INTERVAL / PAGE_LIMIT) + 2
         rows: list[KlineRow] = []
         for _ in range(max_pages):
-            page = self._with_retries(lambda s=start_ms: self._page(client, symbol, s, end_ms), symbol)
+            try:
+                page = self._with_retries(lambda s=start_ms: self._page(client, symbol, s, end_ms), symbol)
+            except _BadKline as bad:
+                rows.extend(row for row in bad.valid if kline_is_closed(row, now))
+                raise SourceError(
+                    f"Binance sent a bad kline for {symbol} (not retried): {bad}", rows=rows
+                ) from bad
             # The newest kline may still be open: it is stored by a later sync.
             rows.extend(row for row in page if kline_is_closed(row, now))
             if len(page) < PAGE_LIMIT:
@@ -152,16 +173,23 @@ class BinanceSource:
             limit=PAGE_LIMIT,
         )
         if not isinstance(raw, list):
-            raise KlineError(f"expected a list of klines, got {type(raw).__name__}")
-        page = [kline_from_binance(item) for item in raw]
+            raise _MalformedPage(f"expected a list of klines, got {type(raw).__name__}")
+        page: list[KlineRow] = []
         previous_ms = start_ms - 1
-        for row in page:
+        for item in raw:
+            try:
+                row = kline_from_binance(item)
+            except KlineError as error:
+                raise _BadKline(str(error), page) from error
             open_ms = datetime_to_ms(row.open_time)
             if not previous_ms < open_ms <= end_ms:
-                raise KlineError(
-                    f"kline at {row.open_time:%Y-%m-%d %H:%M} is out of order or out of the range asked"
+                raise _BadKline(
+                    f"kline opened at {row.open_time:%Y-%m-%d %H:%M} UTC is out of order "
+                    "or out of the range asked",
+                    page,
                 )
             previous_ms = open_ms
+            page.append(row)
         return page
 
     def _with_retries(self, call: Callable[[], list[KlineRow]], symbol: str) -> list[KlineRow]:
@@ -172,7 +200,7 @@ class BinanceSource:
             except (
                 BinanceAPIException,
                 BinanceRequestException,
-                KlineError,
+                _MalformedPage,
                 requests.RequestException,
             ) as error:
                 fault = _classify(error, symbol, self.timeout)

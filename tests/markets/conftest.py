@@ -13,8 +13,9 @@ from django.conf import settings as django_settings
 from makeusrich.celery import app
 from tests.fakes import FakeBinance
 
-# One hour after the last bundled candle opened (2022-03-06 16:00): every candle is closed.
-AFTER_BUNDLED_YEAR = datetime(2022, 3, 6, 17, 0, tzinfo=UTC)
+# A minute after the last bundled candle (2022-03-06 16:00) closed, as beat syncs at :01:
+# every candle is closed, past the margin a candle needs (markets.klines.CLOSED_MARGIN).
+AFTER_BUNDLED_YEAR = datetime(2022, 3, 6, 17, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def test_a_new_asset_backfills_the_configured_days(btc, fake_binance):
     assert result.ok, result.error
     assert result.inserted == 30 * 24
     times = stored_times(btc)
-    assert times[0] == AFTER_BUNDLED_YEAR - timedelta(days=30)
+    assert times[0] == datetime(2022, 2, 4, 17, tzinfo=UTC)  # 30 days back, on the hour
     assert times[-1] == datetime(2022, 3, 6, 16, tzinfo=UTC)
     btc.refresh_from_db()
     assert btc.last_sync_error == ""
@@ -53,7 +53,7 @@ def test_it_pages_through_a_long_backfill_one_request_after_another(btc, fake_bi
     assert result.inserted == 100 * 24
     pages = fake_binance.kline_requests
     assert [p["limit"] for p in pages] == ["1000", "1000", "1000"]
-    start = int((AFTER_BUNDLED_YEAR - timedelta(days=100)).timestamp() * 1000)
+    start = int(datetime(2021, 11, 26, 17, tzinfo=UTC).timestamp() * 1000)  # 100 days back, on the hour
     assert [int(p["startTime"]) for p in pages] == [start, start + 1000 * 3_600_000, start + 2000 * 3_600_000]
     assert len(set(stored_times(btc))) == 2400
 
@@ -95,6 +95,23 @@ def test_a_still_open_candle_is_not_stored_until_it_closes(btc, fake_binance):
     result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
 
     assert result.inserted == 1
+    final = Candle.objects.get(asset=btc, open_time=datetime(2022, 3, 6, 16, tzinfo=UTC))
+    assert final.trades == fake_binance.klines[-1][8]  # the closed values, not the partial ones
+
+
+def test_a_candle_is_not_stored_while_a_clock_slightly_ahead_of_the_exchange_says_it_closed(
+    btc, fake_binance
+):
+    # The exchange is still in the 16:00 hour; our clock is 2 s past it.
+    fake_binance.now = datetime(2022, 3, 6, 16, 59, 59, tzinfo=UTC)
+
+    asset_sync(asset=btc, now=datetime(2022, 3, 6, 17, 0, 1, tzinfo=UTC))
+
+    assert stored_times(btc)[-1] == datetime(2022, 3, 6, 15, tzinfo=UTC)
+
+    fake_binance.now = AFTER_BUNDLED_YEAR
+    asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
     final = Candle.objects.get(asset=btc, open_time=datetime(2022, 3, 6, 16, tzinfo=UTC))
     assert final.trades == fake_binance.klines[-1][8]  # the closed values, not the partial ones
 
@@ -144,6 +161,39 @@ def test_a_failure_on_a_later_page_stores_nothing_from_the_earlier_pages(btc, fa
     assert not result.ok
     assert len(fake_binance.kline_requests) == 1 + 4
     assert not Candle.objects.filter(asset=btc).exists()
+
+
+def test_a_bad_kline_is_not_retried_is_named_and_the_candles_before_it_are_stored(btc, fake_binance):
+    fake_binance.klines[-10][4] = "999999"  # close above high, 2022-03-06 07:00
+
+    result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 1
+    assert "bad kline for BTCUSDT (not retried)" in result.error
+    assert "kline opened at 2022-03-06 07:00 UTC: close 999999 is outside [low" in result.error
+    assert "the 710 new candle(s) before it were stored" in result.error
+    assert result.inserted == 30 * 24 - 10
+    assert stored_times(btc)[-1] == datetime(2022, 3, 6, 6, tzinfo=UTC)
+    btc.refresh_from_db()
+    assert btc.last_sync_error == result.error
+    assert btc.last_synced_at is None
+
+    again = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 2
+    assert "kline opened at 2022-03-06 07:00 UTC" in again.error
+    assert again.inserted == 0
+
+
+def test_a_bad_kline_on_a_later_page_keeps_the_earlier_pages(btc, fake_binance, settings):
+    settings.BINANCE_BACKFILL_DAYS = 100
+    fake_binance.klines[-500][2] = "0"  # a zero high, on the second of three pages
+
+    result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert len(fake_binance.kline_requests) == 2
+    assert "high 0 is not a price" in result.error
+    assert Candle.objects.filter(asset=btc).count() == result.inserted == 100 * 24 - 500
 
 
 def test_it_waits_as_long_as_retry_after_says(btc, fake_binance):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models.signals import post_init
 
 from markets.csvfile import CandleFileError
 from markets.models import Asset, Candle
@@ -87,6 +89,30 @@ def test_it_reads_binance_headerless_dumps_with_epoch_times(write_csv, tmp_path)
     assert summary.first_open_time == datetime(2021, 3, 6, 17, tzinfo=UTC)
 
 
+def test_it_reads_binance_spot_dumps_with_microsecond_times(write_csv):
+    # data.binance.vision spot files since 2025 write both times in µs; older rows stay in ms.
+    def to_dump(lines: list[str]) -> list[str]:
+        out = []
+        for number, line in enumerate(lines[1:]):
+            cells = line.split(",")[1:]
+            opened = int(datetime.fromisoformat(cells[0]).replace(tzinfo=UTC).timestamp() * 1000)
+            if number >= 5:
+                cells[0], cells[6] = f"{opened}000", f"{cells[6]}999"
+            else:
+                cells[0] = str(opened)
+            out.append(",".join(cells))
+        return out
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, edit=to_dump))
+
+    assert summary.inserted == 10
+    assert summary.first_open_time == datetime(2021, 3, 6, 17, tzinfo=UTC)
+    assert summary.last_open_time == datetime(2021, 3, 7, 2, tzinfo=UTC)
+    assert summary.gaps == []
+    last = Candle.objects.get(open_time=summary.last_open_time)
+    assert last.close_time == datetime(2021, 3, 7, 2, 59, 59, 999999, tzinfo=UTC)
+
+
 def test_prices_are_kept_as_the_file_wrote_them(write_csv):
     candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 1))
 
@@ -120,6 +146,31 @@ def test_postgres_keeps_every_digit_of_the_volumes(write_csv, require_postgres):
         (lambda ls: replace_field(ls, 40, "timestamp", "2021-03-08 09:30:00"), 42, "is not on the hour"),
         (lambda ls: replace_field(ls, 40, "timestamp", "yesterday"), 42, "timestamp 'yesterday' is neither"),
         (
+            lambda ls: replace_field(ls, 40, "timestamp", "1615194000"),
+            42,
+            "timestamp 1615194000 looks like epoch seconds",
+        ),
+        (
+            lambda ls: replace_field(ls, 40, "timestamp", "1615194000000000000"),
+            42,
+            "timestamp 1615194000000000000 is neither epoch milliseconds (13 digits) nor microseconds",
+        ),
+        (
+            lambda ls: replace_field(ls, 40, "close_time", "16151975999999990"),
+            42,
+            "close_time 16151975999999990 is neither",
+        ),
+        (lambda ls: replace_field(ls, 40, "timestamp", "9999-12-31 23:00:00"), 42, "is out of range"),
+        (lambda ls: replace_field(ls, 40, "open", "0"), 42, "open 0 is not a price"),
+        (
+            lambda ls: replace_field(replace_field(ls, 40, "low", "0"), 40, "close", "0.0"),
+            42,
+            "low 0 is not a price",
+        ),
+        (lambda ls: replace_field(ls, 40, "volume", "1_000"), 42, "volume '1_000' is not a number"),
+        (lambda ls: replace_field(ls, 40, "trades", "7\u0660"), 42, "trades '7\u0660' is not a whole number"),
+        (lambda ls: replace_field(ls, 40, "tb_quote_av", "1e12"), 42, "exceeds quote volume"),
+        (
             lambda ls: [*ls[:42], ls[41], *ls[42:]],
             43,
             "duplicate open time 2021-03-08 09:00 (already on line 42)",
@@ -139,6 +190,42 @@ def test_a_bad_row_is_named_by_line_and_nothing_is_imported(write_csv, edit, lin
     assert str(caught.value).startswith(f"line {line}: ")
     assert words in str(caught.value)
     assert Candle.objects.count() == 10
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_its_line(write_csv, tmp_path):
+    good = write_csv(0, 2000).read_bytes().split(b"\n")
+    good[1500] = good[1500].replace(b",", b",\xe9", 1)  # latin-1 "é" in data row 1499
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(good))
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    assert str(caught.value).startswith("line 1501: unreadable: byte 0xe9 at column ")
+    assert not Candle.objects.exists()
+
+
+def test_a_field_over_the_csv_size_limit_is_named_by_its_line(write_csv):
+    path = write_csv(0, 50, edit=lambda ls: replace_field(ls, 30, "volume", "1" * 200_000))
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    assert str(caught.value).startswith("line 32: unreadable: field larger than field limit")
+
+
+def test_a_truncated_gzip_names_the_line_where_it_breaks_off(write_csv, tmp_path):
+    whole = write_csv(0, 3000, name="whole.csv.gz").read_bytes()
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="BTCUSDT", path_or_file=path)
+
+    assert re.match(
+        r"line [1-9]\d+: unreadable file from this line on: Compressed file ended", str(caught.value)
+    )
+    assert not Candle.objects.exists()
 
 
 def test_every_bad_row_is_reported_not_only_the_first(write_csv):
@@ -174,3 +261,22 @@ def test_a_symbol_without_a_known_quote_is_refused(write_csv):
     with pytest.raises(AssetError, match="cannot tell base and quote apart"):
         candles_import_csv(symbol="BTCXYZ", path_or_file=write_csv(0, 5))
     assert not Candle.objects.exists()
+
+
+def test_an_asset_created_concurrently_is_used_not_a_crash(write_csv):
+    # Another import inserts the asset after our "does it exist?" and before our insert:
+    # when the new Asset is built (post_init), after the lookup found nothing.
+    def insert_first(sender, instance, **kwargs):
+        post_init.disconnect(insert_first, sender=Asset)
+        Asset.objects.bulk_create([Asset(symbol="BTCUSDT", base="BTC", quote="USDT")])
+
+    post_init.connect(insert_first, sender=Asset)
+    try:
+        summary = candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10))
+    finally:
+        post_init.disconnect(insert_first, sender=Asset)
+
+    assert not summary.asset_created
+    assert summary.inserted == 10
+    assert Asset.objects.count() == 1
+    assert Candle.objects.filter(asset=Asset.objects.get()).count() == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +13,10 @@ from markets.klines import (
     find_gaps,
     gap_report,
     kline_from_binance,
+    kline_is_closed,
     parse_decimal,
+    parse_int,
+    parse_time,
     symbol_split,
 )
 
@@ -48,14 +52,51 @@ def test_decimals_are_exact_and_keep_their_digits():
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
+        ("1_0", "not a number (only digits 0-9"),
+        ("\u0661\u0660", "not a number (only digits 0-9"),  # Arabic-Indic "10"
+        ("\uff11", "not a number (only digits 0-9"),  # fullwidth "1"
         ("nan", "not a finite number"),
         ("1e400", "too large"),
         ("0.00000000001", "more than 10 decimal places"),
     ],
 )
 def test_decimals_that_do_not_fit_are_refused(raw, words):
-    with pytest.raises(KlineError, match=words):
+    with pytest.raises(KlineError, match=re.escape(words)):
         parse_decimal(raw, "v")
+
+
+@pytest.mark.parametrize("raw", ["1_000", "\u0661\u0660", "1.5"])
+def test_whole_numbers_must_be_plain_ascii_integers(raw):
+    with pytest.raises(KlineError, match="is not a whole number"):
+        parse_int(raw, "trades")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1615050000000", T0),  # milliseconds: the API and dumps until 2024
+        ("1615050000000000", T0),  # microseconds: Binance spot dumps since 2025
+        ("1615053599999999", T0 + HOUR - timedelta(microseconds=1)),
+        ("2021-03-06 17:00:00", T0),
+    ],
+)
+def test_times_are_epoch_milliseconds_microseconds_or_iso(raw, expected):
+    assert parse_time(raw, "timestamp") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("1615050000", "timestamp 1615050000 looks like epoch seconds"),
+        ("16150500000000000000", "is neither epoch milliseconds (13 digits) nor microseconds (16 digits)"),
+        ("9999-12-31 23:00:00", "is out of range"),
+        ("0001-01-01 00:00:00+01:00", "is neither epoch"),
+        ("\u0661\u0666\u0661\u0665", "is neither epoch"),  # Arabic-Indic digits
+    ],
+)
+def test_times_that_cannot_be_read_raise_a_kline_error_not_a_crash(raw, words):
+    with pytest.raises(KlineError, match=re.escape(words)):
+        parse_time(raw, "timestamp")
 
 
 def test_a_binance_kline_becomes_a_row():
@@ -72,20 +113,46 @@ def test_a_kline_closed_early_by_maintenance_is_accepted_as_it_is():
     assert kline_from_binance(early).close_time == T0 + timedelta(milliseconds=58_146)
 
 
+def test_a_binance_kline_with_microsecond_times_becomes_the_same_row():
+    micro = [T0_MS * 1000, *GOOD[1:6], (T0_MS + 3_599_999) * 1000 + 999, *GOOD[7:]]
+
+    row = kline_from_binance(micro)
+
+    assert row.open_time == T0
+    assert row.close_time == T0 + HOUR - timedelta(microseconds=1)
+
+
 @pytest.mark.parametrize(
     ("index", "value", "words"),
     [
         (0, "1615050000000", "must be integers"),
+        (0, T0_MS // 1000, "open time 1615050000 looks like epoch seconds"),
+        (0, 10**25, "open time 10000000000000000000000000 is neither epoch milliseconds"),
+        (6, 10**25, "2021-03-06 17:00 UTC: close time 10000000000000000000000000 is neither"),
+        (1, "0", "2021-03-06 17:00 UTC: open 0 is not a price"),
+        (3, "0.00000000", "low 0.00000000 is not a price"),
+        (8, -1, "trades -1 is negative"),
+        (10, "26.5", "taker-buy quote volume 26.5 exceeds quote volume 26.0"),
+        (5, "2_5", "volume '2_5' is not a number"),
         (6, T0_MS + 3_600_000, "outside the hour"),
         (2, "9.0", "high 9.0 is below low"),
         (9, "3.0", "exceeds volume"),
+        (4, "999", "kline opened at 2021-03-06 17:00 UTC: close 999 is outside"),
     ],
 )
 def test_an_inconsistent_kline_is_refused(index, value, words):
     raw = list(GOOD)
     raw[index] = value
-    with pytest.raises(KlineError, match=words):
+    with pytest.raises(KlineError, match=re.escape(words)):
         kline_from_binance(raw)
+
+
+def test_a_candle_counts_as_closed_only_30_seconds_after_its_hour_ended():
+    row = kline_from_binance(GOOD)
+
+    assert not kline_is_closed(row, T0 + HOUR)
+    assert not kline_is_closed(row, T0 + HOUR + timedelta(seconds=29))
+    assert kline_is_closed(row, T0 + HOUR + timedelta(seconds=30))
 
 
 def test_gaps_are_found_between_non_consecutive_hours():

@@ -48,6 +48,24 @@ def test_a_failed_asset_makes_the_command_fail_after_syncing_the_others(btc, rep
     assert "replay source only has BTCUSDT" in Asset.objects.get(symbol="ETHUSDT").last_sync_error
 
 
+def test_an_unexpected_error_fails_the_command_naming_the_symbol_after_syncing_the_others(
+    btc, replay, settings, tmp_path
+):
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    broken = tmp_path / "btcusdt_1h_broken.csv"
+    broken.write_text("timestamp,open\n")  # the replay source cannot read its own data
+    settings.BUNDLED_DATA_FILE = broken
+
+    with pytest.raises(CommandError, match="sync failed for BTCUSDT, ETHUSDT"):
+        run()
+
+    assert "unexpected error: CandleFileError: line 1: missing column(s)" in (
+        Asset.objects.get(symbol="BTCUSDT").last_sync_error
+    )
+    # BTCUSDT came first and failed; ETHUSDT was still tried.
+    assert "replay source only has BTCUSDT" in Asset.objects.get(symbol="ETHUSDT").last_sync_error
+
+
 def test_an_unknown_symbol_is_refused(btc, replay):
     with pytest.raises(CommandError, match="unknown symbol"):
         run("DOGEUSDT")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # When the candle of this hour is inserted (after a first batch of 500 went in),
 # the database ends the session:
 # the same thing a restart or a failover does to a writer.
-CUT_AT = AFTER_BUNDLED_YEAR - timedelta(days=5)  # in the second batch of 500 rows
+CUT_AT = datetime(2022, 3, 1, 17, tzinfo=UTC)  # 5 days before the end: in the second batch of 500 rows
 
 
 @pytest.fixture

@@ -37,6 +37,11 @@ def test_sync_asset_acknowledges_late(db):
     assert sync_asset.acks_late is True
 
 
+def test_sync_asset_has_a_time_limit_so_a_slow_exchange_cannot_hold_a_worker(db):
+    assert sync_asset.soft_time_limit == 600
+    assert sync_asset.time_limit == 660
+
+
 def test_sync_active_assets_fans_out_to_active_assets_only(btc, replay, eager):
     Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
 
