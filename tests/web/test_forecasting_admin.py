@@ -85,10 +85,18 @@ def test_activate_rolls_back_to_a_validated_version(admin_client, market, artifa
     assert market.version.status == Status.VALIDATED
 
 
+def test_activating_the_active_version_keeps_why_it_was_promoted(admin_client, market, artifacts):
+    reason = market.version.reason
+    response = _activate(admin_client, market.version)
+    assert f"BTCUSDT v{market.version.version} is already active." in response.content.decode()
+    market.version.refresh_from_db()
+    assert market.version.status == Status.ACTIVE and market.version.reason == reason
+
+
 def test_activate_refuses_a_failed_version_and_changes_nothing(admin_client, market, artifacts):
     failed = ModelVersion.objects.get(asset=market.asset, version=1)
     response = _activate(admin_client, failed)
-    assert "not activated" in response.content.decode()
+    assert "BTCUSDT v1 (failed): not activated" in response.content.decode()
     failed.refresh_from_db()
     market.version.refresh_from_db()
     assert failed.status == Status.FAILED and market.version.status == Status.ACTIVE
