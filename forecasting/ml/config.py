@@ -7,6 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Upper limits of the integer hyperparameters: generous for this product (hourly candles,
+# CPU training), and far below what would make a training exhaust a worker's memory.
+UPPER_BOUNDS = {
+    "window": 2160,  # 90 days
+    "horizon": 168,  # a week, as the asset's Horizon field
+    "hidden_size": 1024,
+    "num_layers": 8,
+    "batch_size": 4096,
+    "max_epochs": 1000,
+    "patience": 1000,
+    "warm_max_epochs": 1000,
+    "warm_windows": 100_000,
+    "epoch_windows": 1_000_000,
+    "volatility_hours": 2159,
+    "seed": 2**32 - 1,
+    "max_filled_hours": 48,
+    "threads": 64,
+}
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -58,6 +77,9 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name, most in UPPER_BOUNDS.items():  # beyond these a worker runs out of memory or time
+            if getattr(self, name) > most:
+                raise ValueError(f"{name} must be at most {most}, got {getattr(self, name)!r}")
         if self.window < 2:
             raise ValueError(f"window must be at least 2 hours, got {self.window}")
         if self.volatility_hours >= self.window:
@@ -71,6 +93,11 @@ class TrainingConfig:
         self._check_float("validation_fraction", 0.0, 0.5)
         self._check_float("interval_coverage", 0.0, 1.0, high_open=True)
         self._check_float("shrink_z", 0.0, 10.0, low_open=False)
+        if self.test_fraction + self.validation_fraction >= 0.8:
+            raise ValueError(
+                "test_fraction + validation_fraction must be below 0.8 (training needs the rest), "
+                f"got {self.test_fraction} + {self.validation_fraction}"
+            )
 
     def _check_float(
         self, name: str, low: float, high: float, *, low_open: bool = True, high_open: bool = False
