@@ -39,16 +39,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ("asset", "version", "status", "mode", "trained_at", "skill_1h", "epochs", "train_time")
+    list_display = (
+        "asset",
+        "version",
+        "status",
+        "pinned",
+        "mode",
+        "trained_at",
+        "skill_1h",
+        "epochs",
+        "train_time",
+    )
     list_filter = ("asset", "status", "mode")
     list_select_related = ("asset",)
     ordering = ("asset__symbol", "-version")
     search_fields = ("asset__symbol", "reason")
-    actions = ["activate"]
+    actions = ["activate", "unpin"]
     fields = (
         "asset",
         "version",
         "status",
+        "pinned",
         "reason",
         "mode",
         "parent",
@@ -146,7 +157,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 continue
             try:
                 model_version_activate(
-                    version=version, reason=f"rolled back by {request.user.get_username()}"
+                    version=version, reason=f"rolled back by {request.user.get_username()}", pinned=True
                 )
             except Exception as error:  # the service explains why (wrong status, missing artifact)
                 self.message_user(
@@ -154,8 +165,26 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 )
             else:
                 self.message_user(
-                    request, f"{version.asset.symbol} v{version.version} is now active.", messages.SUCCESS
+                    request,
+                    f"{name} is now active, and pinned: retraining keeps new versions out of service "
+                    "until you activate another version or unpin it.",
+                    messages.SUCCESS,
                 )
+
+    @admin.action(
+        description="Unpin: let retraining replace the selected active version", permissions=["activate"]
+    )
+    def unpin(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        from forecasting.services import model_version_unpin
+
+        for version in queryset.select_related("asset"):
+            name = f"{version.asset.symbol} v{version.version}"
+            if model_version_unpin(version=version):
+                self.message_user(
+                    request, f"{name}: the next retrain may replace it again.", messages.SUCCESS
+                )
+            else:
+                self.message_user(request, f"{name} was not pinned.", messages.INFO)
 
 
 @admin.register(Forecast)

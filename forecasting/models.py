@@ -48,6 +48,9 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Activated by an admin (a rollback): the gate keeps new versions out until an admin
+    # activates another one or unpins this one.
+    pinned = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["asset", "-version"]

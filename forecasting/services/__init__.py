@@ -11,7 +11,7 @@ from forecasting.services.forecasts import (
     forecasts_prune,
     forecasts_score,
 )
-from forecasting.services.registry import model_version_activate, model_versions_prune
+from forecasting.services.registry import model_version_activate, model_version_unpin, model_versions_prune
 from forecasting.services.training import (
     NothingNew,
     TrainingLocked,
@@ -29,6 +29,7 @@ __all__ = [
     "forecasts_prune",
     "forecasts_score",
     "model_version_activate",
+    "model_version_unpin",
     "model_version_train",
     "model_versions_prune",
     "training_config_for",

@@ -19,11 +19,12 @@ Status = ModelVersion.Status
 ACTIVATABLE = (Status.VALIDATED, Status.ACTIVE)
 
 
-def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelVersion:
+def model_version_activate(*, version: ModelVersion, reason: str = "", pinned: bool = False) -> ModelVersion:
     """Make `version` the asset's active version (promotion or rollback), in one transaction.
 
     The artifact must be present and intact. The previous active version
-    goes back to "validated" so it can be re-activated later.
+    goes back to "validated" so it can be re-activated later. `pinned` (an
+    admin's rollback) keeps automatic promotion from replacing it.
     """
     if version.status not in ACTIVATABLE:
         raise ValueError(f"v{version.version} is {version.status}: only a validated version can be activated")
@@ -36,18 +37,28 @@ def model_version_activate(*, version: ModelVersion, reason: str = "") -> ModelV
         reason = reason or f"activated by hand at {now:%Y-%m-%d %H:%M} UTC"
         ModelVersion.objects.filter(asset_id=version.asset_id, status=Status.ACTIVE).exclude(
             pk=version.pk
-        ).update(status=Status.VALIDATED)
+        ).update(status=Status.VALIDATED, pinned=False)
         if not ModelVersion.objects.filter(pk=version.pk, status__in=ACTIVATABLE).update(
-            status=Status.ACTIVE, activated_at=now, reason=reason
+            status=Status.ACTIVE, activated_at=now, reason=reason, pinned=pinned
         ):
             current = ModelVersion.objects.get(pk=version.pk).status
             raise ValueError(
                 f"v{version.version} became {current} meanwhile: only a validated version can be activated"
             )
-        version.status, version.activated_at, version.reason = Status.ACTIVE, now, reason
+        version.status, version.activated_at, version.reason, version.pinned = (
+            Status.ACTIVE,
+            now,
+            reason,
+            pinned,
+        )
         symbol = version.asset.symbol
         transaction.on_commit(lambda: _enqueue_refresh(symbol))
     return version
+
+
+def model_version_unpin(*, version: ModelVersion) -> bool:
+    """Let automatic promotion replace this (active) version again; False if it was not pinned."""
+    return bool(ModelVersion.objects.filter(pk=version.pk, pinned=True).update(pinned=False))
 
 
 def _enqueue_refresh(symbol: str) -> None:

@@ -312,6 +312,13 @@ def _version_gate(
             version=version, reason="horizon or window changed: the old version no longer fits"
         )
         return
+    if active.pinned:
+        version.reason = (
+            f"kept out of service: active v{active.version} was activated by hand (pinned); "
+            "activate this version, or unpin the active one, to let retraining replace it"
+        )
+        version.save(update_fields=["reason"])
+        return
     candidate = _mean_skill(version.metrics.get("validation") or {})
     try:
         content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)

@@ -312,3 +312,21 @@ def test_the_horizon_field_wins_over_a_horizon_in_the_hyperparameters(tiny_asset
     assert tiny_asset.hyperparameters["horizon"] == 6
     tiny_asset.horizon = 4
     assert services.training_config_for(asset=tiny_asset).horizon == 4
+
+
+def test_a_version_pinned_by_an_admin_is_not_replaced_by_retraining_until_unpinned(tiny_asset, settings):
+    settings.PROMOTION_TOLERANCE = 10.0  # the gate would promote anything
+    first = services.model_version_train(asset=tiny_asset)
+    services.model_version_activate(version=first, reason="rolled back by admin", pinned=True)
+
+    kept_out = services.model_version_train(asset=tiny_asset)
+
+    assert kept_out.status == Status.VALIDATED
+    assert kept_out.reason.startswith(
+        f"kept out of service: active v{first.version} was activated by hand (pinned)"
+    )
+    assert services.model_version_unpin(version=first) is True
+    promoted = services.model_version_train(asset=tiny_asset)
+    assert promoted.status == Status.ACTIVE
+    first.refresh_from_db()
+    assert first.status == Status.VALIDATED and not first.pinned

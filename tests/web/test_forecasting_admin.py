@@ -78,11 +78,18 @@ def test_the_forecast_list_shows_how_many_hours_are_scored(admin_client, market)
 def test_activate_rolls_back_to_a_validated_version(admin_client, market, artifacts):
     older = _with_artifact(factories.version_create(asset=market.asset, version=3, status=Status.VALIDATED))
     response = _activate(admin_client, older)
-    assert "BTCUSDT v3 is now active." in response.content.decode()
+    assert "BTCUSDT v3 is now active, and pinned" in response.content.decode()
     older.refresh_from_db()
     market.version.refresh_from_db()
-    assert older.status == Status.ACTIVE and "rolled back by admin" in older.reason
+    assert older.status == Status.ACTIVE and "rolled back by admin" in older.reason and older.pinned
     assert market.version.status == Status.VALIDATED
+
+    unpinned = admin_client.post(
+        CHANGELIST, {"action": "unpin", "_selected_action": [older.pk]}, follow=True
+    ).content.decode()
+    assert "BTCUSDT v3: the next retrain may replace it again." in unpinned
+    older.refresh_from_db()
+    assert older.status == Status.ACTIVE and not older.pinned
 
 
 def test_activating_the_active_version_keeps_why_it_was_promoted(admin_client, market, artifacts):

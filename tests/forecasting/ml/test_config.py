@@ -36,7 +36,10 @@ def test_it_applies_overrides_over_defaults_and_round_trips_through_json():
         ({"seed": 1e300}, "seed must be at most 4294967295"),
         ({"horizon": 500}, "horizon must be at most 168"),
         ({"batch_size": 10**6}, "batch_size must be at most 4096"),
-        ({"test_fraction": 0.5, "validation_fraction": 0.4}, "test_fraction \\+ validation_fraction must be below 0.8"),
+        (
+            {"test_fraction": 0.5, "validation_fraction": 0.4},
+            "test_fraction \\+ validation_fraction must be below 0.8",
+        ),
     ],
 )
 def test_it_rejects_unknown_keys_and_bad_values_by_name(overrides, message):
