@@ -94,8 +94,9 @@ def _cache_text(settings) -> str:
 
     backend = settings.CACHES["default"]["BACKEND"]
     if backend.endswith("RedisCache"):
-        client = cache._cache.get_client()
-        return repr([client.get(name) for name in client.scan_iter()])
+        client = cache._cache.get_client()  # the broker shares this Redis: only the cache's own keys
+        names = client.scan_iter(match=cache.make_key("*"))
+        return repr([client.get(name) for name in names if client.type(name) == b"string"])
     assert backend.endswith("FileBasedCache"), backend
     location = Path(settings.CACHES["default"]["LOCATION"])
     values = []
