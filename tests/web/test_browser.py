@@ -308,7 +308,7 @@ def test_staff_rolls_back_to_an_older_version_from_the_admin(
     page.check(f"input[name=_selected_action][value='{older.pk}']")
     page.select_option("select[name=action]", "activate")
     page.click("button[name=index]")
-    page.wait_for_selector("text=BTCUSDT v3 is now active.")
+    page.wait_for_selector("text=BTCUSDT v3 is now active, and pinned")
     older.refresh_from_db()
     market.version.refresh_from_db()
     assert older.status == ModelVersion.Status.ACTIVE
