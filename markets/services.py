@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -36,6 +38,9 @@ class UpsertResult:
     inserted: int
     already_present: int
     still_open: int  # candles not yet closed at `now`, left for a later sync
+    # Already present candles whose open/high/low/close differ from the rows given (kept as stored).
+    differing: int = 0
+    first_difference: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class ImportSummary:
     rows_read: int
     inserted: int
     already_present: int
+    differing: int  # of those already present, candles whose prices differ from the file
+    first_difference: str
     first_open_time: datetime
     last_open_time: datetime
     gaps: list[Gap]  # holes between the file's own rows
@@ -103,8 +110,10 @@ def candles_upsert(
     """Store the closed candles among `rows` that the asset does not have yet.
 
     Idempotent: a candle already stored for (asset, open_time) is left as it
-    is, so importing or syncing the same rows again adds nothing. Candles
-    still open at `now` are skipped. All rows go in one transaction.
+    is, so importing or syncing the same rows again adds nothing; stored
+    candles whose prices differ from the rows are counted, with the first one
+    described, so that the caller can say so. Candles still open at `now` are
+    skipped. All rows go in one transaction.
     """
     now = now or timezone.now()
     closed: dict[datetime, KlineRow] = {}
@@ -118,11 +127,14 @@ def candles_upsert(
         return UpsertResult(0, 0, still_open)
     times = sorted(closed)
     with transaction.atomic():
-        existing = set(
-            Candle.objects.filter(asset=asset, open_time__gte=times[0], open_time__lte=times[-1]).values_list(
-                "open_time", flat=True
-            )
-        )
+        existing = {
+            stored[0]: stored[1:]
+            for stored in Candle.objects.filter(
+                asset=asset, open_time__gte=times[0], open_time__lte=times[-1]
+            ).values_list("open_time", *PRICE_FIELDS)
+        }
+        differences = [_price_difference(closed[t], existing[t]) for t in times if t in existing]
+        differences = [text for text in differences if text]
         new = [
             Candle(asset=asset, **{name: getattr(closed[t], name) for name in CANDLE_FIELDS})
             for t in times
@@ -133,7 +145,26 @@ def candles_upsert(
             Candle.objects.bulk_create(new[start : start + BATCH_SIZE], ignore_conflicts=True)
             if progress is not None:
                 progress(min(start + BATCH_SIZE, len(new)), len(new))
-    return UpsertResult(len(new), len(times) - len(new), still_open)
+    return UpsertResult(
+        len(new), len(times) - len(new), still_open, len(differences), differences[0] if differences else ""
+    )
+
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+
+
+def _price_difference(row: KlineRow, stored: tuple[Decimal, ...]) -> str:
+    """How `row`'s prices differ from a stored candle's, or "" when they agree.
+
+    Compared as the database keeps them: SQLite holds 15 significant digits, so
+    a relative difference below 1e-12 is the same price.
+    """
+    changed = [
+        f"{name} {getattr(row, name)} in the file, {kept} stored"
+        for name, kept in zip(PRICE_FIELDS, stored, strict=True)
+        if not math.isclose(float(getattr(row, name)), float(kept), rel_tol=1e-12)
+    ]
+    return f"{row.open_time:%Y-%m-%d %H:%M} UTC: {', '.join(changed)}" if changed else ""
 
 
 def candles_import_csv(
@@ -161,6 +192,8 @@ def candles_import_csv(
         rows_read=len(rows),
         inserted=result.inserted,
         already_present=result.already_present,
+        differing=result.differing,
+        first_difference=result.first_difference,
         first_open_time=rows[0].open_time,
         last_open_time=rows[-1].open_time,
         gaps=find_gaps(row.open_time for row in rows),

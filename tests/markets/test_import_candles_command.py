@@ -38,7 +38,7 @@ def test_the_bundled_year_imports_once_and_reimporting_adds_nothing():
 
     assert Candle.objects.count() == 8749
     assert "BTCUSDT (new asset): 8749 inserted, 0 already present" in first
-    assert "BTCUSDT: 0 inserted, 8749 already present" in second
+    assert "BTCUSDT: 0 inserted, 8749 already present" in second and "Warning" not in second
     # The four exchange outages are reported, and stay missing.
     assert "Gap report for BTCUSDT: 4 gap(s), 11 missing hour(s)" in first
     for gap in BUNDLED_GAPS:
@@ -62,6 +62,31 @@ def test_a_corrupted_copy_names_the_line_and_leaves_the_table_as_it_was(write_cs
     assert "nothing imported" in str(caught.value)
     assert "line 301: high 'not-a-price' is not a number" in str(caught.value)
     assert Candle.objects.count() == 48
+
+
+def test_a_reimport_with_other_prices_keeps_the_stored_candles_and_says_so(write_csv):
+    run("--symbol", "BTCUSDT", str(write_csv(0, 24, name="day.csv")))
+
+    def change_close(lines: list[str]) -> list[str]:
+        cells = lines[2].split(",")  # 2021-03-06 18:00, close 48473.30 (still inside [low, high])
+        cells[5] = "48300.00000000"
+        return [*lines[:2], ",".join(cells), *lines[3:]]
+
+    out = run("--symbol", "BTCUSDT", str(write_csv(0, 24, name="changed.csv", edit=change_close)))
+
+    assert "BTCUSDT: 0 inserted, 24 already present" in out
+    assert (
+        "Warning: 1 of the candles already present have other prices in the file "
+        "(first: 2021-03-06 18:00 UTC: close 48300.00000000 in the file, 48473.3"
+    ) in out
+    assert "the stored candles were kept." in out
+    assert str(Candle.objects.get(open_time="2021-03-06T18:00:00Z").close).startswith("48473.3")
+
+
+def test_reimporting_the_same_file_warns_of_nothing(write_csv):
+    path = write_csv(0, 24)
+    run("--symbol", "BTCUSDT", str(path))
+    assert "Warning" not in run("--symbol", "BTCUSDT", str(path))
 
 
 def test_the_gap_report_says_so_when_there_is_none(write_csv):

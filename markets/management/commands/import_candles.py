@@ -59,5 +59,10 @@ class Command(BaseCommand):
             f"{summary.symbol}{created}: {summary.inserted} inserted, {summary.already_present} already present, "
             f"in {summary.seconds:.2f} s."
         )
+        if summary.differing:
+            self.stdout.write(
+                f"Warning: {summary.differing} of the candles already present have other prices in the file "
+                f"(first: {summary.first_difference}); the stored candles were kept."
+            )
         for line in gap_report(summary.symbol, asset_gaps(asset=asset_get(symbol=summary.symbol))):
             self.stdout.write(line)
