@@ -312,6 +312,13 @@ def _version_gate(
             version=version, reason="horizon or window changed: the old version no longer fits"
         )
         return
+    try:
+        content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)
+    except ArtifactIntegrityError as exc:  # it cannot serve, pinned or not
+        model_version_activate(
+            version=version, reason=f"replaces v{active.version}, whose artifact is bad: {exc}"
+        )
+        return
     if active.pinned:
         version.reason = (
             f"kept out of service: active v{active.version} was activated by hand (pinned); "
@@ -321,13 +328,7 @@ def _version_gate(
         return
     candidate = _mean_skill(version.metrics.get("validation") or {})
     try:
-        content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)
         active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, *validation_range))
-    except ArtifactIntegrityError as exc:
-        model_version_activate(
-            version=version, reason=f"replaces v{active.version}, whose artifact is bad: {exc}"
-        )
-        return
     except OperationalError:
         raise
     except Exception as exc:  # the candidate is fine: keep it for an admin to look at

@@ -330,3 +330,15 @@ def test_a_version_pinned_by_an_admin_is_not_replaced_by_retraining_until_unpinn
     assert promoted.status == Status.ACTIVE
     first.refresh_from_db()
     assert first.status == Status.VALIDATED and not first.pinned
+
+
+def test_a_pinned_version_whose_artifact_is_damaged_is_replaced(tiny_asset):
+    first = services.model_version_train(asset=tiny_asset)
+    services.model_version_activate(version=first, reason="rolled back by admin", pinned=True)
+    with open(storages["artifacts"].path(first.artifact_name), "ab") as handle:
+        handle.write(b"tampered")
+
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert second.status == Status.ACTIVE
+    assert second.reason.startswith(f"replaces v{first.version}, whose artifact is bad")
