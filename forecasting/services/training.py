@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
@@ -52,7 +53,8 @@ def training_lease(*, asset: Asset, seconds: int | None = None) -> Iterator[str]
     host that no longer exists (killed mid-run) is taken over at once.
     """
     ttl = dt.timedelta(seconds=seconds or settings.TRAINING_LOCK_SECONDS)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    pid = os.getpid()
+    owner = f"{socket.gethostname()}:{pid}:{_process_start(pid) or ''}:{uuid.uuid4().hex[:8]}"
     now = timezone.now()
     TrainingLease.objects.get_or_create(asset=asset)
     free = Q(expires_at__isnull=True) | Q(expires_at__lt=now)
@@ -99,11 +101,28 @@ def _renewing_lease(
     return on_epoch
 
 
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, Linux), or None if unknown.
+
+    With the pid it names one process for good: in a restarted container, pids
+    are handed out again from 1, so a live pid alone may be someone else.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None  # field 22 of proc(5): starttime
+
+
 def _holder_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
+    parts = owner.split(":")
+    host, pid = parts[0], parts[1] if len(parts) > 1 else ""
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another machine's process: only expiry frees it
+    started = parts[2] if len(parts) == 4 else ""  # host:pid:start:random (older leases: host:pid:random)
+    if started:
+        return _process_start(int(pid)) != started  # gone, or its pid now belongs to another process
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

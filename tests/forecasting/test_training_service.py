@@ -293,6 +293,42 @@ def test_a_lease_held_by_a_live_process_is_respected(tiny_asset):
         services.model_version_train(asset=tiny_asset)
 
 
+def test_a_lease_whose_pid_now_belongs_to_another_process_is_taken_over(tiny_asset):
+    # A restarted container hands pids out again: this pid is alive, but it started at another time.
+    from forecasting.services.training import _process_start
+
+    live = os.getppid()
+    assert _process_start(live) is not None
+    TrainingLease.objects.create(
+        asset=tiny_asset,
+        owner=f"{socket.gethostname()}:{live}:{int(_process_start(live)) + 1}:cafe",
+        expires_at="2999-01-01T00:00:00Z",
+    )
+
+    assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
+
+
+def test_a_lease_of_a_live_process_with_its_start_time_is_respected(tiny_asset):
+    from forecasting.services.training import _process_start
+
+    live = os.getppid()
+    TrainingLease.objects.create(
+        asset=tiny_asset,
+        owner=f"{socket.gethostname()}:{live}:{_process_start(live)}:beef",
+        expires_at="2999-01-01T00:00:00Z",
+    )
+    with pytest.raises(services.TrainingLocked):
+        services.model_version_train(asset=tiny_asset)
+
+
+def test_a_lease_records_its_process_start_time(tiny_asset):
+    from forecasting.services.training import _process_start
+
+    with services.training_lease(asset=tiny_asset) as owner:
+        host, pid, started, _ = owner.split(":")
+    assert (host, int(pid), started) == (socket.gethostname(), os.getpid(), _process_start(os.getpid()))
+
+
 def test_the_gate_reads_a_non_finite_skill_as_the_worst():
     from forecasting.services.training import _mean_skill
 
