@@ -218,7 +218,7 @@ def test_leases_of_different_assets_are_independent(tiny_asset):
 
 def test_a_lease_released_while_it_is_being_taken_is_taken_instead_of_crashing(tiny_asset, monkeypatch):
     other = "elsewhere:1:beef"  # another host: alive as far as this one can tell
-    TrainingLease.objects.create(asset=tiny_asset, owner=other, expires_at="2999-01-01T00:00:00Z")
+    _lease_held(tiny_asset, other)
     manager, real_get = TrainingLease.objects, TrainingLease.objects.get
 
     def get(*args, **kwargs):  # the holder finishes between the first UPDATE and this read
@@ -269,11 +269,7 @@ def test_a_warm_retrain_after_an_architecture_change_trains_from_scratch(tiny_as
 
 def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(tiny_asset):
     dead_pid = 2**22 + 12345  # above pid_max: no such process
-    TrainingLease.objects.create(
-        asset=tiny_asset,
-        owner=f"{socket.gethostname()}:{dead_pid}:cafe",
-        expires_at="2999-01-01T00:00:00Z",
-    )
+    _lease_held(tiny_asset, f"{socket.gethostname()}:{dead_pid}:cafe")
     ModelVersion.objects.create(asset=tiny_asset, version=1, horizon=6, window=24)  # left "training"
 
     version = services.model_version_train(asset=tiny_asset)
@@ -284,11 +280,7 @@ def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(tiny_asset):
 
 
 def test_a_lease_held_by_a_live_process_is_respected(tiny_asset):
-    TrainingLease.objects.create(
-        asset=tiny_asset,
-        owner=f"{socket.gethostname()}:{os.getppid()}:beef",
-        expires_at="2999-01-01T00:00:00Z",
-    )
+    _lease_held(tiny_asset, f"{socket.gethostname()}:{os.getppid()}:beef")
     with pytest.raises(services.TrainingLocked):
         services.model_version_train(asset=tiny_asset)
 
@@ -299,11 +291,7 @@ def test_a_lease_whose_pid_now_belongs_to_another_process_is_taken_over(tiny_ass
 
     live = os.getppid()
     assert _process_start(live) is not None
-    TrainingLease.objects.create(
-        asset=tiny_asset,
-        owner=f"{socket.gethostname()}:{live}:{int(_process_start(live)) + 1}:cafe",
-        expires_at="2999-01-01T00:00:00Z",
-    )
+    _lease_held(tiny_asset, f"{socket.gethostname()}:{live}:{int(_process_start(live)) + 1}:cafe")
 
     assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
 
@@ -312,11 +300,7 @@ def test_a_lease_of_a_live_process_with_its_start_time_is_respected(tiny_asset):
     from forecasting.services.training import _process_start
 
     live = os.getppid()
-    TrainingLease.objects.create(
-        asset=tiny_asset,
-        owner=f"{socket.gethostname()}:{live}:{_process_start(live)}:beef",
-        expires_at="2999-01-01T00:00:00Z",
-    )
+    _lease_held(tiny_asset, f"{socket.gethostname()}:{live}:{_process_start(live)}:beef")
     with pytest.raises(services.TrainingLocked):
         services.model_version_train(asset=tiny_asset)
 
@@ -378,3 +362,8 @@ def test_a_pinned_version_whose_artifact_is_damaged_is_replaced(tiny_asset):
 
     assert second.status == Status.ACTIVE
     assert second.reason.startswith(f"replaces v{first.version}, whose artifact is bad")
+
+
+def _lease_held(asset, owner: str) -> TrainingLease:
+    """The asset's lease, held by `owner` far into the future."""
+    return TrainingLease.objects.create(asset=asset, owner=owner, expires_at="2999-01-01T00:00:00Z")
