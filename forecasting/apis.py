@@ -28,7 +28,7 @@ from forecasting.selectors import (
 )
 from makeusrich.api_fields import QueryIntegerField
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
-from makeusrich.celery import task_send_from_web
+from makeusrich.celery import task_send
 from makeusrich.microcache import RecentValues
 from markets.apis import SYMBOL, asset_or_404
 
@@ -301,7 +301,7 @@ class RetrainApi(APIView):
     def post(self, request: Request, symbol: str) -> Response:
         asset = asset_or_404(symbol)
         try:
-            task_id = task_send_from_web(RETRAIN_TASK, asset.symbol, "full")
+            task_id = task_send(RETRAIN_TASK, asset.symbol, "full")
         except Exception as exc:  # kombu's, redis's or socket errors: the queue is unreachable
             raise ServiceUnavailable(f"The task queue is unreachable; try again later ({exc}).") from None
         return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)

@@ -14,19 +14,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-# A web request waits for the broker at most about a second, then says it is unreachable.
-WEB_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# A caller (a web request above all) waits for the broker about a second, then hears it is unreachable.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-def task_send_from_web(name: str, *args: Any) -> str:
-    """Queue task `name` by name (web processes never import training code); its id.
+def task_send(name: str, *args: Any) -> str:
+    """Queue task `name` by name for a caller that never reads its result; the task's id.
 
-    The web never reads task results, so it does not subscribe to them: with
-    Redis down, subscribing hung for ~19 s and raised an error that is not the
-    broker's. Raises whatever the broker raises when it is unreachable.
+    By name, because web processes never import training code. Not reading
+    results, the caller does not subscribe to them: with Redis down, subscribing
+    hung for ~19 s and raised an error that is not the broker's. Raises whatever
+    the broker raises when it is unreachable.
     """
     task_id = str(uuid.uuid4())
-    options = {"task_id": task_id, "ignore_result": True, "retry_policy": WEB_RETRY_POLICY}
+    options = {"task_id": task_id, "ignore_result": True, "retry_policy": SEND_RETRY_POLICY}
     registered = app.tasks.get(name)
     if registered is not None:  # through the task when this process knows it, so eager mode applies
         registered.apply_async(args=list(args), **options)

@@ -7,7 +7,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from makeusrich.celery import task_send_from_web
+from makeusrich.celery import task_send
 from markets.models import Asset, Candle
 from markets.selectors import asset_gaps
 from markets.services import assets_set_active
@@ -140,7 +140,7 @@ class AssetAdmin(admin.ModelAdmin):
         symbols = list(queryset.values_list("symbol", flat=True))
         try:
             for symbol in symbols:
-                task_send_from_web(task, symbol, *args)
+                task_send(task, symbol, *args)
         except Exception as error:  # the broker is down: say so instead of a 500
             self.message_user(
                 request,

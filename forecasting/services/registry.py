@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from forecasting.artifacts import artifact_delete, artifact_read
 from forecasting.models import ModelVersion
-from makeusrich.celery import task_send_from_web
+from makeusrich.celery import task_send
 from markets.models import Asset
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def model_version_unpin(*, version: ModelVersion) -> bool:
 
 def _enqueue_refresh(symbol: str) -> None:
     try:
-        task_send_from_web("forecasting.tasks.refresh_forecasts", symbol)
+        task_send("forecasting.tasks.refresh_forecasts", symbol)
     except Exception:  # the broker being down must not undo a promotion
         logger.warning("could not enqueue refresh_forecasts(%s)", symbol, exc_info=True)
 
