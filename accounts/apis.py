@@ -16,9 +16,8 @@ from rest_framework.views import APIView
 from accounts.login_throttle import (
     LoginRateThrottle,
     client_address,
-    login_blocked,
-    login_failure_record,
-    login_failures_clear,
+    login_attempt_start,
+    login_attempt_succeeded,
 )
 from accounts.selectors import api_usage_get
 from accounts.services import api_token_create
@@ -73,16 +72,15 @@ class TokenCreateApi(APIView):
         credentials.is_valid(raise_exception=True)
         data = credentials.validated_data
         who = {"username": data["username"], "client": client_address(request)}
-        if login_blocked(**who):
+        if not login_attempt_start(**who):
             raise Throttled(
                 wait=settings.LOGIN_FAILURE_WINDOW_SECONDS,
                 detail="Too many failed attempts from this address or for this username; try again later.",
             )
         user = authenticate(request._request, username=data["username"], password=data["password"])
-        if user is None or not user.is_active:
-            login_failure_record(**who)
+        if user is None or not user.is_active:  # already counted as failed by login_attempt_start
             raise ValidationError("Unable to log in with the provided credentials.")
-        login_failures_clear(**who)
+        login_attempt_succeeded(**who)
         _, key = api_token_create(user=user, name=data.get("name") or f"api {timezone.now():%Y-%m-%d %H:%M}")
         # The key is a credential: no cache (browser, proxy) may keep this response.
         return Response({"token": key}, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

@@ -54,26 +54,58 @@ def _keys(*, username: str, client: str) -> list[str]:
     return [f"login-fail:client:{client}", f"login-fail:user:{user}"]
 
 
-def login_blocked(*, username: str, client: str) -> bool:
-    """True when the client or the username has used up its failed attempts."""
-    counts = _or_when_unreachable({}, lambda: cache.get_many(_keys(username=username, client=client)))
-    return any(count >= settings.LOGIN_FAILURE_LIMIT for count in counts.values())
+def _count(key: str) -> int:
+    """Adds one to a counter and returns its new value (atomic on Redis: INCR)."""
+    if cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+        return 1
 
 
-def login_failure_record(*, username: str, client: str) -> None:
-    def record() -> None:
-        for key in _keys(username=username, client=client):
-            if not cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add and incr
-                    cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-
-    _or_when_unreachable(None, record)
+def _uncount(key: str) -> None:
+    try:
+        cache.decr(key)
+    except ValueError:  # the window ended meanwhile: nothing to give back
+        pass
 
 
-def login_failures_clear(*, username: str, client: str) -> None:
-    _or_when_unreachable(None, lambda: cache.delete(_keys(username=username, client=client)[1]))
+def login_attempt_start(*, username: str, client: str) -> bool:
+    """Counts this attempt as failed before the password is checked; False when it must be refused.
+
+    Counting first is what makes the limit hold under parallel attempts: each
+    one gets its own number from the counter, so at most LOGIN_FAILURE_LIMIT
+    of them reach the password check in a window, however many arrive at
+    once (checking first and recording after let every attempt in flight
+    through). A success gives its unit back (`login_attempt_succeeded`).
+    Refused attempts count for the client only, so a client that has used up
+    its attempts cannot lock other people's usernames any further.
+    """
+    client_key, user_key = _keys(username=username, client=client)
+
+    def count() -> bool:
+        limit = settings.LOGIN_FAILURE_LIMIT
+        if _count(client_key) > limit:
+            return False
+        if _count(user_key) > limit:
+            _uncount(client_key)  # refused for the username: not the client's attempt
+            return False
+        return True
+
+    return _or_when_unreachable(True, count)
+
+
+def login_attempt_succeeded(*, username: str, client: str) -> None:
+    """Clears the username's failures and gives back the client's unit for this attempt."""
+    client_key, user_key = _keys(username=username, client=client)
+
+    def clear() -> None:
+        cache.delete(user_key)
+        _uncount(client_key)
+
+    _or_when_unreachable(None, clear)
 
 
 class LoginRateThrottle(ScopedRateThrottle):

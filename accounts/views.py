@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.login_throttle import client_address, login_blocked, login_failure_record, login_failures_clear
+from accounts.login_throttle import client_address, login_attempt_start, login_attempt_succeeded
 from accounts.models import ApiToken
 from accounts.selectors import api_token_list, api_usage_get
 from accounts.services import api_token_create, api_token_revoke
@@ -132,16 +132,14 @@ class ThrottledLoginView(auth_views.LoginView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         who = {"username": request.POST.get("username", ""), "client": client_address(request)}
-        if login_blocked(**who):
+        if not login_attempt_start(**who):
             form = self.get_form()
             form.errors.clear()
             form.add_error(None, "Too many failed log-in attempts. Wait 15 minutes and try again.")
             return self.render_to_response(self.get_context_data(form=form), status=429)
         response = super().post(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            login_failures_clear(**who)
-        else:
-            login_failure_record(**who)
+        if request.user.is_authenticated:  # a failure was counted when the attempt started
+            login_attempt_succeeded(**who)
         return response
 
 

@@ -115,3 +115,52 @@ def test_with_the_cache_unreachable_the_api_still_gives_tokens(member, cache_dow
     good = api_client.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD})
     assert bad.status_code == 400
     assert good.status_code == 201 and good.json()["token"]
+
+
+def test_a_success_gives_the_clients_attempt_back(client, member):
+    for _ in range(2):
+        _login(client, "alice", "wrong", ip="10.3.3.3")
+    assert _login(client, "alice", PASSWORD, ip="10.3.3.3").status_code == 302
+    client.logout()
+    # two failures so far from this address: one more is allowed, the next is refused
+    assert _login(client, "bob", "wrong", ip="10.3.3.3").status_code == 200
+    assert _login(client, "carol", "wrong", ip="10.3.3.3").status_code == 429
+
+
+def test_attempts_refused_for_a_username_do_not_count_against_the_client(client, member):
+    for i in range(3):
+        _login(client, "alice", "wrong", ip=f"10.4.4.{i}")
+    for _ in range(5):  # alice is locked: these are refused before any password check
+        assert _login(client, "alice", "wrong", ip="10.5.5.5").status_code == 429
+    assert _login(client, "root", "wrong", ip="10.5.5.5").status_code == 200
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_limit(settings, require_redis):
+    """Each attempt takes its number from Redis before the check: with 24 at once, exactly 3 are tried."""
+    import threading
+
+    from accounts.login_throttle import login_attempt_start
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": require_redis,
+            "KEY_PREFIX": "test-login-parallel",
+        }
+    }
+    cache.clear()
+    start = threading.Barrier(24)
+    allowed: list[bool] = []
+
+    def attempt(i: int) -> None:
+        start.wait()
+        allowed.append(login_attempt_start(username="alice", client=f"10.8.0.{i}"))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(allowed) == 24 and allowed.count(True) == 3
+    cache.clear()
