@@ -215,3 +215,43 @@ def test_the_train_table_shows_errors_of_cheap_coins_instead_of_zeros():
     assert "0.003006" in table and "0.0172" in table and " 0.0 " not in table
     metrics["direction_accuracy"] = [None, 0.5]  # the price never moved at step 1
     assert metrics_table(metrics).splitlines()[1].split()[7] == "–"
+
+
+def _run_json_refused(*args: str) -> dict:
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(*args, "--json", stdout=out)
+    body = json.loads(out.getvalue())
+    assert body["reason"] == str(refused.value)
+    return body
+
+
+def test_train_json_without_a_version_still_prints_one_object_saying_why(tiny_asset):
+    body = _run_json_refused("train", "dogeusdt")
+    assert body["symbol"] == "DOGEUSDT" and body["version"] is None and body["status"] == "failed"
+    assert "unknown asset 'dogeusdt'" in body["reason"]
+    assert set(body) == {
+        "symbol",
+        "version",
+        "status",
+        "reason",
+        "train_seconds",
+        "epochs",
+        "warm_start",
+        "data",
+        "metrics",
+    }
+
+    _run("train", "ETHUSDT")
+    body = _run_json_refused("train", "ETHUSDT", "--warm")
+    assert body["warm_start"] is True and "no candle newer than the active version's data" in body["reason"]
+    assert ModelVersion.objects.count() == 1
+
+
+def test_train_json_while_another_training_holds_the_asset(tiny_asset):
+    from forecasting import services
+
+    with services.training_lease(asset=tiny_asset):  # held by this (live) process
+        body = _run_json_refused("train", "ETHUSDT")
+    assert body["version"] is None and "is already being trained by" in body["reason"]
+    assert not ModelVersion.objects.exists()

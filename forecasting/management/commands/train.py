@@ -34,6 +34,21 @@ def train_summary(version: ModelVersion) -> dict[str, Any]:
     }
 
 
+def no_version_summary(symbol: str, mode: str | None, reason: str) -> dict[str, Any]:
+    """The `train --json` object of a run that made no version (unknown asset, locked, nothing new...)."""
+    return {
+        "symbol": symbol.upper(),
+        "version": None,
+        "status": ModelVersion.Status.FAILED,
+        "reason": reason,
+        "train_seconds": None,
+        "epochs": None,
+        "warm_start": mode == "warm",
+        "data": None,
+        "metrics": None,
+    }
+
+
 class Command(BaseCommand):
     help = "Train SYMBOL's model, export and validate it, register it, and promote it if it passes the gate."
 
@@ -52,26 +67,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asset = Asset.objects.filter(symbol=options["symbol"].upper()).first()
-        if asset is None:
-            raise CommandError(
-                f"unknown asset {options['symbol']!r}: import candles for it first (import_candles)"
-            )
-        epochs = options["epochs"]
-        if epochs is not None and epochs < 1:
-            raise CommandError("--epochs must be at least 1")
-        progress = _ProgressBar() if sys.stderr.isatty() and not options["json"] else None
         try:
-            version = services.model_version_train(
-                asset=asset, mode=options["mode"] or "full", epochs=epochs, progress=progress
-            )
-        except (services.TrainingLocked, services.NothingNew) as exc:
-            raise CommandError(str(exc)) from exc
-        except ValueError as exc:
-            raise CommandError(f"{asset.symbol}: {exc}") from exc
-        finally:
-            if progress:
-                progress.close()
+            version = self._train(options)
+        except CommandError as exc:
+            if options["json"]:  # a script reading stdout gets its one object, saying why there is no version
+                self.stdout.write(
+                    json.dumps(no_version_summary(options["symbol"], options["mode"], str(exc)))
+                )
+            raise
+        asset = version.asset
         if version.status == ModelVersion.Status.ACTIVE:
             _, problem = services.forecast_refresh_if_possible(asset=asset)
             if problem:  # the model is trained and active; only its first forecast waits
@@ -82,6 +86,28 @@ class Command(BaseCommand):
             self._print_report(version)
         if version.status == ModelVersion.Status.FAILED:
             raise CommandError(f"{asset.symbol} v{version.version} failed: {version.reason}")
+
+    def _train(self, options: dict[str, Any]) -> ModelVersion:
+        asset = Asset.objects.filter(symbol=options["symbol"].upper()).first()
+        if asset is None:
+            raise CommandError(
+                f"unknown asset {options['symbol']!r}: import candles for it first (import_candles)"
+            )
+        epochs = options["epochs"]
+        if epochs is not None and epochs < 1:
+            raise CommandError("--epochs must be at least 1")
+        progress = _ProgressBar() if sys.stderr.isatty() and not options["json"] else None
+        try:
+            return services.model_version_train(
+                asset=asset, mode=options["mode"] or "full", epochs=epochs, progress=progress
+            )
+        except (services.TrainingLocked, services.NothingNew) as exc:
+            raise CommandError(str(exc)) from exc
+        except ValueError as exc:
+            raise CommandError(f"{asset.symbol}: {exc}") from exc
+        finally:
+            if progress:
+                progress.close()
 
     def _print_report(self, version: ModelVersion) -> None:
         write = self.stdout.write
