@@ -113,7 +113,10 @@ def candles_upsert(
     is, so importing or syncing the same rows again adds nothing; stored
     candles whose prices differ from the rows are counted, with the first one
     described, so that the caller can say so. Candles still open at `now` are
-    skipped. All rows go in one transaction.
+    skipped. All rows go in one transaction, which first locks the asset's row:
+    concurrent upserts of one asset (two imports, an import and a sync) run one
+    after the other on PostgreSQL, so each counts what the other stored and the
+    counts are exact. (SQLite lets one writer in at a time anyway.)
     """
     now = now or timezone.now()
     closed: dict[datetime, KlineRow] = {}
@@ -127,6 +130,9 @@ def candles_upsert(
         return UpsertResult(0, 0, still_open)
     times = sorted(closed)
     with transaction.atomic():
+        # Without the lock, two imports of one file both find nothing stored, both count
+        # every row as inserted, and ignore_conflicts hides that one of them inserted none.
+        Asset.objects.select_for_update().filter(pk=asset.pk).exists()
         existing = {
             stored[0]: stored[1:]
             for stored in Candle.objects.filter(
