@@ -17,7 +17,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from markets.csvfile import PathOrFile, read_klines_csv
+from markets.csvfile import PathOrFile, file_name_check, read_klines_csv
 from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
 from markets.models import CANDLE_FIELDS, Asset, Candle
 from markets.selectors import candle_last_open_time
@@ -182,12 +182,15 @@ def candles_import_csv(
 ) -> ImportSummary:
     """Import a Binance-kline CSV (plain or gzip) for `symbol`, all or nothing.
 
-    Every row is checked first (markets.csvfile.CandleFileError names the
-    lines and problems); then the asset (created if missing) and the new
-    candles are written in one transaction. Re-importing adds nothing.
+    A file named like a Binance dump of another symbol or interval is refused
+    (markets.csvfile.file_name_check). Every row is checked first
+    (markets.csvfile.CandleFileError names the lines and problems); then the
+    asset (created if missing) and the new candles are written in one
+    transaction. Re-importing adds nothing.
     """
     started = time.perf_counter()
     now = now or timezone.now()
+    file_name_check(path_or_file, symbol=symbol)
     rows = read_klines_csv(path_or_file, now=now)
     with transaction.atomic():
         asset, created = asset_get_or_create(symbol=symbol)

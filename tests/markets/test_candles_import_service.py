@@ -280,3 +280,58 @@ def test_an_asset_created_concurrently_is_used_not_a_crash(write_csv):
     assert summary.inserted == 10
     assert Asset.objects.count() == 1
     assert Candle.objects.filter(asset=Asset.objects.get()).count() == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "problems"),
+    [
+        ("ETHUSDT-1h-2025-01.csv", ["the file ETHUSDT-1h-2025-01.csv is named for ETHUSDT, not BTCUSDT"]),
+        (
+            "BTCUSDT-1m-2025-01-05.csv.gz",
+            ["the file BTCUSDT-1m-2025-01-05.csv.gz is named for 1m candles; only 1h candles are imported"],
+        ),
+        (
+            "ethusdt-4h-2025-01.csv",
+            [
+                "the file ethusdt-4h-2025-01.csv is named for ETHUSDT, not BTCUSDT",
+                "the file ethusdt-4h-2025-01.csv is named for 4h candles; only 1h candles are imported",
+            ],
+        ),
+        (
+            "BTCUSDT-1mo-2025-01.csv",
+            ["the file BTCUSDT-1mo-2025-01.csv is named for 1mo candles; only 1h candles are imported"],
+        ),
+    ],
+)
+def test_a_binance_dump_named_for_another_symbol_or_interval_is_refused(write_csv, name, problems):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, name="good.csv"))
+    # The rows themselves are fine (BTCUSDT's own hours): only the name says otherwise.
+    path = write_csv(0, 30, name=name)
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="btcusdt", path_or_file=path)
+
+    assert [str(p) for p in caught.value.problems] == problems
+    assert Candle.objects.count() == 10
+
+
+def test_a_file_object_named_for_another_symbol_is_refused_too(write_csv):
+    with write_csv(0, 10, name="SOLUSDT-1h-2024-12.csv").open("rb") as binary:
+        with pytest.raises(CandleFileError, match="named for SOLUSDT, not BTCUSDT"):
+            candles_import_csv(symbol="BTCUSDT", path_or_file=binary)
+    assert not Asset.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BTCUSDT-1h-2025-01.csv",
+        "btcusdt-1H-2025-01-05.csv.gz",
+        "btcusdt_1h_2021-03-06_2022-03-06.csv.gz",  # the bundled file's form: no claim
+        "ETHUSDT_1h_2025-01.csv",  # underscores are not Binance's form either
+        "prices-2025-01.csv",  # "2025" is no interval
+        "my-export.csv",
+    ],
+)
+def test_other_names_and_the_right_symbol_and_interval_are_accepted(write_csv, name):
+    assert candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, name=name)).inserted == 10

@@ -143,3 +143,24 @@ def test_a_progress_bar_is_drawn_on_a_terminal_only(write_csv):
     assert "Importing BTCUSDT" in terminal.getvalue()
     assert "600/600" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_a_file_named_for_another_symbol_exits_non_zero_naming_both(write_csv, tmp_path: Path):
+    # A real process, for the exit status; the name is refused before the database is touched.
+    path = write_csv(0, 24, name="ETHUSDT-1h-2021-03.csv")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(VAR_DIR=str(tmp_path / "var"), DEBUG="1")
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(path)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert "nothing imported" in done.stderr
+    assert "the file ETHUSDT-1h-2021-03.csv is named for ETHUSDT, not BTCUSDT" in done.stderr
+    assert done.stdout == ""
