@@ -98,3 +98,23 @@ def test_two_concurrent_imports_of_one_file_insert_each_row_once(require_postgre
     assert (first.inserted, second.already_present) == (ROWS, ROWS)
     assert first.asset_created + second.asset_created == (0 if asset_exists else 1)
     assert Candle.objects.count() == ROWS
+
+
+def test_two_concurrent_replacing_imports_replace_each_candle_once(
+    require_postgres, write_csv, bundled_lines
+):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, ROWS, name="stored.csv"))
+
+    def correct(lines: list[str]) -> list[str]:
+        for row in (10, 200):  # close set to the candle's low: still a valid candle, other prices
+            cells = lines[row + 1].split(",")
+            cells[5] = cells[4]
+            lines = [*lines[: row + 1], ",".join(cells), *lines[row + 2 :]]
+        return lines
+
+    first, second, waited = import_twice_at_once(write_csv(0, ROWS, edit=correct), replace=True)
+
+    assert waited, "the second import never waited for the first: the test did not overlap them"
+    assert (first.replaced, second.replaced) == (2, 0)
+    assert second.differing == 0  # it found the first one's values, not the ones before
+    assert first.inserted + second.inserted == 0
