@@ -69,6 +69,11 @@ LABELS = {
     "taker_buy_quote_volume": "tb_quote_av",
 }
 MAX_PROBLEMS = 20
+# Binance's dump names: <SYMBOL>-<INTERVAL>-<period>, e.g. BTCUSDT-1h-2025-01.csv(.gz).
+# Only a name with one of Binance's kline intervals counts, so "prices-2025-01.csv" is no claim.
+BINANCE_DUMP_NAME = re.compile(
+    r"(?P<symbol>[A-Za-z0-9]+)-(?P<interval>[0-9]+(?:mo|[smhdwM]))-", re.IGNORECASE
+)
 # Bytes that are not UTF-8, as the "surrogateescape" decoder leaves them.
 UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
 
@@ -92,6 +97,29 @@ class CandleFileError(ValueError):
         if more:
             text += f"; and {more} more problem(s)"
         super().__init__(text)
+
+
+def file_name_check(path_or_file: PathOrFile, *, symbol: str) -> None:
+    """CandleFileError if the file is named like a Binance dump of another symbol or interval.
+
+    Importing BTCUSDT's prices as ETHUSDT's would pass every other check. A
+    name in any other form (the bundled btcusdt_1h_....csv.gz) is no claim.
+    """
+    raw = path_or_file if isinstance(path_or_file, str | os.PathLike) else getattr(path_or_file, "name", "")
+    name = Path(os.fsdecode(raw)).name if isinstance(raw, str | bytes | os.PathLike) else ""
+    match = BINANCE_DUMP_NAME.match(name)
+    if match is None:
+        return
+    problems = []
+    named, wanted, interval = match["symbol"].upper(), symbol.strip().upper(), match["interval"]
+    if named != wanted:
+        problems.append(Problem(0, f"the file {name} is named for {named}, not {wanted}"))
+    if interval.lower() != "1h":
+        problems.append(
+            Problem(0, f"the file {name} is named for {interval} candles; only 1h candles are imported")
+        )
+    if problems:
+        raise CandleFileError(problems)
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
 from forecasting.artifacts import ArtifactIntegrityError
@@ -86,12 +88,37 @@ def _iso(value: dt.datetime) -> str:
 
 def forecasts_score(*, asset: Asset) -> int:
     """Fill in the scores of stored forecasts whose hours have closed; returns how many changed."""
-    pending = list(Forecast.objects.filter(asset=asset, fully_scored=False).order_by("base_time"))
-    last = last_candle_time(asset)
-    if not pending or last is None:
+    return _score(asset, list(Forecast.objects.filter(asset=asset, fully_scored=False).order_by("base_time")))
+
+
+def forecasts_rescore(*, asset: Asset, hours: Collection[dt.datetime]) -> int:
+    """Score again the forecasts already scored against a candle of `hours` (open times), which
+    has been corrected since (import_candles --replace); returns how many changed.
+
+    Only the actual closes change: a forecast stays as it was made, its points and
+    last_close (the persistence forecast) being what the model saw at the time.
+    """
+    if not hours:
         return 0
-    start = pending[0].base_time + HOUR
-    end = max(f.base_time + f.horizon * HOUR for f in pending)
+    corrected = set(hours)
+    longest = Forecast.objects.filter(asset=asset).aggregate(longest=Max("horizon"))["longest"] or 0
+    candidates = Forecast.objects.filter(
+        asset=asset, base_time__gte=min(corrected) - longest * HOUR, base_time__lt=max(corrected)
+    )
+    scored_against = [
+        forecast
+        for forecast in candidates.iterator()
+        if any(forecast.base_time + step * HOUR in corrected for step in range(1, len(forecast.scores) + 1))
+    ]
+    return _score(asset, scored_against)
+
+
+def _score(asset: Asset, forecasts: list[Forecast]) -> int:
+    last = last_candle_time(asset)
+    if not forecasts or last is None:
+        return 0
+    start = min(f.base_time for f in forecasts) + HOUR
+    end = max(f.base_time + f.horizon * HOUR for f in forecasts)
     closes = {
         when: float(close)
         for when, close in Candle.objects.filter(asset=asset, open_time__gte=start, open_time__lte=end)
@@ -99,7 +126,7 @@ def forecasts_score(*, asset: Asset) -> int:
         .iterator()
     }
     changed = []
-    for forecast in pending:
+    for forecast in forecasts:
         scores = _scores_of(forecast, closes=closes, last=last)
         if scores != forecast.scores:
             forecast.scores = scores

@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 from django.db.models.signals import post_init
 
+from forecasting.models import Forecast, ModelVersion
 from markets.csvfile import CandleFileError
 from markets.models import Asset, Candle
 from markets.services import AssetError, candles_import_csv
+from tests.web.factories import forecast_create, version_create
 
 pytestmark = pytest.mark.django_db
 
@@ -280,3 +282,113 @@ def test_an_asset_created_concurrently_is_used_not_a_crash(write_csv):
     assert summary.inserted == 10
     assert Asset.objects.count() == 1
     assert Candle.objects.filter(asset=Asset.objects.get()).count() == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "problems"),
+    [
+        ("ETHUSDT-1h-2025-01.csv", ["the file ETHUSDT-1h-2025-01.csv is named for ETHUSDT, not BTCUSDT"]),
+        (
+            "BTCUSDT-1m-2025-01-05.csv.gz",
+            ["the file BTCUSDT-1m-2025-01-05.csv.gz is named for 1m candles; only 1h candles are imported"],
+        ),
+        (
+            "ethusdt-4h-2025-01.csv",
+            [
+                "the file ethusdt-4h-2025-01.csv is named for ETHUSDT, not BTCUSDT",
+                "the file ethusdt-4h-2025-01.csv is named for 4h candles; only 1h candles are imported",
+            ],
+        ),
+        (
+            "BTCUSDT-1mo-2025-01.csv",
+            ["the file BTCUSDT-1mo-2025-01.csv is named for 1mo candles; only 1h candles are imported"],
+        ),
+    ],
+)
+def test_a_binance_dump_named_for_another_symbol_or_interval_is_refused(write_csv, name, problems):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, name="good.csv"))
+    # The rows themselves are fine (BTCUSDT's own hours): only the name says otherwise.
+    path = write_csv(0, 30, name=name)
+
+    with pytest.raises(CandleFileError) as caught:
+        candles_import_csv(symbol="btcusdt", path_or_file=path)
+
+    assert [str(p) for p in caught.value.problems] == problems
+    assert Candle.objects.count() == 10
+
+
+def test_a_file_object_named_for_another_symbol_is_refused_too(write_csv):
+    with write_csv(0, 10, name="SOLUSDT-1h-2024-12.csv").open("rb") as binary:
+        with pytest.raises(CandleFileError, match="named for SOLUSDT, not BTCUSDT"):
+            candles_import_csv(symbol="BTCUSDT", path_or_file=binary)
+    assert not Asset.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BTCUSDT-1h-2025-01.csv",
+        "btcusdt-1H-2025-01-05.csv.gz",
+        "btcusdt_1h_2021-03-06_2022-03-06.csv.gz",  # the bundled file's form: no claim
+        "ETHUSDT_1h_2025-01.csv",  # underscores are not Binance's form either
+        "prices-2025-01.csv",  # "2025" is no interval
+        "my-export.csv",
+    ],
+)
+def test_other_names_and_the_right_symbol_and_interval_are_accepted(write_csv, name):
+    assert candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 10, name=name)).inserted == 10
+
+
+def test_replace_scores_again_the_forecasts_measured_against_a_corrected_candle(write_csv, bundled_lines):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 48, name="two-days.csv"))
+    asset = Asset.objects.get()
+    candles = list(Candle.objects.order_by("open_time"))
+    closes = {c.open_time: float(c.close) for c in candles}
+    version = version_create(asset=asset, version=1, status=ModelVersion.Status.ACTIVE)
+    measured = forecast_create(version=version, base=candles[0], closes=closes)  # hours 1-24
+    from_it = forecast_create(version=version, base=candles[5], closes=closes)  # made from the candle
+    later = forecast_create(version=version, base=candles[30], closes=closes)  # hours 31-47
+    old = {f.pk: (f.scores, f.last_close) for f in (measured, from_it, later)}
+    # Data row 5 (2021-03-06 22:00), corrected to close at its low: still a valid candle.
+    low = bundled_lines[6].split(",")[4]
+    corrected = write_csv(0, 48, name="corrected.csv", edit=lambda ls: replace_field(ls, 5, "close", low))
+
+    kept = candles_import_csv(symbol="BTCUSDT", path_or_file=corrected)
+
+    assert (kept.differing, kept.replaced, kept.rescored) == (1, 0, 0)
+    assert all(Forecast.objects.get(pk=pk).scores == scores for pk, (scores, _) in old.items())
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=corrected, replace=True)
+
+    assert (summary.differing, summary.replaced, summary.rescored) == (1, 1, 1)
+    assert Candle.objects.get(open_time=candles[5].open_time).close == Decimal(low)
+    measured.refresh_from_db()
+    step = measured.scores[4]  # 2021-03-06 22:00, the fifth hour after the forecast's candle
+    predicted, actual = measured.points[4]["close"], float(low)
+    assert step["actual"] == actual != old[measured.pk][0][4]["actual"]
+    assert step["error"] == pytest.approx(predicted - actual)
+    assert step["persistence_error"] == pytest.approx(float(measured.last_close) - actual)
+    assert step["inside"] == (measured.points[4]["lower"] <= actual <= measured.points[4]["upper"])
+    assert measured.scores[:4] + measured.scores[5:] == old[measured.pk][0][:4] + old[measured.pk][0][5:]
+    assert measured.fully_scored
+    # A forecast made from the corrected candle stays as it was made: the model saw the old close.
+    for forecast in (from_it, later):
+        forecast.refresh_from_db()
+        assert (forecast.scores, forecast.last_close) == old[forecast.pk]
+
+
+def test_replacing_a_volume_leaves_the_scores_alone(write_csv):
+    candles_import_csv(symbol="BTCUSDT", path_or_file=write_csv(0, 30, name="day.csv"))
+    asset = Asset.objects.get()
+    candles = list(Candle.objects.order_by("open_time"))
+    version = version_create(asset=asset, version=1, status=ModelVersion.Status.ACTIVE)
+    forecast = forecast_create(
+        version=version, base=candles[0], closes={c.open_time: float(c.close) for c in candles}
+    )
+    volume = write_csv(0, 30, name="volume.csv", edit=lambda ls: replace_field(ls, 3, "volume", "99999.5"))
+
+    summary = candles_import_csv(symbol="BTCUSDT", path_or_file=volume, replace=True)
+
+    assert (summary.replaced, summary.rescored) == (1, 0)
+    assert Candle.objects.get(open_time=candles[3].open_time).volume == Decimal("99999.5")
+    assert Forecast.objects.get(pk=forecast.pk).scores == forecast.scores

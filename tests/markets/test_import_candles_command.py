@@ -6,15 +6,20 @@ import gzip
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from markets.models import Asset, Candle
+from forecasting.models import Forecast, ModelVersion
+from markets.models import CANDLE_FIELDS, Asset, Candle
 from markets.selectors import asset_gaps
+from tests.web.factories import forecast_create, version_create
 
 pytestmark = pytest.mark.django_db
 
@@ -74,13 +79,81 @@ def test_a_reimport_with_other_prices_keeps_the_stored_candles_and_says_so(write
 
     out = run("--symbol", "BTCUSDT", str(write_csv(0, 24, name="changed.csv", edit=change_close)))
 
-    assert "BTCUSDT: 0 inserted, 24 already present" in out
+    assert "BTCUSDT: 0 inserted, 24 already present, in" in out
     assert (
-        "Warning: 1 of the candles already present have other prices in the file "
+        "Warning: 1 of the candles already present have other values in the file "
         "(first: 2021-03-06 18:00 UTC: close 48300.00000000 in the file, 48473.3"
     ) in out
-    assert "the stored candles were kept." in out
+    assert (
+        "the stored candles were kept. To store the file's values instead, import it again with --replace."
+        in out
+    )
     assert str(Candle.objects.get(open_time="2021-03-06T18:00:00Z").close).startswith("48473.3")
+
+
+def edit_cell(lines: list[str], row: int, column: int, value: str) -> list[str]:
+    """Set field `column` of data row `row` (0-based; file line row + 2)."""
+    cells = lines[row + 1].split(",")
+    cells[column] = value
+    return [*lines[: row + 1], ",".join(cells), *lines[row + 2 :]]
+
+
+def test_replace_stores_the_files_values_and_says_how_many(write_csv):
+    run("--symbol", "BTCUSDT", str(write_csv(0, 24, name="day.csv")))
+    before = {c.open_time: c for c in Candle.objects.all()}
+
+    def correct(lines: list[str]) -> list[str]:
+        lines = edit_cell(lines, 1, 5, "48300.00000000")  # close of 2021-03-06 18:00
+        return edit_cell(lines, 7, 6, "1234.5")  # volume of 2021-03-07 00:00: not only prices count
+
+    # Two days: the first day's candles are stored, the second's are new.
+    out = run("--replace", "--symbol", "BTCUSDT", str(write_csv(0, 48, name="fixed.csv", edit=correct)))
+
+    assert "BTCUSDT: 24 inserted, 24 already present (2 of them replaced), in" in out
+    assert (
+        "Replaced 2 stored candle(s) with the file's values "
+        "(first: 2021-03-06 18:00 UTC: close 48300.00000000 in the file, 48473.3"
+    ) in out
+    assert "Warning" not in out
+    assert Candle.objects.get(open_time="2021-03-06T18:00:00Z").close == Decimal("48300")
+    assert Candle.objects.get(open_time="2021-03-07T00:00:00Z").volume == Decimal("1234.5")
+    for candle in Candle.objects.filter(open_time__in=before).exclude(
+        open_time__in=["2021-03-06T18:00:00Z", "2021-03-07T00:00:00Z"]
+    ):
+        assert [getattr(candle, f) for f in CANDLE_FIELDS] == [
+            getattr(before[candle.open_time], f) for f in CANDLE_FIELDS
+        ]
+    assert Candle.objects.count() == 48
+
+
+def test_replace_with_the_same_file_counts_and_writes_nothing(write_csv):
+    # The bundled rows' quote volumes have 17 digits, more than SQLite keeps: stored, they
+    # are not quite the file's, and must still count as the same value.
+    path = write_csv(0, 300)
+    run("--symbol", "BTCUSDT", str(path))
+
+    with CaptureQueriesContext(connection) as queries:
+        out = run("--replace", "--symbol", "BTCUSDT", str(path))
+
+    assert "BTCUSDT: 0 inserted, 300 already present (0 of them replaced), in" in out
+    assert "Replaced" not in out and "Warning" not in out
+    assert not [q["sql"] for q in queries if q["sql"].startswith('UPDATE "markets_candle"')]
+
+
+def test_replace_with_a_bad_row_changes_nothing(write_csv):
+    run("--symbol", "BTCUSDT", str(write_csv(0, 24, name="day.csv")))
+
+    def correct_then_break(lines: list[str]) -> list[str]:
+        return edit_cell(edit_cell(lines, 1, 5, "48300.00000000"), 20, 4, "-1")
+
+    with pytest.raises(CommandError) as caught:
+        run(
+            "--replace", "--symbol", "BTCUSDT", str(write_csv(0, 48, name="bad.csv", edit=correct_then_break))
+        )
+
+    assert "line 22: low -1 is negative" in str(caught.value)
+    assert str(Candle.objects.get(open_time="2021-03-06T18:00:00Z").close).startswith("48473.3")
+    assert Candle.objects.count() == 24
 
 
 def test_reimporting_the_same_file_warns_of_nothing(write_csv):
@@ -143,3 +216,42 @@ def test_a_progress_bar_is_drawn_on_a_terminal_only(write_csv):
     assert "Importing BTCUSDT" in terminal.getvalue()
     assert "600/600" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_a_file_named_for_another_symbol_exits_non_zero_naming_both(write_csv, tmp_path: Path):
+    # A real process, for the exit status; the name is refused before the database is touched.
+    path = write_csv(0, 24, name="ETHUSDT-1h-2021-03.csv")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(VAR_DIR=str(tmp_path / "var"), DEBUG="1")
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(path)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert "nothing imported" in done.stderr
+    assert "the file ETHUSDT-1h-2021-03.csv is named for ETHUSDT, not BTCUSDT" in done.stderr
+    assert done.stdout == ""
+
+
+def test_replace_says_how_many_scored_forecasts_it_scored_again(write_csv):
+    run("--symbol", "BTCUSDT", str(write_csv(0, 30, name="day.csv")))
+    candles = list(Candle.objects.order_by("open_time"))
+    version = version_create(asset=Asset.objects.get(), version=1, status=ModelVersion.Status.ACTIVE)
+    forecast_create(version=version, base=candles[0], closes={c.open_time: float(c.close) for c in candles})
+
+    out = run(
+        "--replace",
+        "--symbol",
+        "BTCUSDT",
+        str(write_csv(0, 30, name="fixed.csv", edit=lambda ls: edit_cell(ls, 1, 5, "48300.00000000"))),
+    )
+
+    assert "Replaced 1 stored candle(s)" in out
+    assert "Scored 1 stored forecast(s) again against the corrected closes." in out
+    assert Forecast.objects.get().scores[0]["actual"] == 48300.0
