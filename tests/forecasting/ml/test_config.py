@@ -10,7 +10,7 @@ from forecasting.ml.config import TrainingConfig
 def test_its_defaults_are_the_reports_model():
     config = TrainingConfig()
     assert (config.window, config.horizon, config.hidden_size, config.num_layers) == (120, 24, 128, 2)
-    assert (config.dropout, config.learning_rate, config.patience) == (0.2, 1e-4, 2)
+    assert (config.dropout, config.learning_rate, config.patience) == (0.2, 1e-3, 2)
     assert (config.test_fraction, config.validation_fraction, config.interval_coverage) == (0.1, 0.2, 0.8)
 
 
