@@ -17,6 +17,18 @@ from .conftest import START, TINY, candles_create
 HOUR = dt.timedelta(hours=1)
 
 METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
+# DESIGN.md's `train --json` object, with or without a version.
+TRAIN_JSON_KEYS = {
+    "symbol",
+    "version",
+    "status",
+    "reason",
+    "train_seconds",
+    "epochs",
+    "warm_start",
+    "data",
+    "metrics",
+}
 
 
 def _run(*args: str) -> str:
@@ -45,17 +57,7 @@ def bundled_btc(db, settings, tmp_path):
 def test_train_json_on_the_bundled_year_prints_the_design_object(bundled_btc):
     body = json.loads(_run("train", "btcusdt", "--json", "--epochs", "1"))
 
-    assert set(body) == {
-        "symbol",
-        "version",
-        "status",
-        "reason",
-        "train_seconds",
-        "epochs",
-        "warm_start",
-        "data",
-        "metrics",
-    }
+    assert set(body) == TRAIN_JSON_KEYS
     assert body["symbol"] == "BTCUSDT" and body["version"] == 1 and body["status"] == "active"
     assert body["epochs"] == 1 and body["warm_start"] is False and body["train_seconds"] > 0
     assert body["data"] == {"first": "2021-03-06T17:00:00Z", "last": "2022-03-06T16:00:00Z", "candles": 8749}
@@ -230,17 +232,7 @@ def test_train_json_without_a_version_still_prints_one_object_saying_why(tiny_as
     body = _run_json_refused("train", "dogeusdt")
     assert body["symbol"] == "DOGEUSDT" and body["version"] is None and body["status"] == "failed"
     assert "unknown asset 'dogeusdt'" in body["reason"]
-    assert set(body) == {
-        "symbol",
-        "version",
-        "status",
-        "reason",
-        "train_seconds",
-        "epochs",
-        "warm_start",
-        "data",
-        "metrics",
-    }
+    assert set(body) == TRAIN_JSON_KEYS
 
     _run("train", "ETHUSDT")
     body = _run_json_refused("train", "ETHUSDT", "--warm")

@@ -182,21 +182,25 @@ def test_the_command_exits_non_zero_on_a_bad_file(tmp_path: Path, bundled_lines:
     lines[10] = lines[10].replace(",", ",,", 1)
     with gzip.open(bad, "wt") as out:
         out.write("\n".join(lines) + "\n")
+    done = _import_in_a_process(bad, tmp_path)
+
+    assert done.returncode == 1
+    assert "line 11: expected 13 fields, found 14" in done.stderr
+    assert done.stdout == ""
+
+
+def _import_in_a_process(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`manage.py import_candles --symbol BTCUSDT path` in a real process (for its exit status), on its own SQLite."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(VAR_DIR=str(tmp_path / "var"), DEBUG="1")
-
-    done = subprocess.run(
-        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(bad)],
+    return subprocess.run(
+        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(path)],
         cwd=settings.BASE_DIR,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-
-    assert done.returncode == 1
-    assert "line 11: expected 13 fields, found 14" in done.stderr
-    assert done.stdout == ""
 
 
 class Terminal(StringIO):
@@ -221,17 +225,7 @@ def test_a_progress_bar_is_drawn_on_a_terminal_only(write_csv):
 def test_a_file_named_for_another_symbol_exits_non_zero_naming_both(write_csv, tmp_path: Path):
     # A real process, for the exit status; the name is refused before the database is touched.
     path = write_csv(0, 24, name="ETHUSDT-1h-2021-03.csv")
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(VAR_DIR=str(tmp_path / "var"), DEBUG="1")
-
-    done = subprocess.run(
-        [sys.executable, "manage.py", "import_candles", "--symbol", "BTCUSDT", str(path)],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _import_in_a_process(path, tmp_path)
 
     assert done.returncode == 1
     assert "nothing imported" in done.stderr
