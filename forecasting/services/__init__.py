@@ -9,6 +9,7 @@ from forecasting.services.forecasts import (
     forecast_refresh,
     forecast_refresh_if_possible,
     forecasts_prune,
+    forecasts_reopen,
     forecasts_score,
 )
 from forecasting.services.registry import model_version_activate, model_version_unpin, model_versions_prune
@@ -27,6 +28,7 @@ __all__ = [
     "forecast_refresh",
     "forecast_refresh_if_possible",
     "forecasts_prune",
+    "forecasts_reopen",
     "forecasts_score",
     "model_version_activate",
     "model_version_unpin",
