@@ -8,8 +8,8 @@ SQLite (a new file in a temporary folder) by default; with DATABASE_URL, the
 PostgreSQL database `mur_gaps_bench` on that server, dropped and created first.
 For 8,760 and 100,000 hourly candles with a 3-hour hole every 500 hours (half
 of them confirmed outages), it times, median of the runs, warm cache:
-  python  every open time read into Python and compared (the former asset_gaps)
-  lag     asset_gaps: the database's LAG returns only the gaps
+  python  every open time read into Python and compared (asset_gaps on SQLite)
+  lag     the database's LAG returns only the gaps (asset_gaps on PostgreSQL)
   holes   asset_unconfirmed_gaps with half the holes unconfirmed: the count
           does not add up, so lag, then the confirmed outages taken off
   settled asset_unconfirmed_gaps once every hole is confirmed (every hourly
@@ -112,23 +112,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     engine = _setup()
-    from markets.klines import find_gaps
     from markets.models import Candle, ConfirmedOutage
-    from markets.selectors import asset_gaps, asset_unconfirmed_gaps
+    from markets.selectors import asset_unconfirmed_gaps, gaps_by_lag, gaps_by_scan
 
     print(f"{engine}; {machine()}")
     print(f"{'candles':>8} {'holes':>6} {'python ms':>10} {'lag ms':>8} {'holes ms':>9} {'settled ms':>11}")
     for size in SIZES:
         asset, holes = _fill(f"B{size}USDT", size)
 
-        def python(asset=asset):
-            times = (
-                Candle.objects.filter(asset=asset).order_by("open_time").values_list("open_time", flat=True)
-            )
-            return find_gaps(times.iterator(chunk_size=5000))
-
-        python_ms, old = _median_ms(python, args.runs)
-        lag_ms, new = _median_ms(lambda asset=asset: asset_gaps(asset=asset), args.runs)
+        candles = Candle.objects.filter(asset=asset)
+        python_ms, old = _median_ms(lambda candles=candles: gaps_by_scan(candles), args.runs)
+        lag_ms, new = _median_ms(lambda candles=candles: gaps_by_lag(candles), args.runs)
         holes_ms, open_holes = _median_ms(
             lambda asset=asset: asset_unconfirmed_gaps(asset=asset, source="binance"), args.runs
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, QuerySet, Window
 from django.db.models.functions import Cast, Lag
 
-from markets.klines import INTERVAL, Gap
+from markets.klines import INTERVAL, Gap, find_gaps
 from markets.models import CANDLE_FIELDS, Asset, Candle, ConfirmedOutage
 
 if TYPE_CHECKING:
@@ -83,12 +84,20 @@ def candles_frame(
 def asset_gaps(*, asset: Asset, since: datetime | None = None) -> list[Gap]:
     """Holes (missing hours) between the asset's stored candles, oldest first.
 
-    Found by the database (LAG over the (asset, open_time) index), so only the
-    gaps come back, not every candle: a sync asks this every hour.
+    On PostgreSQL the database finds them (LAG over the (asset, open_time)
+    index) and returns only the gaps: 40 ms instead of 113 ms for 100,000
+    candles. SQLite evaluates the hour arithmetic in Python for every row, which
+    is slower than reading the times and comparing them here (bench/bench_gaps.py).
     """
     candles = Candle.objects.filter(asset=asset)
     if since is not None:
         candles = candles.filter(open_time__gte=since)
+    if connection.vendor == "postgresql":
+        return gaps_by_lag(candles)
+    return gaps_by_scan(candles)
+
+
+def gaps_by_lag(candles: QuerySet[Candle]) -> list[Gap]:
     rows = (
         candles.annotate(previous=Window(Lag("open_time"), order_by=F("open_time").asc()))
         .filter(previous__lt=F("open_time") - INTERVAL)
@@ -96,6 +105,11 @@ def asset_gaps(*, asset: Asset, since: datetime | None = None) -> list[Gap]:
         .values_list("previous", "open_time")
     )
     return [Gap(after=after, before=before) for after, before in rows]
+
+
+def gaps_by_scan(candles: QuerySet[Candle]) -> list[Gap]:
+    times = candles.order_by("open_time").values_list("open_time", flat=True)
+    return find_gaps(times.iterator(chunk_size=5000))
 
 
 HourRange = tuple[datetime, datetime]  # open times of the first and last hour, inclusive

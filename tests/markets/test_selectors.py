@@ -18,6 +18,8 @@ from markets.selectors import (
     candle_last_open_time,
     candle_list,
     candles_frame,
+    gaps_by_lag,
+    gaps_by_scan,
     hour_ranges_subtract,
 )
 from markets.services import candles_upsert
@@ -159,3 +161,11 @@ def test_a_candle_stored_inside_a_confirmed_outage_does_not_hide_another_hole(bt
     Candle.objects.filter(asset=btc_slice, open_time=emptied).update(open_time=outage[0])
 
     assert asset_unconfirmed_gaps(asset=btc_slice, source="binance") == [(emptied, emptied)]
+
+
+def test_the_database_and_python_find_the_same_gaps(btc_slice):
+    # asset_gaps uses one or the other depending on the database: both run on each.
+    candles = Candle.objects.filter(asset=btc_slice)
+
+    assert gaps_by_lag(candles) == gaps_by_scan(candles) == asset_gaps(asset=btc_slice)
+    assert len(gaps_by_lag(candles)) == 2
