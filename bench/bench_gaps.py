@@ -1,7 +1,7 @@
 """What finding an asset's unconfirmed holes costs a sync, on a year and on 11 years of candles.
 
 Usage:
-    .venv/bin/python bench/bench_gaps.py [--runs 7]
+    .venv/bin/python bench/bench_gaps.py [--runs 7] [--quick] [--json out.json]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_gaps.py
 
 SQLite (a new file in a temporary folder) by default; with DATABASE_URL, the
@@ -14,11 +14,13 @@ of them confirmed outages), it times, median of the runs, warm cache:
           does not add up, so lag, then the confirmed outages taken off
   settled asset_unconfirmed_gaps once every hole is confirmed (every hourly
           sync after the first ones): count and outages only, no lag
+--quick: the year only, one run (a check that the script works).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -110,21 +112,25 @@ def _median_ms(call, runs: int) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="the year only, one run")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    sizes, runs = (SIZES[:1], 1) if args.quick else (SIZES, args.runs)
     engine = _setup()
     from markets.models import Candle, ConfirmedOutage
     from markets.selectors import asset_unconfirmed_gaps, gaps_by_lag, gaps_by_scan
 
     print(f"{engine}; {machine()}")
     print(f"{'candles':>8} {'holes':>6} {'python ms':>10} {'lag ms':>8} {'holes ms':>9} {'settled ms':>11}")
-    for size in SIZES:
+    rows = []
+    for size in sizes:
         asset, holes = _fill(f"B{size}USDT", size)
 
         candles = Candle.objects.filter(asset=asset)
-        python_ms, old = _median_ms(lambda candles=candles: gaps_by_scan(candles), args.runs)
-        lag_ms, new = _median_ms(lambda candles=candles: gaps_by_lag(candles), args.runs)
+        python_ms, old = _median_ms(lambda candles=candles: gaps_by_scan(candles), runs)
+        lag_ms, new = _median_ms(lambda candles=candles: gaps_by_lag(candles), runs)
         holes_ms, open_holes = _median_ms(
-            lambda asset=asset: asset_unconfirmed_gaps(asset=asset, source="binance"), args.runs
+            lambda asset=asset: asset_unconfirmed_gaps(asset=asset, source="binance"), runs
         )
         assert old == new and len(new) == holes, (len(old), len(new), holes)
         assert len(open_holes) == holes // 2, len(open_holes)
@@ -133,10 +139,23 @@ def main() -> None:
             for first, last in open_holes
         )
         settled_ms, none = _median_ms(
-            lambda asset=asset: asset_unconfirmed_gaps(asset=asset, source="binance"), args.runs
+            lambda asset=asset: asset_unconfirmed_gaps(asset=asset, source="binance"), runs
         )
         assert none == [], none
         print(f"{size:>8} {holes:>6} {python_ms:>10.1f} {lag_ms:>8.1f} {holes_ms:>9.1f} {settled_ms:>11.1f}")
+        rows.append(
+            {
+                "candles": size,
+                "holes": holes,
+                "scan_ms": python_ms,
+                "lag_ms": lag_ms,
+                "unconfirmed_ms": holes_ms,
+                "settled_ms": settled_ms,
+            }
+        )
+    if args.json:
+        summary = {"database": engine, "machine": machine(), "runs": runs, "quick": args.quick, "rows": rows}
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
