@@ -5,9 +5,9 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/5 \\
         .venv/bin/python bench/run_all.py
 
-Runs the candle import and the API throughput on SQLite, and again on
-PostgreSQL when DATABASE_URL names a server (each script creates its own
-`mur_*_bench` database there); the training bench; and the fleet of hourly
+Runs the candle import, the API throughput and the sync's search for holes
+on SQLite, and again on PostgreSQL when DATABASE_URL names a server (each
+script creates its own `mur_*_bench` database there); the training bench; and the fleet of hourly
 retrainings, which needs DATABASE_URL and REDIS_URL as in production (without
 them it is skipped, and the run says so). Each script prints its figures and
 writes them as JSON to DIR (default var/bench/<UTC time>/). A bench that fails
@@ -52,6 +52,7 @@ BENCHES = (
         ("--duration", "1", "--rounds", "1"),
         ("sqlite", "postgresql"),
     ),
+    Bench("gaps", "bench_gaps.py", ("--runs", "7"), ("--quick",), ("sqlite", "postgresql")),
     Bench("fleet", "bench_retrain_fleet.py", ("--assets", "12"), ("--assets", "2"), ("postgresql",), True),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -68,11 +69,21 @@ def retrain_active_assets(mode: str = "warm") -> list[str]:
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=3)
-def refresh_forecasts(symbol: str) -> dict:
-    """Score settled forecasts and store the active model's forecast from the last candle."""
+def refresh_forecasts(symbol: str, rescore_from: str | None = None, rescore_to: str | None = None) -> dict:
+    """Score settled forecasts and store the active model's forecast from the last candle.
+
+    `rescore_from`/`rescore_to` (ISO times): a sync filled a hole in the stored
+    history there, so forecasts scored while those hours were missing are scored again.
+    """
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
+    if rescore_from is not None and rescore_to is not None:
+        services.forecasts_reopen(
+            asset=asset,
+            first=dt.datetime.fromisoformat(rescore_from),
+            last=dt.datetime.fromisoformat(rescore_to),
+        )
     forecast, problem = services.forecast_refresh_if_possible(asset=asset)
     if problem:
         logger.warning("%s: %s", asset.symbol, problem)

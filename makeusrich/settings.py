@@ -278,6 +278,9 @@ BINANCE_TIMEOUT_SECONDS = env_float("BINANCE_TIMEOUT_SECONDS", 10.0)
 BINANCE_MAX_RETRIES = env_int("BINANCE_MAX_RETRIES", 4, minimum=0)
 BINANCE_RETRY_BASE_SECONDS = env_float("BINANCE_RETRY_BASE_SECONDS", 1.0)
 REPLAY_HOURS_PER_SYNC = env_int("REPLAY_HOURS_PER_SYNC", 1, minimum=1)
+# Requests (of up to 1000 hours each) one sync of one asset may make to fill holes
+# in its stored history; the rest waits for the next sync. 0 turns hole filling off.
+SYNC_GAP_REQUESTS = env_int("SYNC_GAP_REQUESTS", 4, minimum=0)
 BUNDLED_DATA_FILE = BASE_DIR / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
 
 # Forecasting.

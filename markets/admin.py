@@ -2,15 +2,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
-from markets.models import Asset, Candle
-from markets.selectors import asset_gaps
+from markets.klines import INTERVAL, Gap
+from markets.models import Asset, Candle, ConfirmedOutage
+from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
+
+
+def _gap_status(gap: Gap, unconfirmed: list[HourRange]) -> str:
+    waiting = sum(
+        (min(last, gap.last_missing) - max(first, gap.first_missing)) // INTERVAL + 1
+        for first, last in unconfirmed
+        if first <= gap.last_missing and last >= gap.first_missing
+    )
+    if not waiting:
+        return "confirmed empty"
+    return "not asked for yet" if waiting == gap.missing_hours else f"{waiting} hour(s) not asked for yet"
 
 
 class SyncStatusFilter(admin.SimpleListFilter):
@@ -110,11 +123,22 @@ class AssetAdmin(admin.ModelAdmin):
         if not gaps:
             return "No gaps: every hour between the first and the last candle is stored."
         missing = sum(g.missing_hours for g in gaps)
+        source = settings.MARKET_DATA_SOURCE
+        unconfirmed = asset_unconfirmed_gaps(asset=obj, source=source)
+        waiting = sum((last - first) // INTERVAL + 1 for first, last in unconfirmed)
         return format_html(
-            "{} gap(s), {} missing hour(s), left missing (exchange outages; no candle is made up):<ul>{}</ul>",
+            "{} gap(s), {} missing hour(s): {} confirmed empty by {} (exchange outages; no candle is made up), "
+            "{} not asked for yet (the next syncs fetch them):<ul>{}</ul>",
             len(gaps),
             missing,
-            format_html_join("", "<li>{}</li>", ((str(gap),) for gap in gaps)),
+            missing - waiting,
+            source,
+            waiting,
+            format_html_join(
+                "",
+                "<li>{} — {}</li>",
+                ((str(gap), _gap_status(gap, unconfirmed)) for gap in gaps),
+            ),
         )
 
     @admin.action(description="Sync now (enqueue a sync task)", permissions=["change"])
@@ -181,4 +205,21 @@ class CandleAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Candle | None = None) -> bool:
+        return False
+
+
+@admin.register(ConfirmedOutage)
+class ConfirmedOutageAdmin(admin.ModelAdmin):
+    """Read-only, but deletable: a deleted outage is asked about again by the next sync
+    (if, say, an exchange later publishes candles for those hours)."""
+
+    list_display = ("asset", "source", "first_hour", "last_hour", "hours", "confirmed_at")
+    list_filter = ("asset", "source")
+    list_select_related = ("asset",)
+    ordering = ("asset", "-first_hour")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ConfirmedOutage | None = None) -> bool:
         return False

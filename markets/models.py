@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -81,6 +83,40 @@ class Candle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.open_time:%Y-%m-%d %H:%M} {self.close}"
+
+
+class ConfirmedOutage(models.Model):
+    """Hours inside an asset's history that a source answered for with no candle.
+
+    An exchange outage (Binance has hours without a kline): once a sync has
+    asked for these hours and the source returned nothing for them, later
+    syncs stop asking. Recorded per source, so a switch from the replay data
+    to Binance asks Binance again. Deleting a row makes the next sync ask again.
+    """
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="confirmed_outages")
+    source = models.CharField(max_length=20)
+    first_hour = models.DateTimeField()  # open time of the first missing hour
+    last_hour = models.DateTimeField()  # open time of the last missing hour (inclusive)
+    confirmed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["asset", "first_hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "source", "first_hour"], name="confirmed_outage_unique_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(first_hour__lte=models.F("last_hour")), name="confirmed_outage_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.source} {self.first_hour:%Y-%m-%d %H:%M} to {self.last_hour:%Y-%m-%d %H:%M}"
+
+    @property
+    def hours(self) -> int:
+        return (self.last_hour - self.first_hour) // timedelta(hours=1) + 1
 
 
 # Every stored field of a candle, in the exchange's order (imports, syncs, API rows).

@@ -12,16 +12,17 @@ from decimal import Decimal
 from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from markets.csvfile import PathOrFile, file_name_check, read_klines_csv
-from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
-from markets.models import CANDLE_FIELDS, Asset, Candle
-from markets.selectors import candle_last_open_time
-from markets.sources import Fetched, KlineSource, SourceError, source_for
+from markets.klines import INTERVAL, Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
+from markets.models import CANDLE_FIELDS, Asset, Candle, ConfirmedOutage
+from markets.selectors import HourRange, asset_unconfirmed_gaps, candle_last_open_time
+from markets.sources import MAX_RANGE_HOURS, Fetched, KlineSource, SourceError, source_for
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,35 @@ class SyncResult:
     note: str = ""
     error: str = ""
     last_open_time: datetime | None = None
+    gaps: GapFillResult | None = None  # holes in the stored history, when the append succeeded
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+@dataclass(frozen=True, slots=True)
+class GapFillResult:
+    """What one sync did about the hours missing between an asset's stored candles."""
+
+    filled: int = 0  # candles the source had for them, now stored
+    confirmed_empty: int = 0  # hours the source answered for with no candle (outages), now remembered
+    still_missing: int = 0  # hours not asked about yet (the per-sync bound) or whose request failed
+    requests: int = 0
+    error: str = ""  # the request that failed; its hours are asked for again by the next sync
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.filled or self.confirmed_empty or self.still_missing or self.error)
+
+    def __str__(self) -> str:
+        text = (
+            f"holes: {self.filled} hour(s) filled, {self.confirmed_empty} confirmed empty, "
+            f"{self.still_missing} still missing"
+        )
+        if self.error:
+            return f"{text} (failed, retried next sync: {self.error})"
+        return f"{text} (left for the next syncs)" if self.still_missing else text
 
 
 def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
@@ -249,11 +275,18 @@ def _forecasts_rescore(asset: Asset, hours: tuple[datetime, ...]) -> int:
     return forecasts_rescore(asset=asset, hours=hours)
 
 
-def _refresh_forecasts(symbol: str) -> None:
+def _refresh_forecasts(
+    symbol: str, filled_first: datetime | None = None, filled_last: datetime | None = None
+) -> None:
     # Imported here: forecasting depends on markets, not the other way round.
     from forecasting import tasks as forecasting_tasks
 
-    forecasting_tasks.refresh_forecasts.delay(symbol)
+    if filled_first is None or filled_last is None:
+        forecasting_tasks.refresh_forecasts.delay(symbol)
+    else:  # candles filled in a hole: forecasts scored while it was a hole are scored again
+        forecasting_tasks.refresh_forecasts.delay(
+            symbol, rescore_from=filled_first.isoformat(), rescore_to=filled_last.isoformat()
+        )
 
 
 def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime | None = None) -> SyncResult:
@@ -301,13 +334,17 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
         )
     note = fetched.note or "no new candles"
     logger.info("synced %s from %s: %d new candle(s); %s", asset.symbol, source_name, result.inserted, note)
+    last_open_time = candle_last_open_time(asset=asset)
+    # Only after a successful append (new candles come first), with the same source.
+    gaps = _gaps_fill_recording_failures(asset=asset, source=source, now=now)
     return SyncResult(
         symbol=asset.symbol,
         source=source_name,
         inserted=result.inserted,
         already_present=result.already_present,
         note=note,
-        last_open_time=candle_last_open_time(asset=asset),
+        last_open_time=last_open_time,
+        gaps=gaps,
     )
 
 
@@ -324,6 +361,130 @@ def _candles_store(*, asset: Asset, rows: list[KlineRow], now: datetime, succeed
     if succeeded:
         asset.last_synced_at, asset.last_sync_error = synced_at, ""
     return result
+
+
+def asset_gaps_fill(
+    *, asset: Asset, source: KlineSource, now: datetime | None = None, max_requests: int | None = None
+) -> GapFillResult:
+    """Ask `source` for the hours missing between the asset's stored candles, newest first.
+
+    What it has is stored (validated as any sync's candles); the hours it
+    answered for without a candle are recorded as a ConfirmedOutage, so later
+    syncs do not ask again. At most `max_requests` requests
+    (settings.SYNC_GAP_REQUESTS) of at most MAX_RANGE_HOURS hours, each
+    committed on its own; the rest is left for the next syncs. A request that
+    fails (after the source's retries) stops the filling, confirms nothing
+    and is asked again next time; SourceError is reported, not raised.
+    """
+    now = now or timezone.now()
+    max_requests = settings.SYNC_GAP_REQUESTS if max_requests is None else max_requests
+    holes = asset_unconfirmed_gaps(asset=asset, source=source.name)
+    still_missing = sum(_hours(hole) for hole in holes)
+    filled = confirmed = requests = 0
+    error = ""
+    for batch in _gap_requests(holes)[:max_requests]:
+        requests += 1
+        first, last = batch[0][0], batch[-1][1]
+        try:
+            rows, failure = (
+                source.fetch_range(symbol=asset.symbol, first=first, last=last, now=now).rows,
+                None,
+            )
+        except SourceError as fault:  # after the retries, or a bad kline: the candles before it are kept
+            rows, failure = fault.rows, fault
+        found = {row.open_time for row in rows}
+        empty = [] if failure else _hour_ranges_without(batch, found)
+        inserted = _gap_store(asset=asset, source_name=source.name, rows=rows, empty=empty, now=now)
+        filled += inserted
+        confirmed += sum(_hours(hole) for hole in empty)
+        # Hours answered: a candle came for them, or they are now a confirmed outage.
+        still_missing -= sum(1 for when in found if any(a <= when <= b for a, b in batch))
+        still_missing -= sum(_hours(hole) for hole in empty)
+        if failure is not None:
+            error = str(failure)
+            break
+    result = GapFillResult(filled, confirmed, still_missing, requests, error)
+    if result.anything:
+        logger.log(logging.WARNING if error else logging.INFO, "%s: %s", asset.symbol, result)
+    return result
+
+
+def _hours(hole: HourRange) -> int:
+    return (hole[1] - hole[0]) // INTERVAL + 1
+
+
+def _gap_requests(holes: list[HourRange]) -> list[list[HourRange]]:
+    """The holes grouped into requests of at most MAX_RANGE_HOURS hours, newest first.
+
+    Newest first: the latest hours are the ones a forecast's window needs. Near
+    holes share a request (the stored hours between them come back too and are
+    left as they are); a longer hole is cut into several.
+    """
+    pieces: list[HourRange] = []
+    for first, last in reversed(holes):
+        while _hours((first, last)) > MAX_RANGE_HOURS:
+            start = last - (MAX_RANGE_HOURS - 1) * INTERVAL
+            pieces.append((start, last))
+            last = start - INTERVAL
+        pieces.append((first, last))
+    batches: list[list[HourRange]] = []
+    for piece in pieces:
+        if batches and _hours((piece[0], batches[-1][-1][1])) <= MAX_RANGE_HOURS:
+            batches[-1].insert(0, piece)
+        else:
+            batches.append([piece])
+    return batches
+
+
+def _hour_ranges_without(holes: list[HourRange], found: set[datetime]) -> list[HourRange]:
+    """The runs of hours of `holes` that are not in `found`."""
+    runs: list[HourRange] = []
+    for first, last in holes:
+        start, when = None, first
+        while when <= last:
+            if when in found:
+                if start is not None:
+                    runs.append((start, when - INTERVAL))
+                    start = None
+            elif start is None:
+                start = when
+            when += INTERVAL
+        if start is not None:
+            runs.append((start, last))
+    return runs
+
+
+def _gap_store(
+    *, asset: Asset, source_name: str, rows: list[KlineRow], empty: list[HourRange], now: datetime
+) -> int:
+    with transaction.atomic():
+        Asset.objects.select_for_update().filter(pk=asset.pk).exists()  # as _candles_store
+        inserted = candles_upsert(asset=asset, rows=rows, now=now).inserted if rows else 0
+        ConfirmedOutage.objects.bulk_create(
+            [ConfirmedOutage(asset=asset, source=source_name, first_hour=a, last_hour=b) for a, b in empty],
+            ignore_conflicts=True,  # a concurrent sync confirmed it first
+        )
+        if inserted:
+            filled = sorted(row.open_time for row in rows)
+            transaction.on_commit(
+                partial(_refresh_forecasts, asset.symbol, filled[0], filled[-1]), robust=True
+            )
+    return inserted
+
+
+def _gaps_fill_recording_failures(*, asset: Asset, source: KlineSource, now: datetime) -> GapFillResult:
+    """asset_gaps_fill for asset_sync: any failure is logged and reported, never raised, and
+    leaves the append's result (already committed) as it is."""
+    try:
+        return asset_gaps_fill(asset=asset, source=source, now=now)
+    except DatabaseError as error:
+        logger.exception("filling the holes of %s failed", asset.symbol)
+        return GapFillResult(error=f"database error while filling holes: {error}")
+    except SoftTimeLimitExceeded:
+        return GapFillResult(error="stopped at the sync task's time limit")
+    except Exception as error:
+        logger.exception("filling the holes of %s failed unexpectedly", asset.symbol)
+        return GapFillResult(error=f"unexpected error: {type(error).__name__}: {error}")
 
 
 def _sync_failed(asset: Asset, source_name: str, error: str, *, inserted: int = 0) -> SyncResult:

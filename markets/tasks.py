@@ -24,7 +24,8 @@ SYNC_TIME_LIMIT_SECONDS = SYNC_SOFT_TIME_LIMIT_SECONDS + 60
 
 @shared_task(acks_late=True, soft_time_limit=SYNC_SOFT_TIME_LIMIT_SECONDS, time_limit=SYNC_TIME_LIMIT_SECONDS)
 def sync_asset(symbol: str) -> dict[str, Any]:
-    """Pull the asset's new closed candles. Retries live in the source, so a
+    """Pull the asset's new closed candles, then fill holes in its history (bounded per
+    sync). Retries live in the source, so a
     failure (the time limit included) is recorded on the asset (last_sync_error)
     and returned, not raised."""
     asset = Asset.objects.filter(symbol=symbol.strip().upper()).first()
@@ -32,7 +33,15 @@ def sync_asset(symbol: str) -> dict[str, Any]:
         logger.warning("sync_asset: no asset %s", symbol)
         return {"symbol": symbol, "inserted": 0, "error": f"no asset {symbol}"}
     result = asset_sync(asset=asset)
-    return {"symbol": result.symbol, "inserted": result.inserted, "note": result.note, "error": result.error}
+    summary = {
+        "symbol": result.symbol,
+        "inserted": result.inserted,
+        "note": result.note,
+        "error": result.error,
+    }
+    if result.gaps is not None and result.gaps.anything:
+        summary["holes"] = str(result.gaps)
+    return summary
 
 
 @shared_task

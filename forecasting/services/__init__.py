@@ -9,6 +9,7 @@ from forecasting.services.forecasts import (
     forecast_refresh,
     forecast_refresh_if_possible,
     forecasts_prune,
+    forecasts_reopen,
     forecasts_rescore,
     forecasts_score,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "forecast_refresh",
     "forecast_refresh_if_possible",
     "forecasts_prune",
+    "forecasts_reopen",
     "forecasts_rescore",
     "forecasts_score",
     "model_version_activate",

@@ -136,6 +136,30 @@ def _score(asset: Asset, forecasts: list[Forecast]) -> int:
     return len(changed)
 
 
+def forecasts_reopen(*, asset: Asset, first: dt.datetime, last: dt.datetime) -> int:
+    """Mark for scoring again the scored forecasts that found no candle between `first` and `last`.
+
+    A sync stored candles there that were missing (a hole it filled): the next
+    forecasts_score gives those hours their errors. The forecasts themselves
+    are kept as they were served. Returns how many were reopened.
+    """
+    longest = Forecast.objects.filter(asset=asset).aggregate(longest=Max("horizon"))["longest"]
+    if longest is None:
+        return 0
+    candidates = Forecast.objects.filter(
+        asset=asset, fully_scored=True, base_time__gte=first - longest * HOUR, base_time__lt=last
+    ).values_list("pk", "base_time", "scores")
+    reopened = [
+        pk
+        for pk, base_time, scores in candidates.iterator()
+        if any(
+            score.get("actual") is None and first <= base_time + (position + 1) * HOUR <= last
+            for position, score in enumerate(scores)
+        )
+    ]
+    return Forecast.objects.filter(pk__in=reopened).update(fully_scored=False)
+
+
 def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt.datetime) -> list[dict]:
     scores = []
     last_close = float(forecast.last_close)

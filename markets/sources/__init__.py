@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from markets.klines import KlineRow
+from markets.klines import INTERVAL, KlineRow
 
 
 class SourceError(Exception):
@@ -22,8 +22,8 @@ class SourceError(Exception):
 
     `rows`: closed candles fetched before a fault that retrying cannot cure (a
     kline that fails validation), oldest first. They are safe to store: a sync
-    only appends after the last stored candle, so the next one starts again at
-    the fault.
+    appends after the last stored candle, so the next one starts again at the
+    fault; a hole stays unconfirmed, so the next sync asks for it again.
     """
 
     def __init__(self, message: str, *, rows: list[KlineRow] | None = None) -> None:
@@ -39,12 +39,32 @@ class Fetched:
     note: str = ""
 
 
+# The most hours one fetch_range call covers: Binance's page size, so that one
+# answer holds every candle of the range and an hour missing from it is missing
+# at the exchange.
+MAX_RANGE_HOURS = 1000
+
+
 class KlineSource(Protocol):
     name: str
 
     def fetch(self, *, symbol: str, after: datetime | None, now: datetime) -> Fetched:
         """Closed candles newer than `after` (None: a new asset, so its backfill)."""
         ...
+
+    def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
+        """Every closed candle the source has opened from `first` to `last` (inclusive), in one
+        request; at most MAX_RANGE_HOURS hours. An hour left out is an hour the source has no
+        candle for; a fault raises SourceError."""
+        ...
+
+
+def range_hours(first: datetime, last: datetime) -> int:
+    """Hours from `first` to `last`, both included; ValueError beyond MAX_RANGE_HOURS."""
+    hours = (last - first) // INTERVAL + 1
+    if not 1 <= hours <= MAX_RANGE_HOURS:
+        raise ValueError(f"a range must hold 1 to {MAX_RANGE_HOURS} hours, not {hours}")
+    return hours
 
 
 def source_for(conf: Any = None) -> KlineSource:

@@ -33,7 +33,7 @@ from markets.klines import (
     kline_from_binance,
     kline_is_closed,
 )
-from markets.sources import Fetched, SourceError
+from markets.sources import Fetched, SourceError, range_hours
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,25 @@ class BinanceSource:
         finally:
             client.close_connection()
         return Fetched(rows, f"binance: {len(rows)} closed candle(s) from {start:%Y-%m-%d %H:%M} UTC")
+
+    def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
+        range_hours(first, last)  # one page holds the whole range
+        client = self._client()
+        try:
+            page = self._with_retries(
+                lambda: self._page(client, symbol, datetime_to_ms(first), datetime_to_ms(last)), symbol
+            )
+        except _BadKline as bad:
+            raise SourceError(
+                f"Binance sent a bad kline for {symbol} (not retried): {bad}",
+                rows=[row for row in bad.valid if kline_is_closed(row, now)],
+            ) from bad
+        finally:
+            client.close_connection()
+        rows = [row for row in page if kline_is_closed(row, now)]
+        return Fetched(
+            rows, f"binance: {len(rows)} candle(s) from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        )
 
     def _fetch_all(self, client: Client, symbol: str, start: datetime, now: datetime) -> list[KlineRow]:
         end_ms = datetime_to_ms(now)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from markets.csvfile import read_klines_csv
 from markets.klines import KlineRow, kline_is_closed
-from markets.sources import Fetched, SourceError
+from markets.sources import Fetched, SourceError, range_hours
 
 BACKFILL_FRACTION = 0.9
 
@@ -45,12 +45,25 @@ class ReplaySource:
     def rows(self) -> tuple[KlineRow, ...]:
         return _bundled_rows(str(self.path))
 
-    def fetch(self, *, symbol: str, after: datetime | None, now: datetime) -> Fetched:
+    def _check_symbol(self, symbol: str) -> None:
         if symbol.upper() != self.symbol:
             raise SourceError(
                 f"the replay source only has {self.symbol} (the bundled data); "
                 f"{symbol} needs MARKET_DATA_SOURCE=binance"
             )
+
+    def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
+        """The bundled candles in the range: its outages come back as hours without a candle."""
+        self._check_symbol(symbol)
+        range_hours(first, last)
+        rows = self.rows()
+        start = bisect.bisect_left(rows, first, key=lambda r: r.open_time)
+        stop = bisect.bisect_right(rows, last, key=lambda r: r.open_time)
+        chunk = [r for r in rows[start:stop] if kline_is_closed(r, now)]
+        return Fetched(chunk, f"replay: {len(chunk)} bundled candle(s) in the range")
+
+    def fetch(self, *, symbol: str, after: datetime | None, now: datetime) -> Fetched:
+        self._check_symbol(symbol)
         rows = self.rows()
         if after is None:
             count = int(len(rows) * BACKFILL_FRACTION)

@@ -78,6 +78,32 @@ def test_an_hour_lost_to_an_outage_is_scored_as_missing_not_invented(tiny_asset,
     assert all(s["actual"] is not None for i, s in enumerate(forecast.scores) if i != 1)
 
 
+def test_an_hour_filled_later_by_a_sync_is_scored_once_reopened(tiny_asset, active):
+    forecast = services.forecast_refresh(asset=tiny_asset)
+    candles_create(tiny_asset, 6, start=forecast.base_time + HOUR, seed=5, skip={1})
+    services.forecasts_score(asset=tiny_asset)
+    forecast.refresh_from_db()
+    before = forecast.scores
+    assert forecast.fully_scored and before[1]["actual"] is None
+    filled = forecast.base_time + 2 * HOUR
+    candles_create(tiny_asset, 1, start=filled, seed=9)  # the hole, filled by a sync
+
+    # Hours that were never missing reopen nothing.
+    assert services.forecasts_reopen(asset=tiny_asset, first=filled + HOUR, last=filled + 4 * HOUR) == 0
+    assert services.forecasts_reopen(asset=tiny_asset, first=filled, last=filled) == 1
+    forecast.refresh_from_db()
+    assert not forecast.fully_scored
+
+    services.forecasts_score(asset=tiny_asset)
+
+    forecast.refresh_from_db()
+    actual = float(tiny_asset.candles.get(open_time=filled).close)
+    assert forecast.fully_scored
+    assert forecast.scores[1]["actual"] == pytest.approx(actual)
+    assert forecast.scores[1]["error"] == pytest.approx(forecast.points[1]["close"] - actual)
+    assert [s for i, s in enumerate(forecast.scores) if i != 1] == [s for i, s in enumerate(before) if i != 1]
+
+
 def test_pruning_deletes_only_scored_forecasts_past_the_limit(tiny_asset, active):
     old = services.forecast_refresh(asset=tiny_asset)
     candles_create(tiny_asset, 6, start=old.base_time + HOUR, seed=6)

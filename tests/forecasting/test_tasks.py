@@ -1,5 +1,7 @@
 """The forecasting Celery tasks called as plain functions (the worker runs them in test_celery_integration)."""
 
+import datetime as dt
+
 import pytest
 
 from forecasting import tasks
@@ -8,6 +10,8 @@ from makeusrich.celery import app
 from markets.models import Asset
 
 from .conftest import TINY, candles_create
+
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -80,6 +84,25 @@ def test_refresh_forecasts_stores_the_active_models_forecast(tiny_asset):
     Forecast.objects.all().delete()
     outcome = tasks.refresh_forecasts("ETHUSDT")
     assert outcome["status"] == "ok" and Forecast.objects.count() == 1
+
+
+def test_refresh_forecasts_scores_again_the_hours_a_sync_filled(tiny_asset):
+    tasks.retrain_asset("ETHUSDT", "full")
+    forecast = Forecast.objects.get()
+    candles_create(tiny_asset, 6, start=forecast.base_time + HOUR, seed=5, skip={2})
+    tasks.refresh_forecasts("ETHUSDT")
+    forecast.refresh_from_db()
+    assert forecast.fully_scored and forecast.scores[2]["actual"] is None
+    filled = forecast.base_time + 3 * HOUR
+    candles_create(tiny_asset, 1, start=filled, seed=9)
+
+    tasks.refresh_forecasts("ETHUSDT", rescore_from=filled.isoformat(), rescore_to=filled.isoformat())
+
+    forecast.refresh_from_db()
+    assert forecast.fully_scored
+    assert forecast.scores[2]["actual"] == pytest.approx(
+        float(tiny_asset.candles.get(open_time=filled).close)
+    )
 
 
 def test_a_retrain_after_a_recent_outage_promotes_and_reports_why_there_is_no_forecast(asset_after_outage):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from markets.models import Asset, Candle
+from markets.models import Asset, Candle, ConfirmedOutage
+from markets.selectors import asset_unconfirmed_gaps
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
 from tests.broker import queued_message_take
@@ -77,6 +80,31 @@ def test_the_change_view_shows_the_gap_report(admin_client, btc, bundled):
     assert "2 gap(s), 5 missing hour(s)" in page
     assert "2021-04-20 01:00 → 2021-04-20 04:00 UTC: 2 missing hours" in page
     assert "1200 hourly candles" in page
+
+
+def test_the_gap_report_tells_confirmed_outages_from_hours_not_asked_for_yet(
+    admin_client, btc, bundled, settings
+):
+    settings.MARKET_DATA_SOURCE = "replay"
+    candles_upsert(asset=btc, rows=bundled[:1200])
+    ConfirmedOutage.objects.create(
+        asset=btc,
+        source="replay",
+        first_hour=datetime(2021, 4, 20, 2, tzinfo=UTC),
+        last_hour=datetime(2021, 4, 20, 3, tzinfo=UTC),
+    )
+
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+
+    assert "2 confirmed empty by replay" in page and "3 not asked for yet" in page
+    assert (
+        "2021-04-20 01:00 → 2021-04-20 04:00 UTC: 2 missing hours (2021-04-20 02:00 to 2021-04-20 03:00) — confirmed empty"
+        in page
+    )
+    assert (
+        "2021-04-25 04:00 → 2021-04-25 08:00 UTC: 3 missing hours (2021-04-25 05:00 to 2021-04-25 07:00) — not asked for yet"
+        in page
+    )
 
 
 def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):
@@ -199,3 +227,23 @@ def test_staff_with_change_asset_run_the_actions(client, btc):
     assert all(f'value="{action}"' in page for action in ACTIONS)
     btc.refresh_from_db()
     assert not btc.is_active
+
+
+def test_deleting_a_confirmed_outage_in_the_admin_makes_the_next_sync_ask_again(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:1200])
+    outage = ConfirmedOutage.objects.create(
+        asset=btc,
+        source="binance",
+        first_hour=datetime(2021, 4, 20, 2, tzinfo=UTC),
+        last_hour=datetime(2021, 4, 20, 3, tzinfo=UTC),
+    )
+    listed = admin_client.get("/admin/markets/confirmedoutage/").content.decode()
+    assert "2021" in listed and "BTCUSDT" in listed
+
+    response = admin_client.post(f"/admin/markets/confirmedoutage/{outage.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert (
+        datetime(2021, 4, 20, 2, tzinfo=UTC),
+        datetime(2021, 4, 20, 3, tzinfo=UTC),
+    ) in asset_unconfirmed_gaps(asset=btc, source="binance")

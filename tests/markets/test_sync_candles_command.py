@@ -79,5 +79,33 @@ def test_it_syncs_from_binance_when_configured(btc, fake_binance, settings):
     out, _ = run("BTCUSDT")
 
     assert "BTCUSDT: 6 new candle(s) (binance: 6 closed candle(s) from 2022-03-06 11:00 UTC)" in out
-    assert len(fake_binance.kline_requests) == 1
     assert Candle.objects.filter(asset=btc).count() == 8749
+    # Then the year's four outages (11 hours) are asked about once, in three requests.
+    assert out.rstrip().endswith("; holes: 0 hour(s) filled, 11 confirmed empty, 0 still missing")
+    assert len(fake_binance.kline_requests) == 1 + 3
+
+
+def test_it_says_how_many_missing_hours_it_filled_and_how_many_are_left(btc, fake_binance, settings):
+    rows = ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()
+    candles_upsert(asset=btc, rows=rows[:10] + rows[-3000:])  # 5750 hours missing in between
+    settings.SYNC_GAP_REQUESTS = 2  # 2000 hours a run, newest first
+
+    outputs = [run("BTCUSDT")[0] for _ in range(4)]
+
+    # The newest 2000 hours hold the outages of 2021-09-29 (2 h) and 2021-08-13 (4 h).
+    assert (
+        "holes: 1994 hour(s) filled, 6 confirmed empty, 3750 still missing (left for the next syncs)"
+        in (outputs[0])
+    )
+    assert (
+        "holes: 2000 hour(s) filled, 0 confirmed empty, 1750 still missing (left for the next syncs)"
+        in (outputs[1])
+    )
+    assert outputs[2].rstrip().endswith("holes: 1745 hour(s) filled, 5 confirmed empty, 0 still missing")
+    # Nothing left to ask: the line is as it was before holes were filled.
+    assert outputs[3] == (
+        "BTCUSDT: 0 new candle(s) (binance: 0 closed candle(s) from 2022-03-06 17:00 UTC), "
+        "last candle 2022-03-06 16:00 UTC\n"
+    )
+    assert Candle.objects.filter(asset=btc).count() == 8749
+    assert len(fake_binance.kline_requests) == 4 + 2 + 2 + 2  # 4 appends, 6 hole requests

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from markets.models import Asset, Candle
+from markets.services import candles_upsert
+from markets.sources.replay import ReplaySource
 from markets.tasks import sync_active_assets, sync_asset
 
 pytestmark = pytest.mark.django_db
@@ -17,6 +19,20 @@ def test_sync_asset_syncs_one_asset_and_reports_it(btc, replay):
     assert result["inserted"] == 7874
     assert result["error"] == ""
     assert Candle.objects.filter(asset=btc).count() == 7874
+
+
+def test_sync_asset_reports_the_holes_it_filled(btc, replay, settings):
+    rows = ReplaySource(path=settings.BUNDLED_DATA_FILE, candles_per_sync=1).rows()
+    candles_upsert(asset=btc, rows=[*rows[:100], *rows[200:7874]])  # 100 hours missing, no outage among them
+
+    result = sync_asset("BTCUSDT")
+
+    assert result["inserted"] == 1 and result["error"] == ""
+    # The year's four outages (11 hours) are confirmed by the replay data too.
+    assert result["holes"] == "holes: 100 hour(s) filled, 11 confirmed empty, 0 still missing"
+    assert Candle.objects.filter(asset=btc).count() == 7875
+
+    assert "holes" not in sync_asset("BTCUSDT")  # nothing left to ask: as before
 
 
 def test_sync_asset_returns_the_failure_it_recorded(db, replay):

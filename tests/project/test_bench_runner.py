@@ -97,6 +97,8 @@ def test_every_bench_runs_at_smoke_size_on_both_databases(require_postgres, requ
         "training",
         "api-sqlite",
         "api-postgresql",
+        "gaps-sqlite",
+        "gaps-postgresql",
         "fleet-postgresql",
     }
     assert results["import-sqlite"]["database"].startswith("SQLite")
@@ -110,6 +112,8 @@ def test_every_bench_runs_at_smoke_size_on_both_databases(require_postgres, requ
         assert all(r["non_2xx"] == 0 for rounds in api["rounds_detail"].values() for r in rounds)
         assert api["workers"] and not any(w["torch_mapped"] for w in api["workers"])
     assert results["api-postgresql"]["database"].startswith("PostgreSQL")
+    for name in ("gaps-sqlite", "gaps-postgresql"):
+        assert [row["candles"] for row in results[name]["rows"]] == [8760] and results[name]["quick"] is True
     assert results["fleet-postgresql"]["statuses"]["failed"] == 0
     assert sum(results["fleet-postgresql"]["statuses"].values()) == 2
 

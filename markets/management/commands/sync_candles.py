@@ -9,7 +9,10 @@ from markets.services import assets_sync
 
 
 class Command(BaseCommand):
-    help = "Pull new closed candles for the given symbols (all active assets when none is given)."
+    help = (
+        "Pull new closed candles for the given symbols (all active assets when none is given), "
+        "then fill holes in their stored history, a bounded amount per run."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("symbols", nargs="*", metavar="SYMBOL")
@@ -34,7 +37,10 @@ class Command(BaseCommand):
                     if result.last_open_time
                     else ""
                 )
-                self.stdout.write(f"{result.symbol}: {result.inserted} new candle(s) ({result.note}){last}")
+                holes = f"; {result.gaps}" if result.gaps is not None and result.gaps.anything else ""
+                self.stdout.write(
+                    f"{result.symbol}: {result.inserted} new candle(s) ({result.note}){last}{holes}"
+                )
             else:
                 self.stderr.write(f"{result.symbol}: sync failed: {result.error}")
         if report.failed:
