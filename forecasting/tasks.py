@@ -79,11 +79,9 @@ def refresh_forecasts(symbol: str, rescore_from: str | None = None, rescore_to: 
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
     if rescore_from is not None and rescore_to is not None:
-        services.forecasts_reopen(
-            asset=asset,
-            first=dt.datetime.fromisoformat(rescore_from),
-            last=dt.datetime.fromisoformat(rescore_to),
-        )
+        first, last = dt.datetime.fromisoformat(rescore_from), dt.datetime.fromisoformat(rescore_to)
+        hours = [first + step * services.HOUR for step in range((last - first) // services.HOUR + 1)]
+        services.forecasts_rescore(asset=asset, hours=hours)
     forecast, problem = services.forecast_refresh_if_possible(asset=asset)
     if problem:
         logger.warning("%s: %s", asset.symbol, problem)

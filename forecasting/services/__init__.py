@@ -9,7 +9,6 @@ from forecasting.services.forecasts import (
     forecast_refresh,
     forecast_refresh_if_possible,
     forecasts_prune,
-    forecasts_reopen,
     forecasts_rescore,
     forecasts_score,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "forecast_refresh",
     "forecast_refresh_if_possible",
     "forecasts_prune",
-    "forecasts_reopen",
     "forecasts_rescore",
     "forecasts_score",
     "model_version_activate",

@@ -92,8 +92,9 @@ def forecasts_score(*, asset: Asset) -> int:
 
 
 def forecasts_rescore(*, asset: Asset, hours: Collection[dt.datetime]) -> int:
-    """Score again the forecasts already scored against a candle of `hours` (open times), which
-    has been corrected since (import_candles --replace); returns how many changed.
+    """Score again the forecasts already scored at one of `hours` (open times): a candle there
+    was corrected since (import_candles --replace) or filled a hole that was scored as missing
+    (a sync); returns how many changed.
 
     Only the actual closes change: a forecast stays as it was made, its points and
     last_close (the persistence forecast) being what the model saw at the time.
@@ -134,30 +135,6 @@ def _score(asset: Asset, forecasts: list[Forecast]) -> int:
             changed.append(forecast)
     Forecast.objects.bulk_update(changed, ["scores", "fully_scored"], batch_size=500)
     return len(changed)
-
-
-def forecasts_reopen(*, asset: Asset, first: dt.datetime, last: dt.datetime) -> int:
-    """Mark for scoring again the scored forecasts that found no candle between `first` and `last`.
-
-    A sync stored candles there that were missing (a hole it filled): the next
-    forecasts_score gives those hours their errors. The forecasts themselves
-    are kept as they were served. Returns how many were reopened.
-    """
-    longest = Forecast.objects.filter(asset=asset).aggregate(longest=Max("horizon"))["longest"]
-    if longest is None:
-        return 0
-    candidates = Forecast.objects.filter(
-        asset=asset, fully_scored=True, base_time__gte=first - longest * HOUR, base_time__lt=last
-    ).values_list("pk", "base_time", "scores")
-    reopened = [
-        pk
-        for pk, base_time, scores in candidates.iterator()
-        if any(
-            score.get("actual") is None and first <= base_time + (position + 1) * HOUR <= last
-            for position, score in enumerate(scores)
-        )
-    ]
-    return Forecast.objects.filter(pk__in=reopened).update(fully_scored=False)
 
 
 def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt.datetime) -> list[dict]:

@@ -78,7 +78,7 @@ def test_an_hour_lost_to_an_outage_is_scored_as_missing_not_invented(tiny_asset,
     assert all(s["actual"] is not None for i, s in enumerate(forecast.scores) if i != 1)
 
 
-def test_an_hour_filled_later_by_a_sync_is_scored_once_reopened(tiny_asset, active):
+def test_an_hour_filled_later_by_a_sync_is_scored_again(tiny_asset, active):
     forecast = services.forecast_refresh(asset=tiny_asset)
     candles_create(tiny_asset, 6, start=forecast.base_time + HOUR, seed=5, skip={1})
     services.forecasts_score(asset=tiny_asset)
@@ -88,13 +88,9 @@ def test_an_hour_filled_later_by_a_sync_is_scored_once_reopened(tiny_asset, acti
     filled = forecast.base_time + 2 * HOUR
     candles_create(tiny_asset, 1, start=filled, seed=9)  # the hole, filled by a sync
 
-    # Hours that were never missing reopen nothing.
-    assert services.forecasts_reopen(asset=tiny_asset, first=filled + HOUR, last=filled + 4 * HOUR) == 0
-    assert services.forecasts_reopen(asset=tiny_asset, first=filled, last=filled) == 1
-    forecast.refresh_from_db()
-    assert not forecast.fully_scored
-
-    services.forecasts_score(asset=tiny_asset)
+    # Hours no stored forecast was scored at change nothing.
+    assert services.forecasts_rescore(asset=tiny_asset, hours=[forecast.base_time - HOUR]) == 0
+    assert services.forecasts_rescore(asset=tiny_asset, hours=[filled]) == 1
 
     forecast.refresh_from_db()
     actual = float(tiny_asset.candles.get(open_time=filled).close)

@@ -1,0 +1,229 @@
+"""Writes for markets: assets, candle upserts (the one path every candle is stored by), CSV import."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from markets.csvfile import PathOrFile, file_name_check, read_klines_csv
+from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
+from markets.models import CANDLE_FIELDS, Asset, Candle
+
+Progress = Callable[[int, int], None]  # (rows stored so far, rows to store)
+
+
+BATCH_SIZE = 500
+
+
+class AssetError(ValueError):
+    """An asset that cannot be created as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    inserted: int
+    already_present: int
+    still_open: int  # candles not yet closed at `now`, left for a later sync
+    # Already present candles with other values than the rows given: kept as stored, unless replaced.
+    differing: int = 0
+    first_difference: str = ""
+    replaced: tuple[datetime, ...] = ()  # open times of the differing candles overwritten (replace=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    symbol: str
+    asset_created: bool
+    rows_read: int
+    inserted: int
+    already_present: int
+    differing: int  # of those already present, candles whose values differ from the file
+    first_difference: str
+    replaced: int  # of those differing, candles overwritten with the file's values (replace=True)
+    rescored: int  # stored forecasts scored again because a candle they were scored against changed
+    first_open_time: datetime
+    last_open_time: datetime
+    gaps: list[Gap]  # holes between the file's own rows
+    seconds: float
+
+
+def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
+    """The asset for `symbol` (any case), created with base/quote split from it."""
+    symbol = symbol.strip().upper()
+    existing = Asset.objects.filter(symbol=symbol).first()
+    if existing is not None:
+        return existing, False
+    try:
+        base, quote = symbol_split(symbol)
+        asset = Asset(symbol=symbol, base=base, quote=quote)
+        # Uniqueness is left to the database: a check here could pass for two imports at once.
+        asset.full_clean(validate_unique=False)
+    except (KlineError, ValidationError) as error:
+        raise AssetError(f"cannot create asset {symbol!r}: {error}") from error
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction survives the conflict
+            asset.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent import created it first (PostgreSQL waits for that one to commit).
+        return Asset.objects.get(symbol=symbol), False
+    return asset, True
+
+
+def assets_set_active(*, assets: QuerySet[Asset], active: bool) -> int:
+    """Activate or deactivate assets; returns how many changed."""
+    return assets.exclude(is_active=active).update(is_active=active, updated_at=timezone.now())
+
+
+def candles_upsert(
+    *,
+    asset: Asset,
+    rows: Iterable[KlineRow],
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    replace: bool = False,
+) -> UpsertResult:
+    """Store the closed candles among `rows` that the asset does not have yet.
+
+    Idempotent: a candle already stored for (asset, open_time) is left as it
+    is, so importing or syncing the same rows again adds nothing; stored
+    candles whose values differ from the rows are counted, with the first one
+    described, so that the caller can say so. With `replace`, those are
+    overwritten with the rows' values instead (identical ones are not
+    written). Candles still open at `now` are skipped. All rows go in one
+    transaction, which first locks the asset's row: concurrent upserts of one
+    asset (two imports, an import and a sync) run one after the other on
+    PostgreSQL, so each counts what the other stored and the counts are exact.
+    (SQLite lets one writer in at a time anyway.)
+    """
+    now = now or timezone.now()
+    closed: dict[datetime, KlineRow] = {}
+    still_open = 0
+    for row in rows:
+        if not kline_is_closed(row, now):
+            still_open += 1
+        else:
+            closed.setdefault(row.open_time, row)
+    if not closed:
+        return UpsertResult(0, 0, still_open)
+    times = sorted(closed)
+    with transaction.atomic():
+        # Without the lock, two imports of one file both find nothing stored, both count
+        # every row as inserted, and ignore_conflicts hides that one of them inserted none.
+        Asset.objects.select_for_update().filter(pk=asset.pk).exists()
+        existing = {
+            stored[1]: stored
+            for stored in Candle.objects.filter(
+                asset=asset, open_time__gte=times[0], open_time__lte=times[-1]
+            ).values_list("pk", *CANDLE_FIELDS)
+        }
+        differences = {t: _candle_difference(closed[t], existing[t][2:]) for t in times if t in existing}
+        differences = {t: text for t, text in differences.items() if text}
+        new = [_candle(asset, closed[t]) for t in times if t not in existing]
+        changed = [_candle(asset, closed[t], pk=existing[t][0]) for t in differences] if replace else []
+        to_write = len(new) + len(changed)
+        for start in range(0, len(new), BATCH_SIZE):
+            # ignore_conflicts: a concurrent writer that got there first is not an error.
+            Candle.objects.bulk_create(new[start : start + BATCH_SIZE], ignore_conflicts=True)
+            if progress is not None:
+                progress(min(start + BATCH_SIZE, len(new)), to_write)
+        for start in range(0, len(changed), BATCH_SIZE):
+            Candle.objects.bulk_update(changed[start : start + BATCH_SIZE], COMPARED_FIELDS)
+            if progress is not None:
+                progress(len(new) + min(start + BATCH_SIZE, len(changed)), to_write)
+    return UpsertResult(
+        inserted=len(new),
+        already_present=len(times) - len(new),
+        still_open=still_open,
+        differing=len(differences),
+        first_difference=next(iter(differences.values()), ""),
+        replaced=tuple(differences) if replace else (),
+    )
+
+
+# Every field but the key, open_time: what a re-import may find different, and replace.
+COMPARED_FIELDS = CANDLE_FIELDS[1:]
+
+
+def _candle(asset: Asset, row: KlineRow, pk: int | None = None) -> Candle:
+    return Candle(pk=pk, asset=asset, **{name: getattr(row, name) for name in CANDLE_FIELDS})
+
+
+def _candle_difference(row: KlineRow, stored: tuple[object, ...]) -> str:
+    """How `row` differs from a stored candle's values (COMPARED_FIELDS), or "" when they agree."""
+    changed = [
+        f"{name} {getattr(row, name)} in the file, {kept} stored"
+        for name, kept in zip(COMPARED_FIELDS, stored, strict=True)
+        if not _same_value(getattr(row, name), kept)
+    ]
+    return f"{row.open_time:%Y-%m-%d %H:%M} UTC: {', '.join(changed)}" if changed else ""
+
+
+def _same_value(given: object, stored: object) -> bool:
+    """Compared as the database keeps them: SQLite holds 15 significant digits, so
+    a relative difference below 1e-12 is the same decimal (a long quote volume
+    would otherwise differ from itself after every round trip)."""
+    if isinstance(given, Decimal) and isinstance(stored, Decimal):
+        return math.isclose(float(given), float(stored), rel_tol=1e-12)
+    return given == stored
+
+
+def candles_import_csv(
+    *,
+    symbol: str,
+    path_or_file: PathOrFile,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    replace: bool = False,
+) -> ImportSummary:
+    """Import a Binance-kline CSV (plain or gzip) for `symbol`, all or nothing.
+
+    A file named like a Binance dump of another symbol or interval is refused
+    (markets.csvfile.file_name_check). Every row is checked first
+    (markets.csvfile.CandleFileError names the lines and problems); then the
+    asset (created if missing) and the new candles are written in one
+    transaction. Re-importing adds nothing.
+
+    With `replace`, stored candles whose values differ from the file are
+    overwritten in that transaction, and the stored forecasts that had been
+    scored against them are scored again (forecasting.services.forecasts_rescore),
+    so that the track record measures them against the corrected prices.
+    """
+    started = time.perf_counter()
+    now = now or timezone.now()
+    file_name_check(path_or_file, symbol=symbol)
+    rows = read_klines_csv(path_or_file, now=now)
+    with transaction.atomic():
+        asset, created = asset_get_or_create(symbol=symbol)
+        result = candles_upsert(asset=asset, rows=rows, now=now, progress=progress, replace=replace)
+        rescored = _forecasts_rescore(asset, result.replaced) if result.replaced else 0
+    return ImportSummary(
+        symbol=asset.symbol,
+        asset_created=created,
+        rows_read=len(rows),
+        inserted=result.inserted,
+        already_present=result.already_present,
+        differing=result.differing,
+        first_difference=result.first_difference,
+        replaced=len(result.replaced),
+        rescored=rescored,
+        first_open_time=rows[0].open_time,
+        last_open_time=rows[-1].open_time,
+        gaps=find_gaps(row.open_time for row in rows),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _forecasts_rescore(asset: Asset, hours: tuple[datetime, ...]) -> int:
+    # Imported here: forecasting depends on markets, not the other way round.
+    from forecasting.services import forecasts_rescore
+
+    return forecasts_rescore(asset=asset, hours=hours)
