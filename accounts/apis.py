@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -72,9 +71,10 @@ class TokenCreateApi(APIView):
         credentials.is_valid(raise_exception=True)
         data = credentials.validated_data
         who = {"username": data["username"], "client": client_address(request)}
-        if not login_attempt_start(**who):
+        wait = login_attempt_start(**who)
+        if wait is not None:
             raise Throttled(
-                wait=settings.LOGIN_FAILURE_WINDOW_SECONDS,
+                wait=wait,
                 detail="Too many failed attempts from this address or for this username; try again later.",
             )
         user = authenticate(request._request, username=data["username"], password=data["password"])

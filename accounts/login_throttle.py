@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -54,15 +56,29 @@ def _keys(*, username: str, client: str) -> list[str]:
     return [f"login-fail:client:{client}", f"login-fail:user:{user}"]
 
 
-def _count(key: str) -> int:
-    """Adds one to a counter and returns its new value (atomic on Redis: INCR)."""
-    if cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
-        return 1
+def _count(key: str) -> tuple[int, int]:
+    """Adds one to a counter; returns its new value and the whole seconds left in its window.
+
+    A window opens with the first failure and lasts LOGIN_FAILURE_WINDOW_SECONDS;
+    its end is kept beside the count, so later attempts (refused ones too) never
+    push it back, and a refused client is told exactly when it may try again.
+    The increment is atomic on Redis (INCR).
+    """
+    length = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    now = time.time()
+    if cache.add(key, 1, timeout=length):
+        cache.set(f"{key}:until", now + length, timeout=length)
+        return 1, length
     try:
-        return cache.incr(key)
+        value = cache.incr(key)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-        return 1
+        return _count(key)
+    until = cache.get(f"{key}:until") or now + length
+    seconds_left = max(1, math.ceil(until - now))
+    # Django's file and database caches store an incremented value with their default
+    # timeout (300 s), which would end the window early: it ends when the window does.
+    cache.touch(key, seconds_left)
+    return value, seconds_left
 
 
 def _uncount(key: str) -> None:
@@ -72,9 +88,11 @@ def _uncount(key: str) -> None:
         pass
 
 
-def login_attempt_start(*, username: str, client: str) -> bool:
-    """Counts this attempt as failed before the password is checked; False when it must be refused.
+def login_attempt_start(*, username: str, client: str) -> int | None:
+    """Counts this attempt as failed before the password is checked.
 
+    Returns None when the attempt may go ahead, or, when it must be refused,
+    the seconds until the window that refuses it ends.
     Counting first is what makes the limit hold under parallel attempts: each
     one gets its own number from the counter, so at most LOGIN_FAILURE_LIMIT
     of them reach the password check in a window, however many arrive at
@@ -85,16 +103,18 @@ def login_attempt_start(*, username: str, client: str) -> bool:
     """
     client_key, user_key = _keys(username=username, client=client)
 
-    def count() -> bool:
+    def count() -> int | None:
         limit = settings.LOGIN_FAILURE_LIMIT
-        if _count(client_key) > limit:
-            return False
-        if _count(user_key) > limit:
+        attempts, seconds_left = _count(client_key)
+        if attempts > limit:
+            return seconds_left
+        attempts, seconds_left = _count(user_key)
+        if attempts > limit:
             _uncount(client_key)  # refused for the username: not the client's attempt
-            return False
-        return True
+            return seconds_left
+        return None
 
-    return _or_when_unreachable(True, count)
+    return _or_when_unreachable(None, count)
 
 
 def login_attempt_succeeded(*, username: str, client: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django import forms
@@ -132,10 +133,15 @@ class ThrottledLoginView(auth_views.LoginView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         who = {"username": request.POST.get("username", ""), "client": client_address(request)}
-        if not login_attempt_start(**who):
+        wait = login_attempt_start(**who)
+        if wait is not None:
             form = self.get_form()
             form.errors.clear()
-            form.add_error(None, "Too many failed log-in attempts. Wait 15 minutes and try again.")
+            minutes = math.ceil(wait / 60)
+            form.add_error(
+                None,
+                f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            )
             return self.render_to_response(self.get_context_data(form=form), status=429)
         response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:  # a failure was counted when the attempt started

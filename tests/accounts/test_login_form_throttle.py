@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -150,7 +152,7 @@ def test_parallel_wrong_passwords_cannot_pass_the_limit(settings, require_redis)
     }
     cache.clear()
     start = threading.Barrier(24)
-    allowed: list[bool] = []
+    allowed: list[int | None] = []
 
     def attempt(i: int) -> None:
         start.wait()
@@ -162,5 +164,50 @@ def test_parallel_wrong_passwords_cannot_pass_the_limit(settings, require_redis)
     for thread in threads:
         thread.join()
 
-    assert len(allowed) == 24 and allowed.count(True) == 3
+    assert len(allowed) == 24 and allowed.count(None) == 3  # None: go ahead
     cache.clear()
+
+
+def test_the_lockout_ends_with_its_window_and_says_when(member, settings, monkeypatch):
+    import accounts.login_throttle as throttle
+
+    settings.LOGIN_FAILURE_WINDOW_SECONDS = 900
+    now = [1_000_000.0]
+    monkeypatch.setattr(throttle.time, "time", lambda: now[0])
+    api_client = APIClient()
+    for _ in range(3):  # the window opens with the first failure
+        api_client.post("/api/v1/auth/token/", {"username": "alice", "password": "wrong"})
+        now[0] += 100
+
+    for _ in range(3):  # refused attempts do not push the end back
+        refused = api_client.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD})
+        assert refused.status_code == 429 and refused["Retry-After"] == "600"
+    assert "600 seconds" in refused.json()["detail"]
+
+
+def test_the_login_page_says_how_long_to_wait(client, member, settings, monkeypatch):
+    import accounts.login_throttle as throttle
+
+    settings.LOGIN_FAILURE_WINDOW_SECONDS = 900
+    now = [1_000_000.0]
+    monkeypatch.setattr(throttle.time, "time", lambda: now[0])
+    for _ in range(3):
+        _login(client, "alice", "wrong")
+    now[0] += 780  # 120 s left
+    assert "Try again in 2 minutes." in _login(client, "alice", PASSWORD).content.decode()
+
+
+def test_with_the_file_cache_a_failure_count_lasts_the_whole_window(client, member, settings, tmp_path):
+    # Django's file cache stores incremented values with its default timeout: here 1 s.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+            "TIMEOUT": 1,
+        }
+    }
+    settings.LOGIN_FAILURE_WINDOW_SECONDS = 10**8  # no window boundary during the test
+    for _ in range(3):
+        _login(client, "alice", "wrong")
+    time.sleep(1.5)
+    assert _login(client, "alice", PASSWORD).status_code == 429

@@ -114,7 +114,13 @@ def _fresh_login_throttle():
     Only these keys: with REDIS_URL the cache may share its database with the broker.
     """
     keys = [ScopedRateThrottle.cache_format % {"scope": "login", "ident": ip} for ip in TEST_CLIENTS]
-    keys += {key for user in TEST_USERNAMES for ip in TEST_CLIENTS for key in _keys(username=user, client=ip)}
+    keys += {
+        key + suffix
+        for user in TEST_USERNAMES
+        for ip in TEST_CLIENTS
+        for key in _keys(username=user, client=ip)
+        for suffix in ("", ":until")
+    }
     cache.delete_many(keys)
     yield
     cache.delete_many(keys)

@@ -132,7 +132,7 @@ def test_guessing_one_username_from_many_addresses_locks_that_username(api, memb
     blocked = api.post(URL, CREDENTIALS, format="json", REMOTE_ADDR="203.0.113.12")
     assert blocked.status_code == 429
     assert blocked.json()["detail"].startswith("Too many failed attempts")
-    assert int(blocked["Retry-After"]) == 900
+    assert 890 <= int(blocked["Retry-After"]) <= 900  # the window opened at the first guess
     assert not ApiToken.objects.exists()
 
 
