@@ -38,6 +38,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def _readable(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
+
+
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
@@ -111,7 +115,8 @@ def forecast_staleness(
         )
     if last_candle_time is not None and base_time != last_candle_time:
         reasons.append(
-            f"forecast starts from the {_iso(base_time)} candle but a newer one ({_iso(last_candle_time)}) exists"
+            f"forecast starts from the candle opened {_readable(base_time)}, "
+            f"but a newer one (opened {_readable(last_candle_time)}) exists"
         )
     return reasons
 

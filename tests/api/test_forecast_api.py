@@ -43,7 +43,11 @@ def test_a_newer_forecast_of_a_retired_version_is_not_served(member_api, market)
 
     assert body["model_version"] == 2
     assert body["stale"] is True
-    assert "a newer one" in body["stale_reason"]
+    newer = market["last"] + HOUR
+    assert body["stale_reason"] == (
+        f"forecast starts from the candle opened {market['last']:%Y-%m-%d %H:%M} UTC, "
+        f"but a newer one (opened {newer:%Y-%m-%d %H:%M} UTC) exists"
+    )
 
 
 @pytest.mark.django_db
