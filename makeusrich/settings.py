@@ -108,6 +108,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "makeusrich.middleware.HeadWithoutBodyMiddleware",  # first: it also empties the probes' HEAD answers
     "django.middleware.security.SecurityMiddleware",
     "makeusrich.middleware.ContentSecurityPolicyMiddleware",
     # Before CommonMiddleware: probers send hosts outside ALLOWED_HOSTS (127.0.0.1, the node's IP).

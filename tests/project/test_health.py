@@ -95,3 +95,33 @@ def test_every_other_path_still_refuses_a_host_outside_allowed_hosts(client, set
     assert client.get("/accounts/login/", HTTP_HOST="127.0.0.1:8000").status_code == 400
     assert client.get("/healthz/", HTTP_HOST="127.0.0.1:8000").status_code == 400
     assert client.get("/accounts/login/", HTTP_HOST="rich.example.com").status_code == 200
+
+
+def _wsgi(method: str, path: str) -> tuple[str, dict[str, str], bytes]:
+    """One request through the WSGI application itself, as gunicorn makes it (Django's test
+    client would take a HEAD body out on its own)."""
+    from wsgiref.util import setup_testing_defaults
+
+    from makeusrich.wsgi import application
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_HOST": "127.0.0.1"}
+    setup_testing_defaults(environ)
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=status, headers=dict(headers))
+
+    body = b"".join(application(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/accounts/login/"])
+def test_a_head_answer_has_gets_headers_and_no_body(path):
+    status, headers, body = _wsgi("GET", path)
+    assert status.startswith("200") and body
+
+    status, head_headers, head_body = _wsgi("HEAD", path)
+
+    assert status.startswith("200") and head_body == b""
+    assert head_headers["Content-Length"] == str(len(body))
