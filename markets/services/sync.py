@@ -47,6 +47,7 @@ class GapFillResult:
     still_missing: int = 0  # hours not asked about yet (the per-sync bound) or whose request failed
     requests: int = 0
     error: str = ""  # the request that failed; its hours are asked for again by the next sync
+    outages: int = 0  # the runs of hours that make up confirmed_empty
 
     @property
     def anything(self) -> bool:
@@ -54,8 +55,8 @@ class GapFillResult:
 
     def __str__(self) -> str:
         text = (
-            f"holes: {self.filled} hour(s) filled, {self.confirmed_empty} confirmed empty, "
-            f"{self.still_missing} still missing"
+            f"holes: {self.filled} hour(s) filled, {self.confirmed_empty} confirmed empty"
+            f"{f' ({self.outages} outage(s))' if self.confirmed_empty else ''}, {self.still_missing} still missing"
         )
         if self.error:
             return f"{text} (failed, retried next sync: {self.error})"
@@ -165,7 +166,7 @@ def asset_gaps_fill(
     max_requests = settings.SYNC_GAP_REQUESTS if max_requests is None else max_requests
     holes = asset_unconfirmed_gaps(asset=asset, source=source.name)
     still_missing = sum(_hours(hole) for hole in holes)
-    filled = confirmed = requests = 0
+    filled = confirmed = requests = outages = 0
     error = ""
     for batch in _gap_requests(holes)[:max_requests]:
         requests += 1
@@ -182,13 +183,14 @@ def asset_gaps_fill(
         inserted = _gap_store(asset=asset, source_name=source.name, rows=rows, empty=empty, now=now)
         filled += inserted
         confirmed += sum(_hours(hole) for hole in empty)
+        outages += len(empty)
         # Hours answered: a candle came for them, or they are now a confirmed outage.
         still_missing -= sum(1 for when in found if any(a <= when <= b for a, b in batch))
         still_missing -= sum(_hours(hole) for hole in empty)
         if failure is not None:
             error = str(failure)
             break
-    result = GapFillResult(filled, confirmed, still_missing, requests, error)
+    result = GapFillResult(filled, confirmed, still_missing, requests, error, outages)
     if result.anything:
         logger.log(logging.WARNING if error else logging.INFO, "%s: %s", asset.symbol, result)
     return result

@@ -29,7 +29,7 @@ def test_sync_asset_reports_the_holes_it_filled(btc, replay, settings):
 
     assert result["inserted"] == 1 and result["error"] == ""
     # The year's four outages (11 hours) are confirmed by the replay data too.
-    assert result["holes"] == "holes: 100 hour(s) filled, 11 confirmed empty, 0 still missing"
+    assert result["holes"] == "holes: 100 hour(s) filled, 11 confirmed empty (4 outage(s)), 0 still missing"
     assert Candle.objects.filter(asset=btc).count() == 7875
 
     assert "holes" not in sync_asset("BTCUSDT")  # nothing left to ask: as before
