@@ -81,7 +81,9 @@ def test_it_syncs_from_binance_when_configured(btc, fake_binance, settings):
     assert "BTCUSDT: 6 new candle(s) (binance: 6 closed candle(s) from 2022-03-06 11:00 UTC)" in out
     assert Candle.objects.filter(asset=btc).count() == 8749
     # Then the year's four outages (11 hours) are asked about once, in three requests.
-    assert out.rstrip().endswith("; holes: 0 hour(s) filled, 11 confirmed empty (4 outage(s)), 0 still missing")
+    assert out.rstrip().endswith(
+        "; holes: 0 hour(s) filled, 11 confirmed empty (4 outage(s)), 0 still missing"
+    )
     assert len(fake_binance.kline_requests) == 1 + 3
 
 
@@ -101,7 +103,11 @@ def test_it_says_how_many_missing_hours_it_filled_and_how_many_are_left(btc, fak
         "holes: 2000 hour(s) filled, 0 confirmed empty, 1750 still missing (left for the next syncs)"
         in (outputs[1])
     )
-    assert outputs[2].rstrip().endswith("holes: 1745 hour(s) filled, 5 confirmed empty (2 outage(s)), 0 still missing")
+    assert (
+        outputs[2]
+        .rstrip()
+        .endswith("holes: 1745 hour(s) filled, 5 confirmed empty (2 outage(s)), 0 still missing")
+    )
     # Nothing left to ask: the line is as it was before holes were filled.
     assert outputs[3] == (
         "BTCUSDT: 0 new candle(s) (binance: 0 closed candle(s) from 2022-03-06 17:00 UTC), "
