@@ -183,9 +183,32 @@ def test_it_says_nothing_about_no_change_when_the_model_moves_every_hour(client,
     assert _no_change(_page(client, member)) == ""
 
 
-def test_it_explains_the_training_loss(client, member, market):
+def _loss_caption(html: str) -> str:
+    return _text(html.split('data-field="loss-explained">')[1].split("</p>")[0]).strip()
+
+
+def test_it_draws_what_no_change_scores_on_validation_beside_the_training_loss(client, member, market):
+    # The bundled year's v1: validation loss about 0.69 while "no change" scores 0.76 there.
+    no_change = {"train": 1.0, "validation": 0.757}
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        preprocessing={"training": {"best_epoch": 3, "no_change_loss": no_change}}
+    )
     html = _page(client, member)
-    assert "forecasting “no change” scores about 1" in _text(html.split('data-field="loss-explained"')[1])
+    traces = {trace["name"]: trace for trace in _figure(html, "loss-chart-data")["data"]}
+    assert set(traces["No change (validation)"]["y"]) == {0.757}
+    assert set(traces["No change (training)"]["y"]) == {1.0}
+    caption = _loss_caption(html)
+    assert "what forecasting “no change” scores on the same windows (0.76 on validation)" in caption
+    assert "about 1" not in caption
+
+
+def test_a_version_without_the_no_change_loss_gets_no_line_and_no_claim_about_it(client, member, market):
+    html = _page(client, member)
+    assert _names(_figure(html, "loss-chart-data")) == ["Training loss", "Validation loss"]
+    caption = _loss_caption(html)
+    assert caption.startswith("The loss is the mean squared error")
+    assert "about 1" not in caption and "dashed" not in caption
+    assert "trained before the score of “no change” was recorded" in caption
 
 
 def test_it_says_the_prices_are_replayed_history_with_the_stored_range(client, member, market, settings):
