@@ -26,6 +26,12 @@ from markets.selectors import candle_list
 
 CHART_CANDLES = 5 * 24  # the report's chart: the last five days of hourly candles
 TRACK_RECORD_DAYS = 7
+# Below a day of hourly forecasts a track-record figure is told as preliminary, not as a
+# finding: one calm or one wild stretch decides it, and an 80 % band's hit rate over n
+# independent hours has a standard error of 0.4/sqrt(n), still 8 points at 24 (3 hours
+# "held 100 %" would say nothing). The band's figure pools every hour ahead, and the hours
+# of one forecast share its start, so it also waits for as many forecasts.
+TRACK_RECORD_MIN_HOURS = 24
 VERSIONS_SHOWN = 20
 
 
@@ -94,6 +100,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     record = track_record(
         asset=asset, days=TRACK_RECORD_DAYS, recent=TRACK_RECORD_DAYS * 24, window_end=panel.last_time
     )
+    next_hour = next((stats for stats in record.per_step if stats.step == 1), None)
     series = charts.track_record_series(record.recent)
     track_chart = charts.track_record_figure(series=series, quote=asset.quote) if series["time"] else None
     versions = model_version_list(asset=asset, limit=VERSIONS_SHOWN)
@@ -110,7 +117,10 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
         "loss_chart": loss_chart,
         "no_change_loss": no_change_loss,
         "record": record,
-        "record_next_hour": next((stats for stats in record.per_step if stats.step == 1), None),
+        "record_next_hour": next_hour,
+        "record_min_hours": TRACK_RECORD_MIN_HOURS,
+        "next_hour_judged": next_hour is not None and next_hour.count >= TRACK_RECORD_MIN_HOURS,
+        "coverage_judged": min(record.overall.count, record.forecasts) >= TRACK_RECORD_MIN_HOURS,
         "track_chart": track_chart,
         "now": timezone.now(),
     }

@@ -64,6 +64,43 @@ def test_it_shows_the_live_track_record_against_persistence(client, member, mark
     assert "assuming no change" in summary
 
 
+def _summary(html: str) -> str:
+    return _text(html.split('data-field="track-summary">')[1].split("</p>")[0])
+
+
+def test_the_track_record_says_how_many_scored_hours_each_finding_rests_on(client, member, market):
+    summary = _summary(_page(client, member))
+    assert "One hour ahead, over 30 scored hours, the model was off by" in summary
+    # Forecast k hours old has min(k, 24) scored hours: 1 + ... + 24 + 6 * 24.
+    assert "of the time (444 scored hours from 30 forecasts)" in summary
+    assert "Preliminary" not in summary and "too few" not in summary
+
+
+def test_on_a_few_scored_hours_the_track_record_says_too_few_to_judge(client, member, btc):
+    factories.market_create(asset=btc, scored=3)
+    html = _page(client, member)
+    summary = _summary(html)
+    assert (
+        "One hour ahead, only 3 hours have been scored, too few to judge the model (it takes 24)." in summary
+    )
+    assert "Preliminary: off by" in summary
+    assert "too few hours have been scored to judge the 80 % band: 6 from 3 forecasts" in summary
+    assert re.search(r"Preliminary: it held the real price \d+ % of the time\.", summary)
+    # No verdict next to "no change" in bold, and no band figure outside the preliminary note.
+    assert "<strong>" not in html.split('data-field="track-summary">')[1].split("</p>")[0]
+    assert summary.count("held the real price") == 1
+
+
+@pytest.mark.parametrize(("scored", "judged"), [(23, False), (24, True)])
+def test_a_day_of_scored_forecasts_is_the_least_the_track_record_judges_on(
+    client, member, btc, scored, judged
+):
+    factories.market_create(asset=btc, scored=scored)
+    summary = _summary(_page(client, member))
+    assert (f"One hour ahead, over {scored} scored hours" in summary) is judged
+    assert ("Preliminary" in summary) is not judged
+
+
 def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persistence(client, member, market):
     html = _page(client, member)
     table = re.sub(r"\s+", " ", html.split('id="versions-table"')[1].split("</table>")[0])
