@@ -230,14 +230,21 @@ def price_figure(
     return _as_dict(fig)
 
 
-def loss_figure(*, loss_history: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def loss_figure(
+    *, loss_history: Iterable[dict[str, Any]], no_change: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """Training and validation loss per epoch of one model version.
 
     The loss is the mean squared error of the predicted changes, each divided by
-    its standard deviation in training: predicting "no change" scores about 1.
+    its standard deviation in training. `no_change` ({"train", "validation"},
+    either may be missing) is what predicting "no change" scored on the same
+    windows, drawn as a dashed line beside its loss: it is about 1 on training
+    only, so without it the chart has no reference (versions trained before it
+    was recorded have none).
     """
     rows = [row for row in loss_history if "epoch" in row]
     epochs = [row["epoch"] for row in rows]
+    no_change = no_change or {}
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -257,6 +264,18 @@ def loss_figure(*, loss_history: Iterable[dict[str, Any]]) -> dict[str, Any]:
             line={"color": DOWN},
         )
     )
+    # Each loss's own reference, in its colour, flat across the epochs so hover shows it.
+    for split, label, colour in (("train", "training", FORECAST), ("validation", "validation", DOWN)):
+        if no_change.get(split) is not None and epochs:
+            fig.add_trace(
+                go.Scatter(
+                    name=f"No change ({label})",
+                    x=epochs,
+                    y=[float(no_change[split])] * len(epochs),
+                    mode="lines",
+                    line={"color": colour, "width": 1, "dash": "dash"},
+                )
+            )
     fig.update_layout(
         _layout(
             xaxis={"title": {"text": "Epoch"}, "dtick": 1 if len(epochs) <= 20 else None},

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
@@ -321,9 +322,20 @@ def model_version_list(
 
 
 def model_version_active(*, asset: Asset, with_loss_history: bool = True) -> ModelVersion | None:
-    """The version serving `asset`, or None."""
+    """The version serving `asset`, or None.
+
+    Annotated with `no_change_loss`, the loss history's reference
+    (preprocessing.training.no_change_loss: {"train", "validation"}), None for
+    versions trained before it was recorded; the rest of preprocessing stays unread.
+    """
     heavy = [name for name in HEAVY_VERSION_FIELDS if not (with_loss_history and name == "loss_history")]
-    return ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.ACTIVE).defer(*heavy).first()
+    no_change = KeyTransform("no_change_loss", KeyTransform("training", "preprocessing"))
+    return (
+        ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.ACTIVE)
+        .defer(*heavy)
+        .annotate(no_change_loss=no_change)
+        .first()
+    )
 
 
 # --- live track record (aggregation in forecasting/track_record.py) -----------------

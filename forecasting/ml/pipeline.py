@@ -226,6 +226,11 @@ def train(
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
         "best_epoch": fitted.outcome.best_epoch,
+        # The loss_history's reference: "no change" on the fitted and the validation windows.
+        "no_change_loss": {
+            "train": fitted.outcome.no_change_train_loss,
+            "validation": fitted.outcome.no_change_val_loss,
+        },
         "scaler_rows": [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])],
         "fit_windows": fitted.fit_windows,
         "train_windows": len(split.train),

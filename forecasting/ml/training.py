@@ -26,6 +26,11 @@ class EpochStats:
 class FitOutcome:
     best_state: dict[str, torch.Tensor]
     best_epoch: int  # 0 = the starting weights were never beaten
+    # What a network that always outputs 0 ("no change") scores, by the same loss as the
+    # epochs: the reference their losses mean something against. The scaled targets are
+    # about 1 in square on the training windows only; validation may be calmer or wilder.
+    no_change_train_loss: float
+    no_change_val_loss: float
     history: list[EpochStats] = field(default_factory=list)
     diverged_at: int | None = None  # epoch whose loss was not finite
 
@@ -47,6 +52,11 @@ def predict(model: nn.Module, view: np.ndarray, starts: np.ndarray) -> np.ndarra
 
 def mse(model: nn.Module, view: np.ndarray, starts: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean((predict(model, view, starts) - targets) ** 2))
+
+
+def no_change_loss(targets: np.ndarray) -> float:
+    """`mse` of a network whose outputs are all 0: the window's last close, "no change"."""
+    return float(np.mean(targets**2)) if targets.size else math.nan
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -80,7 +90,12 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     loss_fn = nn.MSELoss()
     # The starting weights are the fallback: kept if no epoch beats them (or every loss diverges).
-    outcome = FitOutcome(best_state=_snapshot(model), best_epoch=0)
+    outcome = FitOutcome(
+        best_state=_snapshot(model),
+        best_epoch=0,
+        no_change_train_loss=no_change_loss(train_targets),
+        no_change_val_loss=no_change_loss(val_targets),
+    )
     best_loss = mse(model, view, val_starts, val_targets) if score_start else math.inf
     if not math.isfinite(best_loss):
         best_loss = math.inf

@@ -64,6 +64,43 @@ def test_it_shows_the_live_track_record_against_persistence(client, member, mark
     assert "assuming no change" in summary
 
 
+def _summary(html: str) -> str:
+    return _text(html.split('data-field="track-summary">')[1].split("</p>")[0])
+
+
+def test_the_track_record_says_how_many_scored_hours_each_finding_rests_on(client, member, market):
+    summary = _summary(_page(client, member))
+    assert "One hour ahead, over 30 scored hours, the model was off by" in summary
+    # Forecast k hours old has min(k, 24) scored hours: 1 + ... + 24 + 6 * 24.
+    assert "of the time (444 scored hours from 30 forecasts)" in summary
+    assert "Preliminary" not in summary and "too few" not in summary
+
+
+def test_on_a_few_scored_hours_the_track_record_says_too_few_to_judge(client, member, btc):
+    factories.market_create(asset=btc, scored=3)
+    html = _page(client, member)
+    summary = _summary(html)
+    assert (
+        "One hour ahead, only 3 hours have been scored, too few to judge the model (it takes 24)." in summary
+    )
+    assert "Preliminary: off by" in summary
+    assert "too few hours have been scored to judge the 80 % band: 6 from 3 forecasts" in summary
+    assert re.search(r"Preliminary: it held the real price \d+ % of the time\.", summary)
+    # No verdict next to "no change" in bold, and no band figure outside the preliminary note.
+    assert "<strong>" not in html.split('data-field="track-summary">')[1].split("</p>")[0]
+    assert summary.count("held the real price") == 1
+
+
+@pytest.mark.parametrize(("scored", "judged"), [(23, False), (24, True)])
+def test_a_day_of_scored_forecasts_is_the_least_the_track_record_judges_on(
+    client, member, btc, scored, judged
+):
+    factories.market_create(asset=btc, scored=scored)
+    summary = _summary(_page(client, member))
+    assert (f"One hour ahead, over {scored} scored hours" in summary) is judged
+    assert ("Preliminary" in summary) is not judged
+
+
 def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persistence(client, member, market):
     html = _page(client, member)
     table = re.sub(r"\s+", " ", html.split('id="versions-table"')[1].split("</table>")[0])
@@ -183,9 +220,32 @@ def test_it_says_nothing_about_no_change_when_the_model_moves_every_hour(client,
     assert _no_change(_page(client, member)) == ""
 
 
-def test_it_explains_the_training_loss(client, member, market):
+def _loss_caption(html: str) -> str:
+    return _text(html.split('data-field="loss-explained">')[1].split("</p>")[0]).strip()
+
+
+def test_it_draws_what_no_change_scores_on_validation_beside_the_training_loss(client, member, market):
+    # The bundled year's v1: validation loss about 0.69 while "no change" scores 0.76 there.
+    no_change = {"train": 1.0, "validation": 0.757}
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        preprocessing={"training": {"best_epoch": 3, "no_change_loss": no_change}}
+    )
     html = _page(client, member)
-    assert "forecasting “no change” scores about 1" in _text(html.split('data-field="loss-explained"')[1])
+    traces = {trace["name"]: trace for trace in _figure(html, "loss-chart-data")["data"]}
+    assert set(traces["No change (validation)"]["y"]) == {0.757}
+    assert set(traces["No change (training)"]["y"]) == {1.0}
+    caption = _loss_caption(html)
+    assert "what forecasting “no change” scores on the same windows (0.76 on validation)" in caption
+    assert "about 1" not in caption
+
+
+def test_a_version_without_the_no_change_loss_gets_no_line_and_no_claim_about_it(client, member, market):
+    html = _page(client, member)
+    assert _names(_figure(html, "loss-chart-data")) == ["Training loss", "Validation loss"]
+    caption = _loss_caption(html)
+    assert caption.startswith("The loss is the mean squared error")
+    assert "about 1" not in caption and "dashed" not in caption
+    assert "trained before the score of “no change” was recorded" in caption
 
 
 def test_it_says_the_prices_are_replayed_history_with_the_stored_range(client, member, market, settings):

@@ -164,6 +164,24 @@ def test_the_loss_chart_has_one_point_per_epoch_for_both_losses():
     assert all(len(trace["x"]) == len(trace["y"]) == 6 for trace in traces.values())
 
 
+def test_the_loss_chart_draws_what_no_change_scores_as_a_flat_dashed_line_per_split():
+    history = [{"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 0.7} for epoch in range(1, 5)]
+    figure = charts.loss_figure(loss_history=history, no_change={"train": 1.0001, "validation": 0.757})
+    traces = _traces(figure)
+    validation = traces["No change (validation)"]
+    assert validation["x"] == [1, 2, 3, 4] and validation["y"] == [0.757] * 4
+    assert validation["line"]["dash"] == "dash"
+    assert validation["line"]["color"] == traces["Validation loss"]["line"]["color"]
+    assert traces["No change (training)"]["y"] == [1.0001] * 4
+
+
+def test_the_loss_chart_of_a_version_without_the_no_change_loss_has_no_reference_line():
+    history = [{"epoch": 1, "train_loss": 0.9, "val_loss": 0.7}]
+    assert set(_traces(charts.loss_figure(loss_history=history))) == {"Training loss", "Validation loss"}
+    only_validation = charts.loss_figure(loss_history=history, no_change={"validation": 0.75})
+    assert set(_traces(only_validation)) == {"Training loss", "Validation loss", "No change (validation)"}
+
+
 def _scored(base: datetime, actual: float, forecast: float, last_close: float, outage: bool = False):
     time = (base + HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")
     if outage:

@@ -11,7 +11,7 @@ from forecasting.ml.config import TrainingConfig
 from forecasting.ml.evaluation import METRIC_KEYS, evaluate_onnx
 from forecasting.ml.features import InsufficientDataError, compute_features
 from forecasting.ml.pipeline import EpochReport, train
-from forecasting.ml.windows import chronological_split, hour_numbers, window_bases
+from forecasting.ml.windows import chronological_split, future_returns, hour_numbers, window_bases
 from tests.forecasting.ml.helpers import GAPS, synthetic_candles, tiny_config
 
 
@@ -79,6 +79,24 @@ def test_the_gate_scores_the_artifact_on_exactly_the_validation_windows(trained,
     assert again["windows"] == validation["windows"] == len(split.validation)
     for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80"):
         np.testing.assert_allclose(again[key], validation[key], rtol=1e-9)
+
+
+def test_it_records_the_loss_of_no_change_on_the_validation_and_training_windows(trained, candles):
+    result, _ = trained
+    config = tiny_config()
+    split = _split(candles, config)
+    scale = np.asarray(result.preprocessing["target"]["scale"])
+    close = candles["close"].to_numpy()
+
+    def no_change(bases):  # the loss of a network that outputs 0: its squared scaled targets
+        return float(np.mean((future_returns(close, bases, config.horizon) / scale) ** 2))
+
+    stored = result.preprocessing["training"]["no_change_loss"]
+    assert stored["validation"] == pytest.approx(no_change(split.validation), rel=1e-5)
+    assert stored["train"] == pytest.approx(no_change(split.train), rel=1e-5)
+    # Scaled by the training spread, so about 1 on training only; validation has its own level.
+    assert stored["train"] == pytest.approx(1.0, abs=0.05)
+    assert stored["validation"] != pytest.approx(stored["train"], abs=0.01)
 
 
 def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
