@@ -65,27 +65,35 @@ def _count(key: str) -> tuple[int, int]:
     The increment is atomic on Redis (INCR).
     """
     length = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    now = time.time()
     if cache.add(key, 1, timeout=length):
-        cache.set(f"{key}:until", now + length, timeout=length)
+        cache.set(f"{key}:until", time.time() + length, timeout=length)
         return 1, length
     try:
         value = cache.incr(key)
     except ValueError:  # expired between add and incr
         return _count(key)
-    until = cache.get(f"{key}:until") or now + length
-    seconds_left = max(1, math.ceil(until - now))
-    # Django's file and database caches store an incremented value with their default
-    # timeout (300 s), which would end the window early: it ends when the window does.
-    cache.touch(key, seconds_left)
-    return value, seconds_left
+    return value, _keep_window_end(key)
 
 
 def _uncount(key: str) -> None:
     try:
         cache.decr(key)
     except ValueError:  # the window ended meanwhile: nothing to give back
-        pass
+        return
+    _keep_window_end(key)
+
+
+def _keep_window_end(key: str) -> int:
+    """Gives a counter just changed the rest of its window; returns the seconds left.
+
+    Django's file and database caches store an incremented (or decremented)
+    value with their default timeout (300 s), which would move the window's end.
+    """
+    now = time.time()
+    until = cache.get(f"{key}:until") or now + settings.LOGIN_FAILURE_WINDOW_SECONDS
+    seconds_left = max(1, math.ceil(until - now))
+    cache.touch(key, seconds_left)
+    return seconds_left
 
 
 def login_attempt_start(*, username: str, client: str) -> int | None:

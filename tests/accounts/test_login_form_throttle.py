@@ -197,8 +197,9 @@ def test_the_login_page_says_how_long_to_wait(client, member, settings, monkeypa
     assert "Try again in 2 minutes." in _login(client, "alice", PASSWORD).content.decode()
 
 
-def test_with_the_file_cache_a_failure_count_lasts_the_whole_window(client, member, settings, tmp_path):
-    # Django's file cache stores incremented values with its default timeout: here 1 s.
+@pytest.fixture
+def file_cache_1s(settings, tmp_path):
+    # Django's file cache stores incremented and decremented values with its default timeout: here 1 s.
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -207,7 +208,20 @@ def test_with_the_file_cache_a_failure_count_lasts_the_whole_window(client, memb
         }
     }
     settings.LOGIN_FAILURE_WINDOW_SECONDS = 10**8  # no window boundary during the test
+
+
+def test_with_the_file_cache_a_failure_count_lasts_the_whole_window(client, member, file_cache_1s):
     for _ in range(3):
         _login(client, "alice", "wrong")
     time.sleep(1.5)
     assert _login(client, "alice", PASSWORD).status_code == 429
+
+
+def test_with_the_file_cache_a_success_does_not_shorten_the_clients_window(client, member, file_cache_1s):
+    for name in ("bob", "carol"):
+        _login(client, name, "wrong")
+    assert _login(client, "alice", PASSWORD).status_code == 302  # gives its unit back
+    client.logout()
+    time.sleep(1.5)
+    assert _login(client, "dave", "wrong").status_code == 200  # the third failure from this address
+    assert _login(client, "eve", "wrong").status_code == 429
