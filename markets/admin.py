@@ -43,6 +43,25 @@ class SyncStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _horizon_hint() -> str:
+    return f"Hours to forecast, 1 to 168. Empty: the default, {settings.FORECAST_HORIZON} hours."
+
+
+def _hyperparameters_hint() -> str:
+    from forecasting.ml.config import TrainingConfig  # pure Python: no torch in the web process
+
+    defaults = ", ".join(
+        f"{key} ({value})" for key, value in TrainingConfig().to_dict().items() if key != "horizon"
+    )
+    return (
+        'Overrides of the training recipe as a JSON object, e.g. {"max_epochs": 12}. '
+        f"Empty: the defaults. Keys (default): {defaults}. The next retrain uses them."
+    )
+
+
+FORM_HINTS = {"horizon": _horizon_hint, "hyperparameters": _hyperparameters_hint}
+
+
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
     list_display = (
@@ -75,6 +94,14 @@ class AssetAdmin(admin.ModelAdmin):
         ("Market data", {"fields": ("last_synced_at", "last_sync_error", "candle_summary", "gap_report")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Hints in the form, not on the model: the defaults live in settings and in the ML
+        # config, and a model help_text would copy them into migrations.
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in FORM_HINTS:
+            field.help_text = FORM_HINTS[db_field.name]()
+        return field
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
         # One query for the list: counts and last times are annotated, not fetched per row.

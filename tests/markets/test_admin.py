@@ -247,3 +247,29 @@ def test_deleting_a_confirmed_outage_in_the_admin_makes_the_next_sync_ask_again(
         datetime(2021, 4, 20, 2, tzinfo=UTC),
         datetime(2021, 4, 20, 3, tzinfo=UTC),
     ) in asset_unconfirmed_gaps(asset=btc, source="binance")
+
+
+def test_the_asset_form_says_what_horizon_and_hyperparameters_accept(admin_client, btc, settings):
+    settings.FORECAST_HORIZON = 12
+    response = admin_client.get(f"{ASSETS}{btc.pk}/change/")
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "Empty: the default, 12 hours" in form.fields["horizon"].help_text
+    hint = form.fields["hyperparameters"].help_text
+    # Every key the recipe accepts is listed with its default; horizon has its own field.
+    for key in ("window", "learning_rate", "max_epochs", "warm_windows", "shrink_z"):
+        assert f"{key} (" in hint
+    assert "learning_rate (0.001)" in hint
+    assert "horizon (" not in hint
+    assert b"max_epochs (8)" in response.content
+
+
+def test_an_unknown_hyperparameter_is_refused_in_the_form_naming_the_known_ones(admin_client, btc):
+    response = admin_client.post(
+        f"{ASSETS}{btc.pk}/change/",
+        {"is_active": "on", "horizon": "", "hyperparameters": '{"epochs": 3}'},
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "unknown hyperparameter &#x27;epochs&#x27;" in response.content.decode()
+    btc.refresh_from_db()
+    assert btc.hyperparameters == {}
