@@ -11,4 +11,6 @@ RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --noinput
 RUN useradd --create-home app && mkdir -p /app/var /artifacts && chown -R app /app/var /artifacts
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "makeusrich.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# The logger class masks keys sent in URLs, should an access log be turned on (GUNICORN_CMD_ARGS).
+CMD ["gunicorn", "makeusrich.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--logger-class", "makeusrich.gunicorn_logging.SecretMaskingLogger"]

@@ -1,7 +1,7 @@
 """DRF authentication by hashed API token: `Authorization: Token <key>`, nothing else.
 
-A key in a query string is never looked at (it would end up in access logs
-and browser history).
+A key in a query string is never accepted (it would end up in access logs
+and browser history); a request that tries one is told where the key goes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ def counts_quota(request: Request, view: Any) -> bool:
 # Real keys are ~47 characters; anything much longer is not worth hashing.
 MAX_KEY_LENGTH = 200
 
+# Query parameters (any case) that clients, used to other APIs, put a key in; never accepted.
+QUERY_TOKEN_NAMES = frozenset({"token", "key", "auth_token", "api_key", "apikey", "access_token"})
+KEY_IN_URL_DETAIL = (
+    "Tokens are accepted only in the 'Authorization: Token <key>' header, never in a URL "
+    "(URLs end up in logs and browser history)."
+)
+
 
 class HashedTokenAuthentication(BaseAuthentication):
     keyword = TOKEN_KEYWORD
@@ -35,6 +42,9 @@ class HashedTokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
         parts = get_authorization_header(request).split()
         if not parts:
+            # Only now is the query string looked at: requests with the header never pay for it.
+            if any(name.lower() in QUERY_TOKEN_NAMES for name in request.query_params):
+                raise exceptions.AuthenticationFailed(KEY_IN_URL_DETAIL)
             # No credentials: the permission check then answers 401 with WWW-Authenticate.
             return None
         if parts[0].lower() != self.keyword.lower().encode():

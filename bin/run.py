@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PORT = os.environ.get("PORT", "8000")
+# Masks keys sent in URLs (?token=...) in the access log: the API refuses them, the log would keep them.
+GUNICORN_LOGGER = "makeusrich.gunicorn_logging.SecretMaskingLogger"
 
 
 def manage(*args: str) -> None:
@@ -30,6 +32,7 @@ def main() -> int:
         "web": [
             str(BIN / "gunicorn"), "makeusrich.wsgi:application",
             "--bind", f"127.0.0.1:{PORT}", "--workers", "2", "--access-logfile", "-",
+            "--logger-class", GUNICORN_LOGGER,
         ],
         "worker": [str(BIN / "celery"), "-A", "makeusrich", "worker", "--concurrency", "2", "-l", "info"],
         "beat": [str(BIN / "celery"), "-A", "makeusrich", "beat", "-l", "info", "--pidfile="],

@@ -67,7 +67,10 @@ def error(description: str, example: str, serializer: Any = ErrorSerializer) -> 
 
 
 UNAUTHORIZED = {
-    401: error("Missing, unknown or revoked token", "Authentication credentials were not provided.")
+    401: error(
+        "Missing, unknown or revoked token (a token in the query string is never accepted)",
+        "Authentication credentials were not provided.",
+    )
 }
 NOT_FOUND = {404: error("Unknown asset", "Unknown asset 'FOOBAR'; followed assets: BTCUSDT.")}
 BAD_REQUEST = {

@@ -156,6 +156,12 @@ def parse_decimal(raw: object, name: str) -> Decimal:
     return value
 
 
+def decimal_text(value: Decimal) -> str:
+    """`value` as people write it: 48109.79 for the stored 48109.7900000000, 48000 (never 4.8E+4)."""
+    text = f"{value:f}"  # positional: Decimal.normalize() would give 4.8E+4
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def parse_int(raw: object, name: str) -> int:
     text = str(raw).strip()
     # Accept "123" and "123.0" (some exports write trades as floats) but nothing lossy.

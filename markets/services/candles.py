@@ -15,7 +15,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from markets.csvfile import PathOrFile, file_name_check, read_klines_csv
-from markets.klines import Gap, KlineError, KlineRow, find_gaps, kline_is_closed, symbol_split
+from markets.klines import (
+    Gap,
+    KlineError,
+    KlineRow,
+    decimal_text,
+    find_gaps,
+    kline_is_closed,
+    symbol_split,
+)
 from markets.models import CANDLE_FIELDS, Asset, Candle
 
 Progress = Callable[[int, int], None]  # (rows stored so far, rows to store)
@@ -160,11 +168,16 @@ def _candle(asset: Asset, row: KlineRow, pk: int | None = None) -> Candle:
 def _candle_difference(row: KlineRow, stored: tuple[object, ...]) -> str:
     """How `row` differs from a stored candle's values (COMPARED_FIELDS), or "" when they agree."""
     changed = [
-        f"{name} {getattr(row, name)} in the file, {kept} stored"
+        f"{name} {_value_text(getattr(row, name))} in the file, {_value_text(kept)} stored"
         for name, kept in zip(COMPARED_FIELDS, stored, strict=True)
         if not _same_value(getattr(row, name), kept)
     ]
     return f"{row.open_time:%Y-%m-%d %H:%M} UTC: {', '.join(changed)}" if changed else ""
+
+
+def _value_text(value: object) -> str:
+    # Stored decimals come back with the column's 10 places (48109.7900000000).
+    return decimal_text(value) if isinstance(value, Decimal) else str(value)
 
 
 def _same_value(given: object, stored: object) -> bool:

@@ -77,12 +77,36 @@ def test_it_rejects_a_revoked_token(member):
     assert response.json() == {"detail": "Invalid or revoked token."}
 
 
+QUERY_TOKEN_DETAIL = (
+    "Tokens are accepted only in the 'Authorization: Token <key>' header, never in a URL "
+    "(URLs end up in logs and browser history)."
+)
+
+
 @pytest.mark.django_db
-def test_it_never_reads_a_token_from_the_query_string(member):
+@pytest.mark.parametrize("name", ["token", "key", "auth_token", "api_key", "access_token", "API_KEY"])
+def test_a_token_in_the_query_string_is_refused_saying_where_it_goes(member, name):
+    token, key = api_token_create(user=member, name="laptop")
+
+    response = APIClient().get(URL, {name: key, "days": "7"})
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": QUERY_TOKEN_DETAIL}
+    assert response["WWW-Authenticate"].startswith("Token")
+    assert ApiToken.objects.get(pk=token.pk).last_used_at is None  # never looked up
+
+
+@pytest.mark.django_db
+def test_other_query_parameters_without_a_header_get_the_plain_401():
+    response = APIClient().get(URL, {"limit": "5", "tokens": "x"})
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+@pytest.mark.django_db
+def test_with_the_header_the_query_string_is_not_looked_at(member):
     _, key = api_token_create(user=member, name="laptop")
-    for name in ("token", "key", "auth_token", "access_token"):
-        response = APIClient().get(URL, {name: key})
-        assert response.status_code == 401, name
+    assert _get(key, QUERY_STRING="token=whatever").status_code == 200
 
 
 @pytest.mark.django_db

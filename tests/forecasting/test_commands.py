@@ -29,6 +29,17 @@ TRAIN_JSON_KEYS = {
     "data",
     "metrics",
 }
+# The `forecast --json` object, with or without a forecast ("error" is null or says why).
+FORECAST_JSON_KEYS = {
+    "symbol",
+    "model_version",
+    "generated_at",
+    "last_candle_time",
+    "last_close",
+    "horizon_hours",
+    "points",
+    "error",
+}
 
 
 def _run(*args: str) -> str:
@@ -77,6 +88,7 @@ def test_forecast_prints_24_points_with_intervals(bundled_btc):
     _run("train", "BTCUSDT", "--json", "--epochs", "1")
     body = json.loads(_run("forecast", "BTCUSDT", "--json"))
 
+    assert set(body) == FORECAST_JSON_KEYS and body["error"] is None
     assert body["symbol"] == "BTCUSDT" and body["horizon_hours"] == 24
     assert body["last_candle_time"] == "2022-03-06T16:00:00Z"
     assert len(body["points"]) == 24
@@ -247,3 +259,40 @@ def test_train_json_while_another_training_holds_the_asset(tiny_asset):
         body = _run_json_refused("train", "ETHUSDT")
     assert body["version"] is None and "is already being trained by" in body["reason"]
     assert not ModelVersion.objects.exists()
+
+
+def _forecast_json_refused(symbol: str) -> dict:
+    """`forecast SYMBOL --json` that fails: it still prints exactly one object, then exits non-zero."""
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("forecast", symbol, "--json", stdout=out)
+    body = json.loads(out.getvalue())  # one object and nothing else, or this raises
+    assert set(body) == FORECAST_JSON_KEYS
+    assert body["error"] == str(refused.value)
+    assert [key for key in FORECAST_JSON_KEYS - {"symbol", "error"} if body[key] is not None] == []
+    return body
+
+
+def test_forecast_json_of_an_unknown_asset_prints_one_object_saying_so(db):
+    body = _forecast_json_refused("dogeusdt")
+    assert body["symbol"] == "DOGEUSDT" and body["error"] == "unknown asset 'dogeusdt'"
+
+
+def test_forecast_json_without_an_active_model_prints_one_object_saying_how_to_get_one(tiny_asset):
+    body = _forecast_json_refused("ETHUSDT")
+    assert body["error"] == "ETHUSDT has no active model yet: run `manage.py train ETHUSDT`"
+    assert not Forecast.objects.exists()
+
+
+def test_forecast_json_that_cannot_be_computed_prints_one_object_with_the_reason(asset_after_outage):
+    _run("train", "ETHUSDT", "--json")  # active, but the last window misses 12 hours
+    body = _forecast_json_refused("ETHUSDT")
+    assert body["error"].startswith("ETHUSDT: cannot forecast: ") and "miss 12 candles" in body["error"]
+    assert not Forecast.objects.exists()
+
+
+def test_forecast_without_json_keeps_its_plain_error_and_prints_nothing(db):
+    out = StringIO()
+    with pytest.raises(CommandError, match="unknown asset 'DOGEUSDT'"):
+        call_command("forecast", "DOGEUSDT", stdout=out)
+    assert out.getvalue() == ""

@@ -82,7 +82,7 @@ def test_a_reimport_with_other_prices_keeps_the_stored_candles_and_says_so(write
     assert "BTCUSDT: 0 inserted, 24 already present, in" in out
     assert (
         "Warning: 1 of the candles already present have other values in the file "
-        "(first: 2021-03-06 18:00 UTC: close 48300.00000000 in the file, 48473.3"
+        "(first: 2021-03-06 18:00 UTC: close 48300 in the file, 48473.3 stored); "
     ) in out
     assert (
         "the stored candles were kept. To store the file's values instead, import it again with --replace."
@@ -96,6 +96,23 @@ def edit_cell(lines: list[str], row: int, column: int, value: str) -> list[str]:
     cells = lines[row + 1].split(",")
     cells[column] = value
     return [*lines[: row + 1], ",".join(cells), *lines[row + 2 :]]
+
+
+def test_differences_show_prices_as_written_not_with_the_columns_ten_places(write_csv):
+    original = write_csv(0, 24, name="day.csv")  # low of 2021-03-06 18:00: 48109.79000000
+    lowered = write_csv(
+        0, 24, name="lowered.csv", edit=lambda lines: edit_cell(lines, 1, 4, "48100.00000000")
+    )
+    run("--symbol", "BTCUSDT", str(original))
+
+    kept = run("--symbol", "BTCUSDT", str(lowered))
+    replaced = run("--replace", "--symbol", "BTCUSDT", str(lowered))
+    back = run("--symbol", "BTCUSDT", str(original))  # the stored low is now a whole number
+
+    assert "2021-03-06 18:00 UTC: low 48100 in the file, 48109.79 stored)" in kept
+    assert "2021-03-06 18:00 UTC: low 48100 in the file, 48109.79 stored)" in replaced
+    assert "2021-03-06 18:00 UTC: low 48109.79 in the file, 48100 stored)" in back  # not 4.81E+4
+    assert "0000 " not in kept + replaced + back and "E+" not in kept + replaced + back
 
 
 def test_replace_stores_the_files_values_and_says_how_many(write_csv):
@@ -112,7 +129,7 @@ def test_replace_stores_the_files_values_and_says_how_many(write_csv):
     assert "BTCUSDT: 24 inserted, 24 already present (2 of them replaced), in" in out
     assert (
         "Replaced 2 stored candle(s) with the file's values "
-        "(first: 2021-03-06 18:00 UTC: close 48300.00000000 in the file, 48473.3"
+        "(first: 2021-03-06 18:00 UTC: close 48300 in the file, 48473.3 stored)."
     ) in out
     assert "Warning" not in out
     assert Candle.objects.get(open_time="2021-03-06T18:00:00Z").close == Decimal("48300")

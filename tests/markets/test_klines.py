@@ -10,6 +10,7 @@ import pytest
 
 from markets.klines import (
     KlineError,
+    decimal_text,
     find_gaps,
     gap_report,
     kline_from_binance,
@@ -24,6 +25,23 @@ T0 = datetime(2021, 3, 6, 17, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 T0_MS = 1615050000000
 GOOD = [T0_MS, "10.5", "11.0", "10.0", "10.75", "2.5", T0_MS + 3_599_999, "26.0", 7, "1.0", "10.4", "0"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "text"),
+    [
+        ("48109.7900000000", "48109.79"),
+        ("48000.0000000000", "48000"),
+        ("4.8E+4", "48000"),
+        ("0.0000390000", "0.000039"),
+        ("0.0000000001", "0.0000000001"),
+        ("0E-10", "0"),
+        ("1234.5", "1234.5"),
+        ("100", "100"),
+    ],
+)
+def test_decimals_are_shown_without_padding_zeros_or_exponents(stored, text):
+    assert decimal_text(Decimal(stored)) == text
 
 
 @pytest.mark.parametrize(

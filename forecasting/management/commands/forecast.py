@@ -6,8 +6,41 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from forecasting import services
+from forecasting.models import Forecast
 from forecasting.templatetags.market_format import price_decimals
 from markets.models import Asset
+
+
+def _iso(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def forecast_summary(forecast: Forecast) -> dict[str, Any]:
+    """The `forecast --json` object; "error" is null (the key is always there, as train's "reason")."""
+    return {
+        "symbol": forecast.asset.symbol,
+        "model_version": forecast.model_version.version,
+        "generated_at": _iso(forecast.generated_at),
+        "last_candle_time": _iso(forecast.base_time),
+        "last_close": float(forecast.last_close),
+        "horizon_hours": forecast.horizon,
+        "points": forecast.points,
+        "error": None,
+    }
+
+
+def no_forecast_summary(symbol: str, error: str) -> dict[str, Any]:
+    """The `forecast --json` object of a run that has no forecast to print: the same keys, null, and why."""
+    return {
+        "symbol": symbol.upper(),
+        "model_version": None,
+        "generated_at": None,
+        "last_candle_time": None,
+        "last_close": None,
+        "horizon_hours": None,
+        "points": None,
+        "error": error,
+    }
 
 
 class Command(BaseCommand):
@@ -18,9 +51,28 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asset = Asset.objects.filter(symbol=options["symbol"].upper()).first()
+        try:
+            forecast = self._forecast(options["symbol"])
+        except CommandError as exc:
+            if options["json"]:  # a script reading stdout gets its one object, saying why there is none
+                self.stdout.write(json.dumps(no_forecast_summary(options["symbol"], str(exc))))
+            raise
+        if options["json"]:
+            self.stdout.write(json.dumps(forecast_summary(forecast)))
+            return
+        self.stdout.write(
+            f"{forecast.asset.symbol} from {_iso(forecast.base_time)} "
+            f"(close {price_text(float(forecast.last_close))}), "
+            f"model v{forecast.model_version.version}, 80 % interval:"
+        )
+        for point in forecast.points:
+            close, lower, upper = (price_text(point[key]) for key in ("close", "lower", "upper"))
+            self.stdout.write(f"  {point['time']}  {close:>14}  [{lower:>14}, {upper:>14}]")
+
+    def _forecast(self, symbol: str) -> Forecast:
+        asset = Asset.objects.filter(symbol=symbol.upper()).first()
         if asset is None:
-            raise CommandError(f"unknown asset {options['symbol']!r}")
+            raise CommandError(f"unknown asset {symbol!r}")
         try:
             forecast = services.forecast_refresh(asset=asset)
         except Exception as exc:
@@ -29,25 +81,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{asset.symbol} has no active model yet: run `manage.py train {asset.symbol}`"
             )
-        body = {
-            "symbol": asset.symbol,
-            "model_version": forecast.model_version.version,
-            "generated_at": forecast.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "last_candle_time": forecast.base_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "last_close": float(forecast.last_close),
-            "horizon_hours": forecast.horizon,
-            "points": forecast.points,
-        }
-        if options["json"]:
-            self.stdout.write(json.dumps(body))
-            return
-        self.stdout.write(
-            f"{asset.symbol} from {body['last_candle_time']} (close {price_text(body['last_close'])}), "
-            f"model v{body['model_version']}, 80 % interval:"
-        )
-        for point in forecast.points:
-            close, lower, upper = (price_text(point[key]) for key in ("close", "lower", "upper"))
-            self.stdout.write(f"  {point['time']}  {close:>14}  [{lower:>14}, {upper:>14}]")
+        return forecast
 
 
 def price_text(value: float) -> str:
