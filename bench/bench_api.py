@@ -274,6 +274,8 @@ def main() -> None:
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
+            # gunicorn 27 keeps one control socket per user: a `make run` beside the bench would lose its.
+            "--no-control-socket",
         ],
         cwd=ROOT,
         env=env,

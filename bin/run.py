@@ -33,6 +33,9 @@ def main() -> int:
             str(BIN / "gunicorn"), "makeusrich.wsgi:application",
             "--bind", f"127.0.0.1:{PORT}", "--workers", "2", "--access-logfile", "-",
             "--logger-class", GUNICORN_LOGGER,
+            # gunicorn 27 keeps one control socket per user; nothing here uses it, and a second
+            # server (another checkout, the bench) would take it over from this one.
+            "--no-control-socket",
         ],
         "worker": [str(BIN / "celery"), "-A", "makeusrich", "worker", "--concurrency", "2", "-l", "info"],
         "beat": [str(BIN / "celery"), "-A", "makeusrich", "beat", "-l", "info", "--pidfile="],
