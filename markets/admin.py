@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
 from markets.klines import INTERVAL, Gap
-from markets.models import Asset, Candle, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
 
@@ -102,9 +102,9 @@ class AssetAdmin(admin.ModelAdmin):
     @admin.display(description="sync")
     def sync_status(self, obj: Asset) -> str:
         if obj.last_sync_error:
-            return format_html(
-                '<span title="{}">failed: {}</span>', obj.last_sync_error, obj.last_sync_error[:60]
-            )
+            what = "failed" if obj.new_candles_failing else "new candles OK, filling holes failed"
+            shown = obj.last_sync_error.removeprefix(HOLES_ERROR_PREFIX)[:60]
+            return format_html('<span title="{}">{}: {}</span>', obj.last_sync_error, what, shown)
         return "OK" if obj.last_synced_at else "never"
 
     @admin.display(description="candles stored")

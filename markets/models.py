@@ -6,6 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 PRICE = {"max_digits": 30, "decimal_places": 10}
+# Starts Asset.last_sync_error when only the filling of older holes failed: the sync's
+# new candles were stored, so the data a forecast starts from is current.
+HOLES_ERROR_PREFIX = "filling holes failed (new candles are synced): "
 
 
 class Asset(models.Model):
@@ -30,6 +33,11 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    @property
+    def new_candles_failing(self) -> bool:
+        """The last sync could not store the newest candles (not only older holes)."""
+        return bool(self.last_sync_error) and not self.last_sync_error.startswith(HOLES_ERROR_PREFIX)
 
     def clean(self) -> None:
         self.symbol = self.symbol.strip().upper()

@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from markets.klines import INTERVAL, KlineRow
-from markets.models import Asset, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, ConfirmedOutage
 from markets.selectors import HourRange, asset_unconfirmed_gaps, candle_last_open_time
 from markets.services.candles import UpsertResult, candles_upsert
 from markets.sources import MAX_RANGE_HOURS, Fetched, KlineSource, SourceError, source_for
@@ -299,18 +299,35 @@ def _gap_store(
 def _gaps_fill_recording_failures(
     *, asset: Asset, source: KlineSource, now: datetime, refresh_inline: bool
 ) -> GapFillResult:
-    """asset_gaps_fill for asset_sync: any failure is logged and reported, never raised, and
-    leaves the append's result (already committed) as it is."""
+    """asset_gaps_fill for asset_sync: any failure is logged, reported and recorded in
+    last_sync_error (after HOLES_ERROR_PREFIX), never raised, and leaves the append's result
+    (already committed) as it is. The append cleared last_sync_error, so a fill that works
+    again leaves it clear."""
     try:
-        return asset_gaps_fill(asset=asset, source=source, now=now, refresh_inline=refresh_inline)
+        result = asset_gaps_fill(asset=asset, source=source, now=now, refresh_inline=refresh_inline)
     except DatabaseError as error:
         logger.exception("filling the holes of %s failed", asset.symbol)
-        return GapFillResult(error=f"database error while filling holes: {error}")
+        result = GapFillResult(error=f"database error while filling holes: {error}")
     except SoftTimeLimitExceeded:
-        return GapFillResult(error="stopped at the sync task's time limit")
+        result = GapFillResult(error="stopped at the sync task's time limit")
     except Exception as error:
         logger.exception("filling the holes of %s failed unexpectedly", asset.symbol)
-        return GapFillResult(error=f"unexpected error: {type(error).__name__}: {error}")
+        result = GapFillResult(error=f"unexpected error: {type(error).__name__}: {error}")
+    if result.error:
+        _holes_failed(asset, result.error)
+    return result
+
+
+def _holes_failed(asset: Asset, error: str) -> None:
+    # A bad kline in a hole fails every hour until the exchange corrects it: without this,
+    # only the log and the task's result would ever say so.
+    error = f"{HOLES_ERROR_PREFIX}{error}"[:2000]
+    try:
+        Asset.objects.filter(pk=asset.pk).update(last_sync_error=error)
+    except DatabaseError:
+        logger.warning("could not record the failed hole filling of %s", asset.symbol, exc_info=True)
+        return
+    asset.last_sync_error = error
 
 
 def _sync_failed(asset: Asset, source_name: str, error: str, *, inserted: int = 0) -> SyncResult:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from markets.models import Asset, Candle, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import asset_unconfirmed_gaps
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
@@ -70,6 +70,17 @@ def test_the_list_filters_by_sync_status_and_searches(admin_client, btc):
 
     assert "ETHUSDT" in failed and "BTCUSDT" not in failed
     assert "BTCUSDT" in searched and "ETHUSDT" not in searched
+
+
+def test_the_list_tells_a_failed_hole_filling_from_a_failed_sync(admin_client, btc):
+    holes = f"{HOLES_ERROR_PREFIX}Binance sent a bad kline for BTCUSDT (not retried)"
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error=holes)
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", last_sync_error="HTTP 503")
+
+    html = admin_client.get(ASSETS, {"sync": "failed"}).content.decode()
+
+    assert "new candles OK, filling holes failed: Binance sent a bad kline" in html
+    assert "failed: HTTP 503" in html
 
 
 def test_the_change_view_shows_the_gap_report(admin_client, btc, bundled):
