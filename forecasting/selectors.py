@@ -54,7 +54,7 @@ def _latest_candle(field: str) -> Subquery:
 def _assets_with_last_candle() -> QuerySet[Asset]:
     return (
         Asset.objects.filter(is_active=True)
-        .defer("hyperparameters")
+        .defer("hyperparameters", "last_train_outcome")
         .annotate(last_candle_time=_latest_candle("open_time"), last_close=_latest_candle("close"))
     )
 
@@ -247,7 +247,7 @@ def forecast_latest_by_symbol(*, symbol: str, now: datetime | None = None) -> Fo
     forecast = (
         _latest_active_forecasts()
         .select_related("asset")
-        .defer("asset__hyperparameters")
+        .defer("asset__hyperparameters", "asset__last_train_outcome")
         .filter(asset__symbol=symbol.upper(), asset__is_active=True)
         .annotate(asset_last_candle_time=Subquery(last_candle[:1]))
         .first()

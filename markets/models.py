@@ -25,6 +25,15 @@ class Asset(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True)
+    # What the last retrain task (hourly, daily, "retrain now") did, and when: written by
+    # forecasting.tasks.retrain_asset, shown in the admin (otherwise only the worker's log says it).
+    last_train_outcome = models.TextField(
+        "last retrain task",
+        blank=True,
+        help_text="What the last retrain task did: the version it made and why it is (not) active, "
+        "why it was skipped, or the error. `manage.py train` prints its own outcome instead.",
+    )
+    last_train_outcome_at = models.DateTimeField("last retrain task at", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -118,6 +118,25 @@ def test_the_gap_report_tells_confirmed_outages_from_hours_not_asked_for_yet(
     )
 
 
+def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_the_page(admin_client, btc):
+    outcome = "warm retrain skipped: BTCUSDT is already being trained by worker-1:42 (lease until ...)"
+    when = datetime(2026, 11, 25, 7, 5, tzinfo=UTC)
+    Asset.objects.filter(pk=btc.pk).update(last_train_outcome=outcome, last_train_outcome_at=when)
+
+    listed = admin_client.get(ASSETS).content.decode()
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+    admin_client.post(
+        f"{ASSETS}{btc.pk}/change/",
+        {"is_active": "on", "hyperparameters": "{}", "last_train_outcome": "edited by hand"},
+    )
+
+    assert "2026-11-25 07:05 UTC, warm retrain skipped: BTCUSDT is already being trained" in listed
+    assert "Last retrain task" in page and outcome in page
+    assert 'name="last_train_outcome"' not in page
+    btc.refresh_from_db()
+    assert btc.last_train_outcome == outcome
+
+
 def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):
     response = admin_client.post(
         f"{ASSETS}{btc.pk}/change/",
