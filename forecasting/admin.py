@@ -140,7 +140,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Activate the selected version (rollback)", permissions=["activate"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        # Imported here: the services module pulls in the training pipeline.
+        # Imported here: the services pull in onnxruntime and pandas, which pages never need;
+        # activating runs the version once, in this process, to store its current forecast.
         from forecasting.services import model_version_activate
 
         versions = list(queryset.select_related("asset"))

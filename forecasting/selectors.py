@@ -54,7 +54,7 @@ def _latest_candle(field: str) -> Subquery:
 def _assets_with_last_candle() -> QuerySet[Asset]:
     return (
         Asset.objects.filter(is_active=True)
-        .defer("hyperparameters")
+        .defer("hyperparameters", "last_train_outcome")
         .annotate(last_candle_time=_latest_candle("open_time"), last_close=_latest_candle("close"))
     )
 
@@ -90,12 +90,15 @@ def forecast_staleness(
 
     Data age is the age of the last candle's close with Binance, and the age of
     the last successful sync with the replay source (whose candles are
-    historical by design); a failing sync is always reported.
+    historical by design); a sync failing to store new candles is always
+    reported. One that stored them but failed to fill an older hole is not: the
+    forecast still starts from the newest candle (the pages and the admin show
+    that error as the sync's status).
     """
     now = now or timezone.now()
     reasons = []
     data_limit = timedelta(hours=settings.STALE_DATA_HOURS)
-    if asset.last_sync_error:
+    if asset.new_candles_failing:
         reasons.append(f"market data sync is failing: {asset.last_sync_error[:200]}")
     if settings.MARKET_DATA_SOURCE == "replay":
         if asset.last_synced_at is None:
@@ -244,7 +247,7 @@ def forecast_latest_by_symbol(*, symbol: str, now: datetime | None = None) -> Fo
     forecast = (
         _latest_active_forecasts()
         .select_related("asset")
-        .defer("asset__hyperparameters")
+        .defer("asset__hyperparameters", "asset__last_train_outcome")
         .filter(asset__symbol=symbol.upper(), asset__is_active=True)
         .annotate(asset_last_candle_time=Subquery(last_candle[:1]))
         .first()

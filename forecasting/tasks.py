@@ -8,6 +8,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
 from forecasting import services
 from forecasting.models import ModelVersion
@@ -36,10 +37,38 @@ def _active_asset(symbol: str) -> Asset | None:
     time_limit=settings.TRAINING_TIME_LIMIT_SECONDS + 60,
 )
 def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
-    """Train one asset (full or warm); skipped when another training of it holds the lease."""
+    """Train one asset (full or warm); skipped when another training of it holds the lease.
+
+    The outcome (skipped, the version's status and reason, or the error) is recorded
+    on the asset for the admin.
+    """
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
+    try:
+        summary = _retrain(asset, mode)
+    except OperationalError:
+        raise  # the database is away: nothing can be recorded, and the task is retried
+    except Exception as exc:  # e.g. hyperparameters an admin saved past the form's check
+        _outcome_record(asset, f"{mode} retrain raised {type(exc).__name__}: {exc}")
+        raise
+    if summary["status"] == "skipped":
+        _outcome_record(asset, f"{mode} retrain skipped: {summary['reason']}")
+    else:
+        forecast = f"; {summary['forecast']}" if "forecast" in summary else ""
+        _outcome_record(
+            asset, f"{mode} retrain: v{summary['version']} {summary['status']}: {summary['reason']}{forecast}"
+        )
+    return summary
+
+
+def _outcome_record(asset: Asset, outcome: str) -> None:
+    Asset.objects.filter(pk=asset.pk).update(
+        last_train_outcome=outcome[:2000], last_train_outcome_at=timezone.now()
+    )
+
+
+def _retrain(asset: Asset, mode: str) -> dict:
     try:
         version = services.model_version_train(asset=asset, mode=mode)
     except (services.TrainingLocked, services.NothingNew) as exc:

@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
 from markets.klines import INTERVAL, Gap
-from markets.models import Asset, Candle, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
 
@@ -73,6 +73,7 @@ class AssetAdmin(admin.ModelAdmin):
         "last_candle",
         "last_synced_at",
         "sync_status",
+        "last_retrain",
     )
     list_filter = ("is_active", SyncStatusFilter, "quote")
     search_fields = ("symbol", "base", "quote")
@@ -85,12 +86,17 @@ class AssetAdmin(admin.ModelAdmin):
         "last_sync_error",
         "candle_summary",
         "gap_report",
+        "last_train_outcome",
+        "last_train_outcome_at",
         "created_at",
         "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("symbol", "base", "quote", "interval", "is_active")}),
-        ("Forecasting", {"fields": ("horizon", "hyperparameters")}),
+        (
+            "Forecasting",
+            {"fields": ("horizon", "hyperparameters", "last_train_outcome", "last_train_outcome_at")},
+        ),
         ("Market data", {"fields": ("last_synced_at", "last_sync_error", "candle_summary", "gap_report")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
@@ -129,10 +135,21 @@ class AssetAdmin(admin.ModelAdmin):
     @admin.display(description="sync")
     def sync_status(self, obj: Asset) -> str:
         if obj.last_sync_error:
-            return format_html(
-                '<span title="{}">failed: {}</span>', obj.last_sync_error, obj.last_sync_error[:60]
-            )
+            what = "failed" if obj.new_candles_failing else "new candles OK, filling holes failed"
+            shown = obj.last_sync_error.removeprefix(HOLES_ERROR_PREFIX)[:60]
+            return format_html('<span title="{}">{}: {}</span>', obj.last_sync_error, what, shown)
         return "OK" if obj.last_synced_at else "never"
+
+    @admin.display(description="last retrain task", ordering="last_train_outcome_at")
+    def last_retrain(self, obj: Asset) -> str:
+        if not obj.last_train_outcome_at:
+            return "—"
+        return format_html(
+            '<span title="{}">{} UTC, {}</span>',
+            obj.last_train_outcome,
+            f"{obj.last_train_outcome_at:%Y-%m-%d %H:%M}",
+            obj.last_train_outcome[:80],
+        )
 
     @admin.display(description="candles stored")
     def candle_summary(self, obj: Asset) -> str:

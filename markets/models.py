@@ -6,6 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 PRICE = {"max_digits": 30, "decimal_places": 10}
+# Starts Asset.last_sync_error when only the filling of older holes failed: the sync's
+# new candles were stored, so the data a forecast starts from is current.
+HOLES_ERROR_PREFIX = "filling holes failed (new candles are synced): "
 
 
 class Asset(models.Model):
@@ -22,6 +25,15 @@ class Asset(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True)
+    # What the last retrain task (hourly, daily, "retrain now") did, and when: written by
+    # forecasting.tasks.retrain_asset, shown in the admin (otherwise only the worker's log says it).
+    last_train_outcome = models.TextField(
+        "last retrain task",
+        blank=True,
+        help_text="What the last retrain task did: the version it made and why it is (not) active, "
+        "why it was skipped, or the error. `manage.py train` prints its own outcome instead.",
+    )
+    last_train_outcome_at = models.DateTimeField("last retrain task at", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -30,6 +42,11 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    @property
+    def new_candles_failing(self) -> bool:
+        """The last sync could not store the newest candles (not only older holes)."""
+        return bool(self.last_sync_error) and not self.last_sync_error.startswith(HOLES_ERROR_PREFIX)
 
     def clean(self) -> None:
         self.symbol = self.symbol.strip().upper()

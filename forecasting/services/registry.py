@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from forecasting.artifacts import artifact_delete, artifact_read
 from forecasting.models import ModelVersion
-from makeusrich.celery import task_send
+from forecasting.services.forecasts import forecast_refresh_if_possible
 from markets.models import Asset
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,12 @@ def model_version_activate(*, version: ModelVersion, reason: str = "", pinned: b
     The artifact must be present and intact. The previous active version
     goes back to "validated" so it can be re-activated later. `pinned` (an
     admin's rollback) keeps automatic promotion from replacing it.
+
+    The version's forecast from the newest candle is stored in the same
+    transaction, so no reader sees it active with an older forecast (a
+    rollback's version last forecast when it was last active); when no
+    forecast can be made (see `forecast_refresh_if_possible`), the activation
+    stands and the next refresh tries again.
     """
     if version.status not in ACTIVATABLE:
         raise ValueError(f"v{version.version} is {version.status}: only a validated version can be activated")
@@ -51,8 +57,7 @@ def model_version_activate(*, version: ModelVersion, reason: str = "", pinned: b
             reason,
             pinned,
         )
-        symbol = version.asset.symbol
-        transaction.on_commit(lambda: _enqueue_refresh(symbol))
+        _forecast_store(version)
     return version
 
 
@@ -61,11 +66,16 @@ def model_version_unpin(*, version: ModelVersion) -> bool:
     return bool(ModelVersion.objects.filter(pk=version.pk, pinned=True).update(pinned=False))
 
 
-def _enqueue_refresh(symbol: str) -> None:
+def _forecast_store(version: ModelVersion) -> None:
+    symbol = version.asset.symbol
     try:
-        task_send("forecasting.tasks.refresh_forecasts", symbol)
-    except Exception:  # the broker being down must not undo a promotion
-        logger.warning("could not enqueue refresh_forecasts(%s)", symbol, exc_info=True)
+        with transaction.atomic():  # a savepoint: a failure here must not undo the activation
+            _, problem = forecast_refresh_if_possible(asset=version.asset)
+    except Exception:  # an artifact onnxruntime cannot run, a bug: the activation still stands
+        logger.exception("%s v%s is active, but its forecast could not be stored", symbol, version.version)
+        return
+    if problem:
+        logger.warning("%s v%s is active, but %s", symbol, version.version, problem)
 
 
 def model_versions_prune(*, asset: Asset, keep: int | None = None) -> int:

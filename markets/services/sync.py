@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from markets.klines import INTERVAL, KlineRow
-from markets.models import Asset, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, ConfirmedOutage
 from markets.selectors import HourRange, asset_unconfirmed_gaps, candle_last_open_time
 from markets.services.candles import UpsertResult, candles_upsert
 from markets.sources import MAX_RANGE_HOURS, Fetched, KlineSource, SourceError, source_for
@@ -64,20 +64,30 @@ class GapFillResult:
 
 
 def _refresh_forecasts(
-    symbol: str, filled_first: datetime | None = None, filled_last: datetime | None = None
+    symbol: str,
+    filled_first: datetime | None = None,
+    filled_last: datetime | None = None,
+    *,
+    inline: bool = False,
 ) -> None:
     # Imported here: forecasting depends on markets, not the other way round.
     from forecasting import tasks as forecasting_tasks
 
+    task = forecasting_tasks.refresh_forecasts
+    run = task if inline else task.delay  # inline: the task's body, in this process
     if filled_first is None or filled_last is None:
-        forecasting_tasks.refresh_forecasts.delay(symbol)
+        run(symbol)
     else:  # candles filled in a hole: forecasts scored while it was a hole are scored again
-        forecasting_tasks.refresh_forecasts.delay(
-            symbol, rescore_from=filled_first.isoformat(), rescore_to=filled_last.isoformat()
-        )
+        run(symbol, rescore_from=filled_first.isoformat(), rescore_to=filled_last.isoformat())
 
 
-def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime | None = None) -> SyncResult:
+def asset_sync(
+    *,
+    asset: Asset,
+    source: KlineSource | None = None,
+    now: datetime | None = None,
+    refresh_inline: bool = False,
+) -> SyncResult:
     """Fetch the asset's new closed candles from the source and store them.
 
     Everything is fetched before anything is written, then stored in one
@@ -86,7 +96,9 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
     exception is a bad kline from the source: the good candles before it are
     stored and the error is recorded. Any failure, expected or not, is recorded
     and returned, never raised, so one asset cannot stop the others' syncs.
-    When candles were added, forecasts are refreshed after the commit.
+    When candles were added, forecasts are refreshed after the commit: by a
+    refresh_forecasts task, or with `refresh_inline` in this process before
+    returning (bootstrap, whose forecast must be there before the worker starts).
     """
     now = now or timezone.now()
     source_name = getattr(source, "name", "")
@@ -100,7 +112,9 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
             if not error.rows:
                 raise
             bad_data, fetched = error, Fetched(error.rows)
-        result = _candles_store(asset=asset, rows=fetched.rows, now=now, succeeded=bad_data is None)
+        result = _candles_store(
+            asset=asset, rows=fetched.rows, now=now, succeeded=bad_data is None, refresh_inline=refresh_inline
+        )
     except SourceError as error:
         return _sync_failed(asset, source_name, str(error))
     except DatabaseError as error:
@@ -124,7 +138,7 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
     logger.info("synced %s from %s: %d new candle(s); %s", asset.symbol, source_name, result.inserted, note)
     last_open_time = candle_last_open_time(asset=asset)
     # Only after a successful append (new candles come first), with the same source.
-    gaps = _gaps_fill_recording_failures(asset=asset, source=source, now=now)
+    gaps = _gaps_fill_recording_failures(asset=asset, source=source, now=now, refresh_inline=refresh_inline)
     return SyncResult(
         symbol=asset.symbol,
         source=source_name,
@@ -136,21 +150,30 @@ def asset_sync(*, asset: Asset, source: KlineSource | None = None, now: datetime
     )
 
 
-def _candles_store(*, asset: Asset, rows: list[KlineRow], now: datetime, succeeded: bool) -> UpsertResult:
+def _candles_store(
+    *, asset: Asset, rows: list[KlineRow], now: datetime, succeeded: bool, refresh_inline: bool
+) -> UpsertResult:
     with transaction.atomic():  # candles_upsert locks the asset: concurrent syncs run one after the other
         result = candles_upsert(asset=asset, rows=rows, now=now)
         if succeeded:
             synced_at = timezone.now()
             Asset.objects.filter(pk=asset.pk).update(last_synced_at=synced_at, last_sync_error="")
         if result.inserted:
-            transaction.on_commit(partial(_refresh_forecasts, asset.symbol), robust=True)
+            transaction.on_commit(
+                partial(_refresh_forecasts, asset.symbol, inline=refresh_inline), robust=True
+            )
     if succeeded:
         asset.last_synced_at, asset.last_sync_error = synced_at, ""
     return result
 
 
 def asset_gaps_fill(
-    *, asset: Asset, source: KlineSource, now: datetime | None = None, max_requests: int | None = None
+    *,
+    asset: Asset,
+    source: KlineSource,
+    now: datetime | None = None,
+    max_requests: int | None = None,
+    refresh_inline: bool = False,
 ) -> GapFillResult:
     """Ask `source` for the hours missing between the asset's stored candles, newest first.
 
@@ -161,6 +184,7 @@ def asset_gaps_fill(
     committed on its own; the rest is left for the next syncs. A request that
     fails (after the source's retries) stops the filling, confirms nothing
     and is asked again next time; SourceError is reported, not raised.
+    Forecasts are refreshed after each request that stored candles, as in `asset_sync`.
     """
     now = now or timezone.now()
     max_requests = settings.SYNC_GAP_REQUESTS if max_requests is None else max_requests
@@ -180,7 +204,14 @@ def asset_gaps_fill(
             rows, failure = fault.rows, fault
         found = {row.open_time for row in rows}
         empty = [] if failure else _hour_ranges_without(batch, found)
-        inserted = _gap_store(asset=asset, source_name=source.name, rows=rows, empty=empty, now=now)
+        inserted = _gap_store(
+            asset=asset,
+            source_name=source.name,
+            rows=rows,
+            empty=empty,
+            now=now,
+            refresh_inline=refresh_inline,
+        )
         filled += inserted
         confirmed += sum(_hours(hole) for hole in empty)
         outages += len(empty)
@@ -242,7 +273,13 @@ def _hour_ranges_without(holes: list[HourRange], found: set[datetime]) -> list[H
 
 
 def _gap_store(
-    *, asset: Asset, source_name: str, rows: list[KlineRow], empty: list[HourRange], now: datetime
+    *,
+    asset: Asset,
+    source_name: str,
+    rows: list[KlineRow],
+    empty: list[HourRange],
+    now: datetime,
+    refresh_inline: bool,
 ) -> int:
     with transaction.atomic():
         inserted = candles_upsert(asset=asset, rows=rows, now=now).inserted if rows else 0
@@ -253,24 +290,44 @@ def _gap_store(
         if inserted:
             filled = sorted(row.open_time for row in rows)
             transaction.on_commit(
-                partial(_refresh_forecasts, asset.symbol, filled[0], filled[-1]), robust=True
+                partial(_refresh_forecasts, asset.symbol, filled[0], filled[-1], inline=refresh_inline),
+                robust=True,
             )
     return inserted
 
 
-def _gaps_fill_recording_failures(*, asset: Asset, source: KlineSource, now: datetime) -> GapFillResult:
-    """asset_gaps_fill for asset_sync: any failure is logged and reported, never raised, and
-    leaves the append's result (already committed) as it is."""
+def _gaps_fill_recording_failures(
+    *, asset: Asset, source: KlineSource, now: datetime, refresh_inline: bool
+) -> GapFillResult:
+    """asset_gaps_fill for asset_sync: any failure is logged, reported and recorded in
+    last_sync_error (after HOLES_ERROR_PREFIX), never raised, and leaves the append's result
+    (already committed) as it is. The append cleared last_sync_error, so a fill that works
+    again leaves it clear."""
     try:
-        return asset_gaps_fill(asset=asset, source=source, now=now)
+        result = asset_gaps_fill(asset=asset, source=source, now=now, refresh_inline=refresh_inline)
     except DatabaseError as error:
         logger.exception("filling the holes of %s failed", asset.symbol)
-        return GapFillResult(error=f"database error while filling holes: {error}")
+        result = GapFillResult(error=f"database error while filling holes: {error}")
     except SoftTimeLimitExceeded:
-        return GapFillResult(error="stopped at the sync task's time limit")
+        result = GapFillResult(error="stopped at the sync task's time limit")
     except Exception as error:
         logger.exception("filling the holes of %s failed unexpectedly", asset.symbol)
-        return GapFillResult(error=f"unexpected error: {type(error).__name__}: {error}")
+        result = GapFillResult(error=f"unexpected error: {type(error).__name__}: {error}")
+    if result.error:
+        _holes_failed(asset, result.error)
+    return result
+
+
+def _holes_failed(asset: Asset, error: str) -> None:
+    # A bad kline in a hole fails every hour until the exchange corrects it: without this,
+    # only the log and the task's result would ever say so.
+    error = f"{HOLES_ERROR_PREFIX}{error}"[:2000]
+    try:
+        Asset.objects.filter(pk=asset.pk).update(last_sync_error=error)
+    except DatabaseError:
+        logger.warning("could not record the failed hole filling of %s", asset.symbol, exc_info=True)
+        return
+    asset.last_sync_error = error
 
 
 def _sync_failed(asset: Asset, source_name: str, error: str, *, inserted: int = 0) -> SyncResult:

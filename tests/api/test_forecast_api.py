@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from forecasting.models import ModelVersion
-from markets.models import Asset
+from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.api.conftest import HOUR, METRICS, candles_create, forecast_create, iso, version_create
 
 URL = "/api/v1/assets/BTCUSDT/forecast/"
@@ -102,6 +102,14 @@ def test_a_failing_sync_makes_it_stale(member_api, market):
     body = member_api.get(URL).json()
     assert body["stale"] is True
     assert body["stale_reason"] == "market data sync is failing: ConnectionError: timed out"
+
+
+@pytest.mark.django_db
+def test_a_sync_that_stored_the_new_candles_but_not_an_older_hole_leaves_it_fresh(member_api, market):
+    error = f"{HOLES_ERROR_PREFIX}kline opened at 2022-02-20 06:00 UTC: close 999999 is outside [low, high]"
+    Asset.objects.filter(pk=market["asset"].pk).update(last_sync_error=error)
+    body = member_api.get(URL).json()
+    assert body["stale"] is False and body["stale_reason"] is None
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ import json
 from io import StringIO
 
 import pytest
+from celery.signals import before_task_publish
 from django.core.management import CommandError, call_command
 
 from forecasting.management.commands.forecast import price_text
@@ -184,6 +185,29 @@ def test_bootstrap_replays_the_bundled_year_so_the_hourly_loop_has_hours_to_reve
     made_first.refresh_from_db()
     assert made_first.scores[0]["actual"] is not None  # the revealed hour scored the first forecast
     assert settings.BUNDLED_DATA_FILE.exists()
+
+
+def test_bootstrap_leaves_its_forecast_in_place_and_no_refresh_for_the_worker(
+    small_btc, settings, django_capture_on_commit_callbacks
+):
+    """make run starts the worker right after bootstrap: every refresh_forecasts queued by
+    bootstrap would redo, in the worker, what bootstrap has just done."""
+    settings.MARKET_DATA_SOURCE, settings.REPLAY_HOURS_PER_SYNC = "replay", 1
+    queued = []
+
+    def record(sender: str, **_) -> None:
+        queued.append(sender)
+
+    before_task_publish.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):  # what a real commit runs
+            _run("bootstrap")
+    finally:
+        before_task_publish.disconnect(record)
+
+    assert queued == []
+    newest = small_btc.candles.order_by("-open_time").first().open_time
+    assert Forecast.objects.get().base_time == newest
 
 
 def test_bootstrap_with_a_live_source_imports_the_whole_year_and_syncs_after_it(small_btc, settings):

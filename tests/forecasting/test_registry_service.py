@@ -3,7 +3,10 @@ from django.core.files.storage import storages
 
 from forecasting import services
 from forecasting.artifacts import ArtifactIntegrityError
-from forecasting.models import ModelVersion
+from forecasting.models import Forecast, ModelVersion
+from forecasting.selectors import asset_find, forecast_latest
+
+from .conftest import HOUR, candles_create
 
 Status = ModelVersion.Status
 
@@ -26,7 +29,37 @@ def test_rollback_reactivates_an_older_version_in_one_step(two_versions, django_
     second.refresh_from_db()
     assert first.status == Status.ACTIVE and first.activated_at is not None
     assert second.status == Status.VALIDATED
-    assert len(callbacks) == 1  # a forecast refresh is enqueued once committed
+    assert callbacks == []  # nothing left for a worker: the forecast is stored already
+
+
+def test_a_rollback_serves_the_versions_forecast_from_the_newest_candle_at_once(two_versions):
+    first, second = two_versions
+    asset = first.asset
+    last = asset.candles.order_by("-open_time").first().open_time
+    candles_create(asset, 3, start=last + HOUR, seed=3)  # v2 serves these hours; v1 forecast none of them
+    newest = last + 3 * HOUR
+    assert services.forecast_refresh(asset=asset).model_version == second
+
+    services.model_version_activate(version=first)
+
+    stored = Forecast.objects.get(model_version=first, base_time=newest)
+    served = forecast_latest(asset=asset_find(symbol=asset.symbol))
+    assert (served.model_version, served.last_candle_time) == (first.version, stored.base_time)
+    assert "a newer one" not in (served.stale_reason or "")
+
+
+def test_an_activation_stands_when_no_forecast_can_be_made(two_versions, caplog):
+    first, second = two_versions
+    asset = first.asset
+    last = asset.candles.order_by("-open_time").first().open_time
+    candles_create(asset, 20, start=last + HOUR, seed=4, skip=set(range(12)))  # 12 hours missing
+
+    services.model_version_activate(version=first)
+
+    first.refresh_from_db()
+    assert first.status == Status.ACTIVE
+    assert not Forecast.objects.filter(model_version=first, base_time=last + 20 * HOUR).exists()
+    assert "v1 is active, but no forecast yet" in caplog.text
 
 
 def test_it_refuses_to_activate_a_failed_version(tiny_asset):

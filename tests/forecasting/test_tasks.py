@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from forecasting import tasks
+from forecasting import services, tasks
 from forecasting.models import Forecast, ModelVersion
 from makeusrich.celery import app
 from markets.models import Asset
@@ -34,6 +34,48 @@ def test_an_hourly_warm_retrain_with_no_new_candle_is_skipped(tiny_asset):
     outcome = tasks.retrain_asset("ETHUSDT", "warm")
     assert outcome["status"] == "skipped" and "no candle newer" in outcome["reason"]
     assert ModelVersion.objects.count() == 1
+
+
+def test_retrain_asset_records_what_it_did_on_the_asset(tiny_asset):
+    tasks.retrain_asset("ETHUSDT", "full")
+
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome == "full retrain: v1 active: first valid version of this asset"
+    assert tiny_asset.last_train_outcome_at is not None
+
+
+def test_a_skipped_retrain_says_why_on_the_asset(tiny_asset):
+    tasks.retrain_asset("ETHUSDT", "full")
+    tasks.retrain_asset("ETHUSDT", "warm")
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome.startswith("warm retrain skipped: ETHUSDT: no candle newer")
+
+    with services.training_lease(asset=tiny_asset):  # a retrain already running
+        tasks.retrain_asset("ETHUSDT", "full")
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome.startswith("full retrain skipped: ETHUSDT is already being trained")
+
+
+def test_a_failed_retrain_says_why_on_the_asset(db):
+    short = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+    candles_create(short, 60)  # far too short a history for one validation window per step
+
+    assert tasks.retrain_asset("SOLUSDT", "full")["status"] == "failed"
+
+    short.refresh_from_db()
+    version = ModelVersion.objects.get(asset=short)
+    assert short.last_train_outcome == f"full retrain: v1 failed: {version.reason}"
+
+
+def test_a_retrain_that_raises_is_recorded_on_the_asset_too(tiny_asset):
+    Asset.objects.filter(pk=tiny_asset.pk).update(hyperparameters={**TINY, "max_epoch": 3})  # past clean()
+
+    with pytest.raises(ValueError):
+        tasks.retrain_asset("ETHUSDT", "full")
+
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome.startswith("full retrain raised ValueError: ")
+    assert "max_epoch" in tiny_asset.last_train_outcome
 
 
 def test_a_training_that_killed_its_worker_is_not_redelivered_to_the_next_one():

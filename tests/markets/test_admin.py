@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from markets.models import Asset, Candle, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import asset_unconfirmed_gaps
 from markets.services import candles_upsert
 from markets.sources.replay import ReplaySource
@@ -72,6 +72,17 @@ def test_the_list_filters_by_sync_status_and_searches(admin_client, btc):
     assert "BTCUSDT" in searched and "ETHUSDT" not in searched
 
 
+def test_the_list_tells_a_failed_hole_filling_from_a_failed_sync(admin_client, btc):
+    holes = f"{HOLES_ERROR_PREFIX}Binance sent a bad kline for BTCUSDT (not retried)"
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error=holes)
+    Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", last_sync_error="HTTP 503")
+
+    html = admin_client.get(ASSETS, {"sync": "failed"}).content.decode()
+
+    assert "new candles OK, filling holes failed: Binance sent a bad kline" in html
+    assert "failed: HTTP 503" in html
+
+
 def test_the_change_view_shows_the_gap_report(admin_client, btc, bundled):
     candles_upsert(asset=btc, rows=bundled[:1200])
 
@@ -105,6 +116,25 @@ def test_the_gap_report_tells_confirmed_outages_from_hours_not_asked_for_yet(
         "2021-04-25 04:00 → 2021-04-25 08:00 UTC: 3 missing hours (2021-04-25 05:00 to 2021-04-25 07:00) — not asked for yet"
         in page
     )
+
+
+def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_the_page(admin_client, btc):
+    outcome = "warm retrain skipped: BTCUSDT is already being trained by worker-1:42 (lease until ...)"
+    when = datetime(2026, 11, 25, 7, 5, tzinfo=UTC)
+    Asset.objects.filter(pk=btc.pk).update(last_train_outcome=outcome, last_train_outcome_at=when)
+
+    listed = admin_client.get(ASSETS).content.decode()
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+    admin_client.post(
+        f"{ASSETS}{btc.pk}/change/",
+        {"is_active": "on", "hyperparameters": "{}", "last_train_outcome": "edited by hand"},
+    )
+
+    assert "2026-11-25 07:05 UTC, warm retrain skipped: BTCUSDT is already being trained" in listed
+    assert "Last retrain task" in page and outcome in page
+    assert 'name="last_train_outcome"' not in page
+    btc.refresh_from_db()
+    assert btc.last_train_outcome == outcome
 
 
 def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings as django_settings
 
-from markets.models import Asset, Candle, ConfirmedOutage
+from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.services import asset_gaps_fill, asset_sync, candles_upsert
 from markets.sources import source_for
 from markets.sources.replay import ReplaySource
@@ -121,7 +121,7 @@ def test_a_failed_request_confirms_nothing_and_is_asked_again_by_the_next_sync(b
     assert "failed, retried next sync" in str(result.gaps)
     assert len(fake_binance.kline_requests) == 4  # 1 + BINANCE_MAX_RETRIES
     btc.refresh_from_db()
-    assert btc.last_sync_error == "" and btc.last_synced_at is not None
+    assert btc.last_sync_error == HOLES_ERROR_PREFIX + result.gaps.error and btc.last_synced_at is not None
     assert stored(btc, *hole) == 0 and not ConfirmedOutage.objects.exists()
 
     fake_binance.requests.clear()
@@ -130,6 +130,8 @@ def test_a_failed_request_confirms_nothing_and_is_asked_again_by_the_next_sync(b
     assert (again.gaps.filled, again.gaps.still_missing, again.gaps.error) == (10, 0, "")
     assert [int(r["startTime"]) for r in fake_binance.kline_requests] == [ms(hole[0])]
     assert stored(btc, *hole) == 10
+    btc.refresh_from_db()
+    assert btc.last_sync_error == ""
 
 
 def test_a_bad_kline_in_a_hole_keeps_the_candles_before_it_and_confirms_nothing(btc, fake_binance, bundled):
@@ -146,6 +148,30 @@ def test_a_bad_kline_in_a_hole_keeps_the_candles_before_it_and_confirms_nothing(
     assert len(fake_binance.kline_requests) == 1  # not retried
     assert stored(btc, *hole) == 6
     assert not ConfirmedOutage.objects.exists()
+
+
+def test_a_bad_kline_in_a_hole_is_the_assets_sync_error_until_a_fill_works_again(btc, fake_binance, bundled):
+    hole = (datetime(2022, 2, 20, 0, tzinfo=UTC), datetime(2022, 2, 20, 9, tzinfo=UTC))
+    store(btc, bundled, first=LAST - 30 * 24 * HOUR, last=LAST - 3 * HOUR, without=[hole])
+    bad = next(k for k in fake_binance.klines if k[0] == ms(datetime(2022, 2, 20, 6, tzinfo=UTC)))
+    good_close, bad[4] = bad[4], "999999"  # close above high: every sync fails on it
+
+    for _ in range(2):
+        result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+        assert result.ok and result.last_open_time == LAST  # the newest candles are stored
+        btc.refresh_from_db()
+        assert btc.last_sync_error.startswith(HOLES_ERROR_PREFIX)
+        assert "kline opened at 2022-02-20 06:00 UTC: close 999999 is outside" in btc.last_sync_error
+        assert not btc.new_candles_failing
+    assert stored(btc, *hole) == 6
+
+    bad[4] = good_close  # the exchange corrected it
+    healed = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    assert (healed.gaps.filled, healed.gaps.error) == (4, "")
+    btc.refresh_from_db()
+    assert btc.last_sync_error == "" and stored(btc, *hole) == 10
 
 
 def test_each_sync_makes_at_most_the_configured_requests_newest_hours_first(

@@ -42,8 +42,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
             call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
             asset = Asset.objects.get(symbol=SYMBOL)
-        # One sync now, as beat does every hour, so the first page does not wait for :01.
-        synced = asset_sync(asset=asset)
+        # One sync now, as beat does every hour, so the first page does not wait for :01. Its
+        # forecast refresh runs here, not in the worker: this command leaves the forecast in place
+        # before anything is served, and leaves the worker nothing to redo when it starts.
+        synced = asset_sync(asset=asset, refresh_inline=True)
         if synced.ok:
             self.stdout.write(
                 f"Synced {SYMBOL} ({synced.source}): {synced.inserted} new candle(s); {synced.note}."
