@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 from django.db import connection
@@ -117,6 +118,7 @@ def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persis
     assert "12 % better" in table and "5 % worse" in table
     assert "warm start" in table and "42 s" in table
     assert "loss became NaN at epoch 3" in table
+    assert "Trained (UTC)" in table and f"<div>{_dated(market.version.trained_at)}</div>" in table
 
 
 def test_a_lower_case_symbol_redirects_to_the_canonical_page(client, member, btc):
@@ -166,6 +168,11 @@ def test_its_queries_are_bounded_whatever_the_history(client, member, market):
     assert len(after) == len(before) <= 10, [query["sql"][:60] for query in after]
 
 
+def _dated(moment: datetime) -> str:
+    """The one way the pages write a moment, year included: "6 Mar 2022 17:00" (then " UTC")."""
+    return f"{moment.day} {moment:%b %Y %H:%M}"
+
+
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
@@ -175,15 +182,15 @@ def test_every_label_calls_a_price_at_hh_mm_the_close_of_the_candle_ending_then(
     base = market.forecast.base_time  # open time of the last candle
     # The head price, and the sentence under the forecast: both the close of the base candle.
     close_at = factories.HOUR + base
-    assert f"at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in _text(html)
+    assert f"at {_dated(close_at)} UTC" in _text(html.split('data-field="price-time"')[1].split("</span>")[0])
     sentence = _text(html.split('data-field="forecast-base"')[1].split("</p>")[0])
-    assert f"Forecast made from the close at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in sentence
+    assert f"Forecast made from the close at {_dated(close_at)} UTC" in sentence
     # The table's first row, the next-hour card and the chart's hover name the same hour.
     first_due = base + 2 * factories.HOUR
     table = html.split('id="forecast-table"')[1].split("</table>")[0]
-    first_row = re.search(r"<td>(.*?)</td>", table.split("<tbody>")[1]).group(1)
-    assert first_row == f"{first_due.day} {first_due:%b %H:%M}"
-    assert f"{first_due:%H:%M} UTC" in _text(html.split('class="facts"')[1].split("</dt>")[0])
+    first_row = _text(re.search(r"<td[^>]*>(.*?)</td>", table.split("<tbody>")[1]).group(1)).strip()
+    assert first_row == _dated(first_due)  # the column header says "(UTC)"
+    assert f"at {_dated(first_due)} UTC" in _text(html.split('class="facts"')[1].split("</dt>")[0])
     forecast = {trace["name"]: trace for trace in _figure(html, "price-chart-data")["data"]}["Forecast"]
     assert forecast["customdata"][1] == f"{first_row} UTC"
     assert forecast["x"][1] == market.forecast.points[0]["time"]  # drawn at the candle's open

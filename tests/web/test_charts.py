@@ -8,6 +8,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from forecasting import charts
+from forecasting.templatetags.market_format import when
 
 T0 = datetime(2022, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -91,16 +92,33 @@ def test_the_price_chart_hover_names_the_close_time_of_each_forecast_point():
     traces = _traces(figure)
     forecast, band = traces["Forecast"], traces["80 % interval"]
     assert forecast["x"][:2] == ["2022-03-01T02:00:00+00:00", "2022-03-01T03:00:00Z"]
-    assert forecast["customdata"] == ["1 Mar 03:00 UTC", "1 Mar 04:00 UTC", "1 Mar 05:00 UTC"]
+    assert forecast["customdata"] == ["1 Mar 2022 03:00 UTC", "1 Mar 2022 04:00 UTC", "1 Mar 2022 05:00 UTC"]
     assert forecast["hovertemplate"][0].startswith("last close at %{customdata}")
     assert forecast["hovertemplate"][1].startswith("forecast price at %{customdata}: %{y:,.2f}")
     # The band's hover carries both ends, with the upper bound in customdata.
-    assert band["customdata"][1] == ["1 Mar 04:00 UTC", traces["80 % interval (upper)"]["y"][1]]
+    assert band["customdata"][1] == ["1 Mar 2022 04:00 UTC", traces["80 % interval (upper)"]["y"][1]]
     assert "80 % range for the price at %{customdata[0]}" in band["hovertemplate"][1]
     assert traces["80 % interval (upper)"]["hoverinfo"] == "skip"
     xaxis = figure["layout"]["xaxis"]
     assert xaxis["title"]["text"] == "Candle start (UTC)"
-    assert xaxis["hoverformat"].startswith("candle from ")
+    assert xaxis["hoverformat"] == "candle from %-d %b %Y %H:%M UTC"
+
+
+def test_plotlys_hover_dates_read_as_the_pages_write_dates():
+    # d3's time format shares strftime's directives, so Python can render what Plotly will.
+    moment = datetime(2022, 11, 24, 14, tzinfo=UTC)
+    assert moment.strftime(charts.HOVER_TIME) == when(moment) == "24 Nov 2022 14:00 UTC"
+    series = {
+        "time": [moment.isoformat()],
+        "actual": [1.0],
+        "forecast": [1.0],
+        "error": [0.0],
+        "persistence_error": [0.0],
+    }
+    track = charts.track_record_figure(series=series)
+    assert {axis["hoverformat"] for name, axis in track["layout"].items() if name.startswith("xaxis")} == {
+        f"candle from {charts.HOVER_TIME}"
+    }
 
 
 def test_the_price_axis_names_the_quote_currency():
