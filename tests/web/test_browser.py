@@ -257,6 +257,47 @@ def test_pages_fit_a_phone_and_charts_follow_the_window_size(live_server, open_p
     )
 
 
+def _box(page: Page, selector: str) -> dict:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not displayed"
+    return box
+
+
+def test_the_dashboard_cards_keep_their_figures_readable_at_every_width(live_server, open_page, btc, member):
+    from markets.models import Asset
+
+    factories.market_create(asset=btc)
+    factories.market_create(asset=Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT"))
+    page, _ = open_page(viewport={"width": 1600, "height": 900})
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    card = "article[data-symbol=BTCUSDT]"
+    next_hour, horizon_end = f"{card} [data-field=next-hour]", f"{card} [data-field=horizon-end]"
+
+    # Wide: two cards to a row, and in each the next hour and the horizon's end side by side,
+    # each price on one line with its change (not one number per line).
+    assert _box(page, card)["y"] == _box(page, "article[data-symbol=ETHUSDT]")["y"]
+    assert _box(page, next_hour)["y"] == _box(page, horizon_end)["y"]
+    assert _box(page, horizon_end)["x"] > _box(page, next_hour)["x"] + _box(page, next_hour)["width"]
+    for figure in (next_hour, horizon_end):
+        price, change = _box(page, f"{figure} strong"), _box(page, f"{figure} strong + span")
+        assert change["y"] == price["y"] and change["x"] > price["x"]
+    line = _box(page, f"{next_hour} strong")["height"]
+    assert _box(page, f"{next_hour} span.muted")["height"] < 3 * line  # at most two lines
+    _shot(page, "dashboard-wide")
+
+    # A phone: one card to a row and the figures stacked, each price still beside its change.
+    page.set_viewport_size(PHONE)
+    page.wait_for_function("() => window.innerWidth === 390")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert (
+        _box(page, "article[data-symbol=ETHUSDT]")["y"] > _box(page, card)["y"] + _box(page, card)["height"]
+    )
+    assert _box(page, horizon_end)["y"] > _box(page, next_hour)["y"] + _box(page, next_hour)["height"]
+    price, change = _box(page, f"{next_hour} strong"), _box(page, f"{next_hour} strong + span")
+    assert change["y"] == price["y"]
+    _shot(page, "dashboard-narrow")
+
+
 def test_a_wrong_password_is_refused_in_plain_words(live_server, open_page, member):
     page, _ = open_page()
     page.goto(f"{live_server.url}/accounts/login/")
