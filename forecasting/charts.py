@@ -152,7 +152,7 @@ def _add_forecast(
 
 def price_figure(
     *,
-    symbol: str,
+    name: str,
     candles: Sequence[Mapping[str, Any]],
     points: Sequence[Mapping[str, Any]] = (),
     base_time: datetime | str | None = None,
@@ -161,7 +161,8 @@ def price_figure(
 ) -> dict[str, Any]:
     """Candlestick of `candles` with their close line, plus the forecast path and its 80 % band.
 
-    `candles` are dicts with open_time/open/high/low/close (oldest first);
+    `name` is the asset's display name ("BTC/USDT", as the page heading writes
+    it): the candlestick's legend entry. `candles` are dicts with open_time/open/high/low/close (oldest first);
     `points` a forecast's [{"time","close","lower","upper"}]. The forecast path
     starts at the close it was made from (`base_time`, `base_close`), so the
     line joins the candles instead of floating beside them.
@@ -176,7 +177,7 @@ def price_figure(
     closes = [_num(c["close"]) for c in candles]
     fig.add_trace(
         go.Candlestick(
-            name=symbol,
+            name=name,
             x=times,
             open=[_num(c["open"]) for c in candles],
             high=[_num(c["high"]) for c in candles],

@@ -31,6 +31,11 @@ class Asset(models.Model):
     def __str__(self) -> str:
         return self.symbol
 
+    @property
+    def display_name(self) -> str:
+        """The pair as the pages name it, "BTC/USDT" (the symbol when base or quote is missing)."""
+        return f"{self.base}/{self.quote}" if self.base and self.quote else self.symbol
+
     def clean(self) -> None:
         self.symbol = self.symbol.strip().upper()
         self.base = self.base.strip().upper()

@@ -38,7 +38,7 @@ def _names(figure: dict) -> list[str]:
 def test_it_embeds_the_five_day_candlestick_with_the_latest_forecast(client, member, market):
     html = _page(client, member)
     figure = _figure(html, "price-chart-data")
-    assert _names(figure) == ["BTCUSDT", "Close", "80 % interval (upper)", "80 % interval", "Forecast"]
+    assert _names(figure) == ["BTC/USDT", "Close", "80 % interval (upper)", "80 % interval", "Forecast"]
     candles = figure["data"][0]
     assert len(candles["x"]) == 120  # the last five days of the 150 stored
     assert candles["close"][-1] == float(market.candles[-1].close)
@@ -138,14 +138,14 @@ def test_without_candles_it_says_there_is_nothing_to_chart(client, member, btc):
     html = _page(client, member)
     assert "No candles stored yet" in html and "price-chart-data" not in html
     assert "No forecast has been checked against reality yet" in html
-    assert "No model has been trained for BTCUSDT yet." in html
+    assert "No model has been trained for BTC/USDT yet." in html
 
 
 def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, member, btc):
     factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="parity check failed")
     html = _page(client, member)
-    assert _names(_figure(html, "price-chart-data")) == ["BTCUSDT", "Close"]
+    assert _names(_figure(html, "price-chart-data")) == ["BTC/USDT", "Close"]
     assert 'data-state="failed"' in html and "parity check failed" in html
     assert "loss-chart-data" not in html
 
@@ -199,6 +199,14 @@ def test_every_label_calls_a_price_at_hh_mm_the_close_of_the_candle_ending_then(
 def test_the_price_chart_names_the_quote_currency(client, member, market):
     figure = _figure(_page(client, member), "price-chart-data")
     assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
+
+
+def test_the_price_chart_names_the_asset_as_the_heading_does(client, member, market):
+    html = _page(client, member)
+    assert re.search(r"<h1>BTC<span class=\"unit\">/USDT</span></h1>", html)
+    candles = _figure(html, "price-chart-data")["data"][0]
+    assert (candles["type"], candles["name"]) == ("candlestick", "BTC/USDT")
+    assert "<title>BTC/USDT · Make Us Rich</title>" in html
 
 
 def _no_change(html: str) -> str:

@@ -166,7 +166,7 @@ def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live
     page.wait_for_url(f"{base}/assets/BTCUSDT/")
     traces = _wait_for_chart(page, "price-chart")
     by_name = {trace["name"]: trace for trace in traces}
-    assert by_name["BTCUSDT"] == {"type": "candlestick", "name": "BTCUSDT", "points": 120}
+    assert by_name["BTC/USDT"] == {"type": "candlestick", "name": "BTC/USDT", "points": 120}
     assert by_name["Forecast"]["points"] == 25  # the last close, then 24 hours ahead
     assert by_name["80 % interval"]["type"] == "scatter"
     assert {trace["name"] for trace in _wait_for_chart(page, "track-chart")} >= {
