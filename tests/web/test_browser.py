@@ -298,6 +298,20 @@ def test_the_dashboard_cards_keep_their_figures_readable_at_every_width(live_ser
     _shot(page, "dashboard-narrow")
 
 
+def test_the_api_docs_render_offline_and_lead_back_to_the_dashboard(live_server, open_page, member):
+    page, watch = open_page()  # the fixture refuses requests to other hosts and console errors
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    page.click("header >> text=API docs")
+    page.wait_for_url("**/api/v1/docs/")
+    page.wait_for_selector(".swagger-ui .opblock-tag >> text=assets")
+    assert page.inner_text(".swagger-ui .info .title").startswith("Make Us Rich API")
+    _shot(page, "api-docs")
+    page.click("[data-field=back-to-site]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.inner_text("h1") == "Dashboard"
+    assert any("/static/drf_spectacular_sidecar/" in url for url in watch.requests)
+
+
 def test_a_wrong_password_is_refused_in_plain_words(live_server, open_page, member):
     page, _ = open_page()
     page.goto(f"{live_server.url}/accounts/login/")
