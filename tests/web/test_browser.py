@@ -312,6 +312,30 @@ def test_the_api_docs_render_offline_and_lead_back_to_the_dashboard(live_server,
     assert any("/static/drf_spectacular_sidecar/" in url for url in watch.requests)
 
 
+def test_the_not_found_page_keeps_the_sites_menu_working(live_server, open_page, member):
+    page, watch = open_page(viewport=PHONE)
+    base = live_server.url
+    _log_in(page, base, "alice", "correct horse battery")
+    missing = f"{base}/assets/NOPEUSDT/"
+    assert page.goto(missing).status == 404
+    assert page.inner_text("h1") == "Page not found"
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    _shot(page, "not-found-phone")
+    page.click(".site-header >> text=API tokens")
+    page.wait_for_url(f"{base}/account/tokens/")
+    page.goto(missing)
+    page.click("text=Back to the dashboard")
+    page.wait_for_url(f"{base}/")
+    page.goto(missing)
+    page.click(".site-header >> text=Log out")  # a POST: the 404 page carries a CSRF token too
+    page.wait_for_url(f"{base}/accounts/login/")
+    # Chromium logs each 404 document as a failed resource; nothing else may show up.
+    assert set(watch.console_errors) == {
+        "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    }
+    watch.console_errors.clear()
+
+
 def test_a_wrong_password_is_refused_in_plain_words(live_server, open_page, member):
     page, _ = open_page()
     page.goto(f"{live_server.url}/accounts/login/")
