@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 from accounts.selectors import api_usage_get
+from makeusrich.formats import datetime_text
 
 User = get_user_model()
 
@@ -57,8 +58,7 @@ class AccountAdmin(UserAdmin):
         usage = api_usage_get(user=user)
         source = "override" if ApiQuota.objects.filter(user=user).exists() else "default"
         return (
-            f"{usage.used} of {usage.limit} calls ({source} limit); "
-            f"resets {usage.period_end:%Y-%m-%d %H:%M} UTC"
+            f"{usage.used} of {usage.limit} calls ({source} limit); resets {datetime_text(usage.period_end)}"
         )
 
 

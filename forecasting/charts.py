@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from forecasting.templatetags.market_format import price_decimals
+from makeusrich.formats import datetime_text
 
 # Colours chosen to stay legible for colour-blind readers (blue/orange pair).
 UP = "#1b9e77"
@@ -30,6 +31,8 @@ PERSISTENCE = "#9ca3af"
 ACTUAL = "#111827"
 
 HOUR = timedelta(hours=1)
+# Plotly's (d3's) spelling of the pages' date format (makeusrich.formats): "6 Mar 2022 17:00 UTC".
+HOVER_TIME = "%-d %b %Y %H:%M UTC"
 TRACK_MIN_SPAN = 12 * HOUR  # the narrowest time range the track record chart shows
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
@@ -73,9 +76,8 @@ def _as_dict(fig: go.Figure) -> dict[str, Any]:
 
 
 def _at(value: datetime | str) -> str:
-    """A candle's close time as the pages write it: "7 Mar 17:00 UTC"."""
-    moment = _when(value)
-    return f"{moment.day} {moment:%b %H:%M} UTC"
+    """A candle's close time as the pages write it: "7 Mar 2022 17:00 UTC"."""
+    return datetime_text(_when(value))
 
 
 def _price_title(quote: str) -> str:
@@ -150,7 +152,7 @@ def _add_forecast(
 
 def price_figure(
     *,
-    symbol: str,
+    name: str,
     candles: Sequence[Mapping[str, Any]],
     points: Sequence[Mapping[str, Any]] = (),
     base_time: datetime | str | None = None,
@@ -159,7 +161,8 @@ def price_figure(
 ) -> dict[str, Any]:
     """Candlestick of `candles` with their close line, plus the forecast path and its 80 % band.
 
-    `candles` are dicts with open_time/open/high/low/close (oldest first);
+    `name` is the asset's display name ("BTC/USDT", as the page heading writes
+    it): the candlestick's legend entry. `candles` are dicts with open_time/open/high/low/close (oldest first);
     `points` a forecast's [{"time","close","lower","upper"}]. The forecast path
     starts at the close it was made from (`base_time`, `base_close`), so the
     line joins the candles instead of floating beside them.
@@ -174,7 +177,7 @@ def price_figure(
     closes = [_num(c["close"]) for c in candles]
     fig.add_trace(
         go.Candlestick(
-            name=symbol,
+            name=name,
             x=times,
             open=[_num(c["open"]) for c in candles],
             high=[_num(c["high"]) for c in candles],
@@ -219,7 +222,7 @@ def price_figure(
             xaxis={
                 "type": "date",
                 "title": {"text": "Candle start (UTC)"},
-                "hoverformat": "candle from %-d %b %H:%M UTC",
+                "hoverformat": f"candle from {HOVER_TIME}",
                 "rangeslider": {"visible": False},
                 "rangeselector": {"buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom"},
             },
@@ -382,7 +385,7 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
     )
     fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 40}))
     digits = price_decimals(series["actual"][-1]) if series["actual"] else 2
-    fig.update_xaxes(hoverformat="candle from %-d %b %H:%M UTC")
+    fig.update_xaxes(hoverformat=f"candle from {HOVER_TIME}")
     fig.update_xaxes(title_text="Candle start (UTC)", row=2, col=1)
     if series["time"]:
         # The first scored hours: Plotly would zoom a lone point to milliseconds.

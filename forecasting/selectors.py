@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
+from makeusrich.formats import datetime_text
 from markets.models import Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
@@ -37,10 +38,6 @@ class ForecastUnavailable(Exception):
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _readable(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC"
 
 
 def _hours(delta: timedelta) -> str:
@@ -119,8 +116,8 @@ def forecast_staleness(
         )
     if last_candle_time is not None and base_time != last_candle_time:
         reasons.append(
-            f"forecast starts from the candle opened {_readable(base_time)}, "
-            f"but a newer one (opened {_readable(last_candle_time)}) exists"
+            f"forecast starts from the candle opened {datetime_text(base_time)}, "
+            f"but a newer one (opened {datetime_text(last_candle_time)}) exists"
         )
     return reasons
 

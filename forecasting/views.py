@@ -83,7 +83,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     price_chart = None
     if candles:
         price_chart = charts.price_figure(
-            symbol=asset.symbol,
+            name=asset.display_name,
             candles=candles,
             points=forecast.points if forecast else (),
             base_time=forecast.base_time if forecast else None,

@@ -31,7 +31,8 @@ class SchemaView(_ReadOnly, SpectacularAPIView):
 
 
 class DocsView(_ReadOnly, SpectacularSwaggerSplitView):
-    pass
+    # drf-spectacular's page with a bar back to the site on top (templates/api/docs.html).
+    template_name = "api/docs.html"
 
 
 @csrf_exempt  # it answers 404 whatever the method: no CSRF page for a mistyped POST

@@ -192,6 +192,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format for the pages and the admin ("6 Mar 2022 17:00 UTC"): Django 5 always
+# localizes, so DATETIME_FORMAT here would lose to the English locale's; a formats module wins.
+FORMAT_MODULE_PATH = ["makeusrich.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"

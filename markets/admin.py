@@ -9,10 +9,19 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
+from makeusrich.formats import datetime_text
 from markets.klines import INTERVAL, Gap
 from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
+
+
+def _gap_text(gap: Gap) -> str:
+    """A gap as the admin writes dates (the commands keep Gap's own ISO text)."""
+    hours = gap.missing_hours
+    first, last = datetime_text(gap.first_missing), datetime_text(gap.last_missing)
+    span = first if hours == 1 else f"{first} to {last}"
+    return f"{span}: {hours} missing hour{'s' if hours != 1 else ''}"
 
 
 def _gap_status(gap: Gap, unconfirmed: list[HourRange]) -> str:
@@ -127,10 +136,10 @@ class AssetAdmin(admin.ModelAdmin):
     def candle_count(self, obj: Asset) -> int:
         return getattr(obj, "candle_count", 0)
 
-    @admin.display(description="last candle (UTC)", ordering="last_candle_time")
+    @admin.display(description="last candle", ordering="last_candle_time")
     def last_candle(self, obj: Asset) -> str:
         last = getattr(obj, "last_candle_time", None)
-        return f"{last:%Y-%m-%d %H:%M}" if last else "—"
+        return datetime_text(last) if last else "—"
 
     @admin.display(description="sync")
     def sync_status(self, obj: Asset) -> str:
@@ -157,7 +166,7 @@ class AssetAdmin(admin.ModelAdmin):
         if not obj.pk or not count:
             return "none"
         first = Candle.objects.filter(asset=obj).order_by("open_time").values_list("open_time", flat=True)[0]
-        return f"{count} hourly candles, {first:%Y-%m-%d %H:%M} to {obj.last_candle_time:%Y-%m-%d %H:%M} UTC"
+        return f"{count} hourly candles, {datetime_text(first)} to {datetime_text(obj.last_candle_time)}"
 
     @admin.display(description="gap report")
     def gap_report(self, obj: Asset) -> str:
@@ -181,7 +190,7 @@ class AssetAdmin(admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>{} — {}</li>",
-                ((str(gap), _gap_status(gap, unconfirmed)) for gap in gaps),
+                ((_gap_text(gap), _gap_status(gap, unconfirmed)) for gap in gaps),
             ),
         )
 

@@ -48,6 +48,11 @@ class Asset(models.Model):
         """The last sync could not store the newest candles (not only older holes)."""
         return bool(self.last_sync_error) and not self.last_sync_error.startswith(HOLES_ERROR_PREFIX)
 
+    @property
+    def display_name(self) -> str:
+        """The pair as the pages name it, "BTC/USDT" (the symbol when base or quote is missing)."""
+        return f"{self.base}/{self.quote}" if self.base and self.quote else self.symbol
+
     def clean(self) -> None:
         self.symbol = self.symbol.strip().upper()
         self.base = self.base.strip().upper()

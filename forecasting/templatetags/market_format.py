@@ -7,7 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
-from django.utils import dateformat, timezone
+
+from makeusrich.formats import datetime_text
 
 register = template.Library()
 
@@ -125,8 +126,5 @@ def skill_short(value: Number) -> str:
 
 @register.filter
 def when(value: datetime | None) -> str:
-    """Weekday, day, month and time; the year too when it is not this year (replayed data is old)."""
-    if value is None:
-        return ""
-    value = timezone.localtime(value)
-    return dateformat.format(value, "D j M H:i" if value.year == timezone.now().year else "D j M Y H:i")
+    """A moment as every page writes it, year and time zone included: "6 Mar 2022 17:00 UTC"."""
+    return "" if value is None else datetime_text(value)

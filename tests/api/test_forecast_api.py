@@ -45,8 +45,8 @@ def test_a_newer_forecast_of_a_retired_version_is_not_served(member_api, market)
     assert body["stale"] is True
     newer = market["last"] + HOUR
     assert body["stale_reason"] == (
-        f"forecast starts from the candle opened {market['last']:%Y-%m-%d %H:%M} UTC, "
-        f"but a newer one (opened {newer:%Y-%m-%d %H:%M} UTC) exists"
+        f"forecast starts from the candle opened {market['last'].day} {market['last']:%b %Y %H:%M} UTC, "
+        f"but a newer one (opened {newer.day} {newer:%b %Y %H:%M} UTC) exists"
     )
 
 

@@ -114,6 +114,15 @@ def test_swagger_ui_uses_only_local_assets(api):
     assert script.status_code == 200 and "/api/v1/schema/" in script.content.decode()
 
 
+@pytest.mark.django_db
+def test_the_docs_page_leads_back_to_the_site(api):
+    html = api.get("/api/v1/docs/").content.decode()
+    header = html.split('<header class="docs-header">')[1].split("</header>")[0]
+    assert '<a href="/" data-field="back-to-site">← Back to the dashboard</a>' in header
+    assert '<a href="/account/tokens/">API tokens</a>' in header
+    assert html.index("docs-header") < html.index('<div id="swagger-ui">')  # above Swagger UI
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -56,3 +56,8 @@ def test_symbol_must_be_base_plus_quote():
 def test_horizon_is_bounded():
     with pytest.raises(ValidationError, match="between 1 and 168"):
         _asset(horizon=500).clean()
+
+
+def test_the_display_name_is_base_slash_quote():
+    assert Asset(symbol="BTCUSDT", base="BTC", quote="USDT").display_name == "BTC/USDT"
+    assert Asset(symbol="BTCUSDT").display_name == "BTCUSDT"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 from django.db import connection
@@ -37,7 +38,7 @@ def _names(figure: dict) -> list[str]:
 def test_it_embeds_the_five_day_candlestick_with_the_latest_forecast(client, member, market):
     html = _page(client, member)
     figure = _figure(html, "price-chart-data")
-    assert _names(figure) == ["BTCUSDT", "Close", "80 % interval (upper)", "80 % interval", "Forecast"]
+    assert _names(figure) == ["BTC/USDT", "Close", "80 % interval (upper)", "80 % interval", "Forecast"]
     candles = figure["data"][0]
     assert len(candles["x"]) == 120  # the last five days of the 150 stored
     assert candles["close"][-1] == float(market.candles[-1].close)
@@ -117,6 +118,7 @@ def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persis
     assert "12 % better" in table and "5 % worse" in table
     assert "warm start" in table and "42 s" in table
     assert "loss became NaN at epoch 3" in table
+    assert "Trained (UTC)" in table and f"<div>{_dated(market.version.trained_at)}</div>" in table
 
 
 def test_a_lower_case_symbol_redirects_to_the_canonical_page(client, member, btc):
@@ -136,14 +138,14 @@ def test_without_candles_it_says_there_is_nothing_to_chart(client, member, btc):
     html = _page(client, member)
     assert "No candles stored yet" in html and "price-chart-data" not in html
     assert "No forecast has been checked against reality yet" in html
-    assert "No model has been trained for BTCUSDT yet." in html
+    assert "No model has been trained for BTC/USDT yet." in html
 
 
 def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, member, btc):
     factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="parity check failed")
     html = _page(client, member)
-    assert _names(_figure(html, "price-chart-data")) == ["BTCUSDT", "Close"]
+    assert _names(_figure(html, "price-chart-data")) == ["BTC/USDT", "Close"]
     assert 'data-state="failed"' in html and "parity check failed" in html
     assert "loss-chart-data" not in html
 
@@ -166,6 +168,11 @@ def test_its_queries_are_bounded_whatever_the_history(client, member, market):
     assert len(after) == len(before) <= 10, [query["sql"][:60] for query in after]
 
 
+def _dated(moment: datetime) -> str:
+    """The one way the pages write a moment, year included: "6 Mar 2022 17:00" (then " UTC")."""
+    return f"{moment.day} {moment:%b %Y %H:%M}"
+
+
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
@@ -175,15 +182,15 @@ def test_every_label_calls_a_price_at_hh_mm_the_close_of_the_candle_ending_then(
     base = market.forecast.base_time  # open time of the last candle
     # The head price, and the sentence under the forecast: both the close of the base candle.
     close_at = factories.HOUR + base
-    assert f"at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in _text(html)
+    assert f"at {_dated(close_at)} UTC" in _text(html.split('data-field="price-time"')[1].split("</span>")[0])
     sentence = _text(html.split('data-field="forecast-base"')[1].split("</p>")[0])
-    assert f"Forecast made from the close at {close_at:%a} {close_at.day} {close_at:%b %H:%M} UTC" in sentence
+    assert f"Forecast made from the close at {_dated(close_at)} UTC" in sentence
     # The table's first row, the next-hour card and the chart's hover name the same hour.
     first_due = base + 2 * factories.HOUR
     table = html.split('id="forecast-table"')[1].split("</table>")[0]
-    first_row = re.search(r"<td>(.*?)</td>", table.split("<tbody>")[1]).group(1)
-    assert first_row == f"{first_due.day} {first_due:%b %H:%M}"
-    assert f"{first_due:%H:%M} UTC" in _text(html.split('class="facts"')[1].split("</dt>")[0])
+    first_row = _text(re.search(r"<td[^>]*>(.*?)</td>", table.split("<tbody>")[1]).group(1)).strip()
+    assert first_row == _dated(first_due)  # the column header says "(UTC)"
+    assert f"at {_dated(first_due)} UTC" in _text(html.split('class="facts"')[1].split("</dt>")[0])
     forecast = {trace["name"]: trace for trace in _figure(html, "price-chart-data")["data"]}["Forecast"]
     assert forecast["customdata"][1] == f"{first_row} UTC"
     assert forecast["x"][1] == market.forecast.points[0]["time"]  # drawn at the candle's open
@@ -192,6 +199,14 @@ def test_every_label_calls_a_price_at_hh_mm_the_close_of_the_candle_ending_then(
 def test_the_price_chart_names_the_quote_currency(client, member, market):
     figure = _figure(_page(client, member), "price-chart-data")
     assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
+
+
+def test_the_price_chart_names_the_asset_as_the_heading_does(client, member, market):
+    html = _page(client, member)
+    assert re.search(r"<h1>BTC<span class=\"unit\">/USDT</span></h1>", html)
+    candles = _figure(html, "price-chart-data")["data"][0]
+    assert (candles["type"], candles["name"]) == ("candlestick", "BTC/USDT")
+    assert "<title>BTC/USDT · Make Us Rich</title>" in html
 
 
 def _no_change(html: str) -> str:

@@ -166,7 +166,7 @@ def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live
     page.wait_for_url(f"{base}/assets/BTCUSDT/")
     traces = _wait_for_chart(page, "price-chart")
     by_name = {trace["name"]: trace for trace in traces}
-    assert by_name["BTCUSDT"] == {"type": "candlestick", "name": "BTCUSDT", "points": 120}
+    assert by_name["BTC/USDT"] == {"type": "candlestick", "name": "BTC/USDT", "points": 120}
     assert by_name["Forecast"]["points"] == 25  # the last close, then 24 hours ahead
     assert by_name["80 % interval"]["type"] == "scatter"
     assert {trace["name"] for trace in _wait_for_chart(page, "track-chart")} >= {
@@ -255,6 +255,85 @@ def test_pages_fit_a_phone_and_charts_follow_the_window_size(live_server, open_p
     page.wait_for_function(
         "w => document.getElementById('price-chart')._fullLayout.width > w + 300", arg=width
     )
+
+
+def _box(page: Page, selector: str) -> dict:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not displayed"
+    return box
+
+
+def test_the_dashboard_cards_keep_their_figures_readable_at_every_width(live_server, open_page, btc, member):
+    from markets.models import Asset
+
+    factories.market_create(asset=btc)
+    factories.market_create(asset=Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT"))
+    page, _ = open_page(viewport={"width": 1600, "height": 900})
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    card = "article[data-symbol=BTCUSDT]"
+    next_hour, horizon_end = f"{card} [data-field=next-hour]", f"{card} [data-field=horizon-end]"
+
+    # Wide: two cards to a row, and in each the next hour and the horizon's end side by side,
+    # each price on one line with its change (not one number per line).
+    assert _box(page, card)["y"] == _box(page, "article[data-symbol=ETHUSDT]")["y"]
+    assert _box(page, next_hour)["y"] == _box(page, horizon_end)["y"]
+    assert _box(page, horizon_end)["x"] > _box(page, next_hour)["x"] + _box(page, next_hour)["width"]
+    for figure in (next_hour, horizon_end):
+        price, change = _box(page, f"{figure} strong"), _box(page, f"{figure} strong + span")
+        assert change["y"] == price["y"] and change["x"] > price["x"]
+    line = _box(page, f"{next_hour} strong")["height"]
+    assert _box(page, f"{next_hour} span.muted")["height"] < 3 * line  # at most two lines
+    _shot(page, "dashboard-wide")
+
+    # A phone: one card to a row and the figures stacked, each price still beside its change.
+    page.set_viewport_size(PHONE)
+    page.wait_for_function("() => window.innerWidth === 390")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert (
+        _box(page, "article[data-symbol=ETHUSDT]")["y"] > _box(page, card)["y"] + _box(page, card)["height"]
+    )
+    assert _box(page, horizon_end)["y"] > _box(page, next_hour)["y"] + _box(page, next_hour)["height"]
+    price, change = _box(page, f"{next_hour} strong"), _box(page, f"{next_hour} strong + span")
+    assert change["y"] == price["y"]
+    _shot(page, "dashboard-narrow")
+
+
+def test_the_api_docs_render_offline_and_lead_back_to_the_dashboard(live_server, open_page, member):
+    page, watch = open_page()  # the fixture refuses requests to other hosts and console errors
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    page.click("header >> text=API docs")
+    page.wait_for_url("**/api/v1/docs/")
+    page.wait_for_selector(".swagger-ui .opblock-tag >> text=assets")
+    assert page.inner_text(".swagger-ui .info .title").startswith("Make Us Rich API")
+    _shot(page, "api-docs")
+    page.click("[data-field=back-to-site]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.inner_text("h1") == "Dashboard"
+    assert any("/static/drf_spectacular_sidecar/" in url for url in watch.requests)
+
+
+def test_the_not_found_page_keeps_the_sites_menu_working(live_server, open_page, member):
+    page, watch = open_page(viewport=PHONE)
+    base = live_server.url
+    _log_in(page, base, "alice", "correct horse battery")
+    missing = f"{base}/assets/NOPEUSDT/"
+    assert page.goto(missing).status == 404
+    assert page.inner_text("h1") == "Page not found"
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    _shot(page, "not-found-phone")
+    page.click(".site-header >> text=API tokens")
+    page.wait_for_url(f"{base}/account/tokens/")
+    page.goto(missing)
+    page.click("text=Back to the dashboard")
+    page.wait_for_url(f"{base}/")
+    page.goto(missing)
+    page.click(".site-header >> text=Log out")  # a POST: the 404 page carries a CSRF token too
+    page.wait_for_url(f"{base}/accounts/login/")
+    # Chromium logs each 404 document as a failed resource; nothing else may show up.
+    assert set(watch.console_errors) == {
+        "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    }
+    watch.console_errors.clear()
 
 
 def test_a_wrong_password_is_refused_in_plain_words(live_server, open_page, member):

@@ -8,6 +8,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from forecasting import charts
+from forecasting.templatetags.market_format import when
 
 T0 = datetime(2022, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -46,7 +47,7 @@ def test_the_price_chart_has_the_candlestick_close_line_forecast_and_band():
     candles = _candles()
     last = candles[-1]
     figure = charts.price_figure(
-        symbol="BTCUSDT",
+        name="BTC/USDT",
         candles=candles,
         points=_points(last["open_time"]),
         base_time=last["open_time"],
@@ -60,7 +61,7 @@ def test_the_price_chart_has_the_candlestick_close_line_forecast_and_band():
         "scatter",
         "scatter",
     ]
-    candle = traces["BTCUSDT"]
+    candle = traces["BTC/USDT"]
     assert len(candle["x"]) == len(candle["open"]) == len(candle["high"]) == len(candle["close"]) == 120
     assert candle["close"][-1] == 40169.5
     assert traces["Close"]["y"] == candle["close"]
@@ -76,9 +77,9 @@ def test_the_price_chart_has_the_candlestick_close_line_forecast_and_band():
 
 
 def test_the_close_line_stays_out_of_the_legend_beside_the_candles():
-    traces = _traces(charts.price_figure(symbol="BTCUSDT", candles=_candles(10)))
+    traces = _traces(charts.price_figure(name="BTC/USDT", candles=_candles(10)))
     assert traces["Close"]["showlegend"] is False
-    assert traces["BTCUSDT"].get("showlegend", True) is True
+    assert traces["BTC/USDT"].get("showlegend", True) is True
 
 
 def test_the_price_chart_hover_names_the_close_time_of_each_forecast_point():
@@ -86,25 +87,42 @@ def test_the_price_chart_hover_names_the_close_time_of_each_forecast_point():
     # the close, so the 03:00 candle's point is the price at 04:00.
     base = T0 + 2 * HOUR
     figure = charts.price_figure(
-        symbol="BTCUSDT", candles=_candles(3), points=_points(base, 2), base_time=base, base_close=40052.5
+        name="BTC/USDT", candles=_candles(3), points=_points(base, 2), base_time=base, base_close=40052.5
     )
     traces = _traces(figure)
     forecast, band = traces["Forecast"], traces["80 % interval"]
     assert forecast["x"][:2] == ["2022-03-01T02:00:00+00:00", "2022-03-01T03:00:00Z"]
-    assert forecast["customdata"] == ["1 Mar 03:00 UTC", "1 Mar 04:00 UTC", "1 Mar 05:00 UTC"]
+    assert forecast["customdata"] == ["1 Mar 2022 03:00 UTC", "1 Mar 2022 04:00 UTC", "1 Mar 2022 05:00 UTC"]
     assert forecast["hovertemplate"][0].startswith("last close at %{customdata}")
     assert forecast["hovertemplate"][1].startswith("forecast price at %{customdata}: %{y:,.2f}")
     # The band's hover carries both ends, with the upper bound in customdata.
-    assert band["customdata"][1] == ["1 Mar 04:00 UTC", traces["80 % interval (upper)"]["y"][1]]
+    assert band["customdata"][1] == ["1 Mar 2022 04:00 UTC", traces["80 % interval (upper)"]["y"][1]]
     assert "80 % range for the price at %{customdata[0]}" in band["hovertemplate"][1]
     assert traces["80 % interval (upper)"]["hoverinfo"] == "skip"
     xaxis = figure["layout"]["xaxis"]
     assert xaxis["title"]["text"] == "Candle start (UTC)"
-    assert xaxis["hoverformat"].startswith("candle from ")
+    assert xaxis["hoverformat"] == "candle from %-d %b %Y %H:%M UTC"
+
+
+def test_plotlys_hover_dates_read_as_the_pages_write_dates():
+    # d3's time format shares strftime's directives, so Python can render what Plotly will.
+    moment = datetime(2022, 11, 24, 14, tzinfo=UTC)
+    assert moment.strftime(charts.HOVER_TIME) == when(moment) == "24 Nov 2022 14:00 UTC"
+    series = {
+        "time": [moment.isoformat()],
+        "actual": [1.0],
+        "forecast": [1.0],
+        "error": [0.0],
+        "persistence_error": [0.0],
+    }
+    track = charts.track_record_figure(series=series)
+    assert {axis["hoverformat"] for name, axis in track["layout"].items() if name.startswith("xaxis")} == {
+        f"candle from {charts.HOVER_TIME}"
+    }
 
 
 def test_the_price_axis_names_the_quote_currency():
-    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(5), quote="USDT")
+    figure = charts.price_figure(name="BTC/USDT", candles=_candles(5), quote="USDT")
     assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
 
 
@@ -121,17 +139,17 @@ def test_hover_prices_are_rounded_like_the_cards_whatever_the_price_size():
     ]
     points = [{"time": T0 + 3 * HOUR, "close": 0.00001236, "lower": 0.0000120, "upper": 0.0000127}]
     figure = charts.price_figure(
-        symbol="SHIBUSDT", candles=tiny, points=points, base_time=T0 + 2 * HOUR, base_close=0.00001234
+        name="SHIB/USDT", candles=tiny, points=points, base_time=T0 + 2 * HOUR, base_close=0.00001234
     )
     # The `price` filter writes 0.00001234 with 8 decimals, and so does the hover.
     assert figure["layout"]["yaxis"]["hoverformat"] == ",.8f"
     assert ": %{y:,.8f}" in _traces(figure)["Forecast"]["hovertemplate"][1]
-    big = charts.price_figure(symbol="BTCUSDT", candles=_candles(3))
+    big = charts.price_figure(name="BTC/USDT", candles=_candles(3))
     assert big["layout"]["yaxis"]["hoverformat"] == ",.2f"
 
 
 def test_the_price_chart_has_range_buttons_and_no_range_slider():
-    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(), points=_points(T0 + 119 * HOUR))
+    figure = charts.price_figure(name="BTC/USDT", candles=_candles(), points=_points(T0 + 119 * HOUR))
     xaxis = figure["layout"]["xaxis"]
     assert [button["label"] for button in xaxis["rangeselector"]["buttons"]] == ["1 day", "3 days", "All"]
     # "1 day" counts back from the forecast's end: the day of candles plus the 24 forecast hours.
@@ -140,12 +158,12 @@ def test_the_price_chart_has_range_buttons_and_no_range_slider():
 
 
 def test_the_price_chart_without_a_forecast_draws_only_prices():
-    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(10))
-    assert [trace["name"] for trace in figure["data"]] == ["BTCUSDT", "Close"]
+    figure = charts.price_figure(name="BTC/USDT", candles=_candles(10))
+    assert [trace["name"] for trace in figure["data"]] == ["BTC/USDT", "Close"]
 
 
 def test_figures_are_plain_json_without_plotlys_python_template():
-    figure = charts.price_figure(symbol="BTCUSDT", candles=_candles(5), points=_points(T0))
+    figure = charts.price_figure(name="BTC/USDT", candles=_candles(5), points=_points(T0))
     assert "template" not in figure["layout"]
     # Plain lists, not plotly's binary-encoded arrays, and valid JSON as embedded.
     assert json.loads(json.dumps(figure)) == figure

@@ -140,7 +140,9 @@ def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
     html = _dashboard(client, member)
     section = re.sub(r"\s+", " ", html.split('id="retrain-schedule"')[1])
     assert "Quick retrain (fine-tune and recalibrate):" in section
-    assert re.search(r"\d\d:05 UTC", section)
+    assert re.search(
+        r"Quick retrain \(fine-tune and recalibrate\): \d+ [A-Z][a-z]{2} \d{4} \d\d:05 UTC", section
+    )
     assert "Full retrain" not in section
 
 
@@ -183,6 +185,7 @@ def test_live_prices_carry_no_replay_note(client, member, market, settings):
 def test_the_card_dates_its_last_price_as_a_close_in_utc(client, member, market):
     card = _card(_dashboard(client, member), "BTCUSDT")
     close = market.candles[-1].open_time + factories.HOUR
-    assert f"Last price at {close:%a} {close.day} {close:%b %H:%M} UTC" in card
+    # Day, month, year and time, then the time zone: as every date of the site and the admin.
+    assert f"Last price at {close.day} {close:%b %Y %H:%M} UTC" in card
     due = close + factories.HOUR
-    assert f'Next hour<br><span class="small">at {due:%a} {due.day} {due:%b %H:%M} UTC</span>' in card
+    assert f'Next hour<br><span class="small">at {due.day} {due:%b %Y %H:%M} UTC</span>' in card

@@ -1,4 +1,4 @@
-"""Words and numbers of the pages: skill in plain words, prices, changes, retrain times."""
+"""Words and numbers of the pages: skill in plain words, prices, changes, dates, retrain times."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import formats
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from forecasting.overview import retrain_schedule, skill_words
@@ -83,8 +84,17 @@ def test_no_retrain_is_listed_when_the_schedules_are_missing_or_disabled():
     assert retrain_schedule() == []
 
 
-def test_when_shows_the_year_only_for_another_year():
+def test_when_always_writes_the_year_and_says_utc():
     this_year = datetime.now(UTC).year
-    assert fmt.when(datetime(this_year, 3, 6, 17, tzinfo=UTC)).endswith("6 Mar 17:00")
-    assert fmt.when(datetime(2022, 3, 6, 17, tzinfo=UTC)) == "Sun 6 Mar 2022 17:00"
+    assert fmt.when(datetime(this_year, 3, 6, 17, tzinfo=UTC)) == f"6 Mar {this_year} 17:00 UTC"
+    assert fmt.when(datetime(2022, 11, 24, 14, 5, tzinfo=UTC)) == "24 Nov 2022 14:05 UTC"
     assert fmt.when(None) == ""
+
+
+def test_djangos_own_date_formats_are_the_sites():
+    # What the admin and the `date` filter use: the locale's formats win over settings in Django 5.
+    moment = datetime(2022, 11, 24, 14, 5, tzinfo=UTC)
+    assert formats.localize(moment) == fmt.when(moment) == "24 Nov 2022 14:05 UTC"
+    assert formats.date_format(moment.date()) == "24 Nov 2022"
+    assert formats.date_format(moment, "SHORT_DATETIME_FORMAT") == "24 Nov 2022 14:05"
+    assert formats.time_format(moment.time()) == "14:05"
