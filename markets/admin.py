@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from makeusrich.celery import task_send
 from makeusrich.formats import datetime_text
 from markets.klines import INTERVAL, Gap
-from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
+from markets.models import Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
 
@@ -144,8 +144,8 @@ class AssetAdmin(admin.ModelAdmin):
     @admin.display(description="sync")
     def sync_status(self, obj: Asset) -> str:
         if obj.last_sync_error:
-            what = "failed" if obj.new_candles_failing else "new candles OK, filling holes failed"
-            shown = obj.last_sync_error.removeprefix(HOLES_ERROR_PREFIX)[:60]
+            what = "new candles OK, filling holes failed" if obj.holes_error else "failed"
+            shown = (obj.holes_error or obj.last_sync_error)[:60]
             return format_html('<span title="{}">{}: {}</span>', obj.last_sync_error, what, shown)
         return "OK" if obj.last_synced_at else "never"
 
@@ -154,9 +154,9 @@ class AssetAdmin(admin.ModelAdmin):
         if not obj.last_train_outcome_at:
             return "—"
         return format_html(
-            '<span title="{}">{} UTC, {}</span>',
+            '<span title="{}">{}, {}</span>',
             obj.last_train_outcome,
-            f"{obj.last_train_outcome_at:%Y-%m-%d %H:%M}",
+            datetime_text(obj.last_train_outcome_at),
             obj.last_train_outcome[:80],
         )
 

@@ -49,6 +49,13 @@ class Asset(models.Model):
         return bool(self.last_sync_error) and not self.last_sync_error.startswith(HOLES_ERROR_PREFIX)
 
     @property
+    def holes_error(self) -> str:
+        """Why the last sync could not fill older holes, when that is all that failed; else ""."""
+        if self.last_sync_error.startswith(HOLES_ERROR_PREFIX):
+            return self.last_sync_error.removeprefix(HOLES_ERROR_PREFIX)
+        return ""
+
+    @property
     def display_name(self) -> str:
         """The pair as the pages name it, "BTC/USDT" (the symbol when base or quote is missing)."""
         return f"{self.base}/{self.quote}" if self.base and self.quote else self.symbol

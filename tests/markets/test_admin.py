@@ -125,7 +125,7 @@ def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_th
         {"is_active": "on", "hyperparameters": "{}", "last_train_outcome": "edited by hand"},
     )
 
-    assert "2026-11-25 07:05 UTC, warm retrain skipped: BTCUSDT is already being trained" in listed
+    assert "25 Nov 2026 07:05 UTC, warm retrain skipped: BTCUSDT is already being trained" in listed
     assert "Last retrain task" in page and outcome in page
     assert 'name="last_train_outcome"' not in page
     btc.refresh_from_db()

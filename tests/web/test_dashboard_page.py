@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from forecasting.models import ModelVersion
-from markets.models import Asset
+from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.web import factories
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +189,13 @@ def test_the_card_dates_its_last_price_as_a_close_in_utc(client, member, market)
     assert f"Last price at {close.day} {close:%b %Y %H:%M} UTC" in card
     due = close + factories.HOUR
     assert f'Next hour<br><span class="small">at {due.day} {due:%b %Y %H:%M} UTC</span>' in card
+
+
+def test_a_failed_hole_fill_is_told_apart_from_a_failing_sync(client, member, market):
+    error = "kline opened at 2022-02-20 06:00 UTC: close 999999 is outside [low, high]"
+    Asset.objects.filter(pk=market.asset.pk).update(last_sync_error=f"{HOLES_ERROR_PREFIX}{error}")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    # New candles are synced: the forecast is current, so no warning, but the error is shown.
+    assert 'data-state="sync_failing"' not in card and 'data-state="stale"' not in card
+    assert 'data-state="holes_failing"' in card
+    assert f"older missing hours could not be fetched: {error}" in card
