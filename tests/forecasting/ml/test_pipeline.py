@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from forecasting.ml import export, pipeline
 from forecasting.ml.config import TrainingConfig
 from forecasting.ml.evaluation import METRIC_KEYS, evaluate_onnx
 from forecasting.ml.features import InsufficientDataError, compute_features
 from forecasting.ml.pipeline import EpochReport, train
+from forecasting.ml.scaling import minmax_transform
 from forecasting.ml.windows import chronological_split, future_returns, hour_numbers, window_bases
 from tests.forecasting.ml.helpers import GAPS, synthetic_candles, tiny_config
 
@@ -106,6 +108,26 @@ def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
     assert result.preprocessing["scaler"]["min"] == pytest.approx(rows.min(axis=0).tolist())
     assert result.preprocessing["scaler"]["max"] == pytest.approx(rows.max(axis=0).tolist())
     assert result.preprocessing["training"]["scaler_rows"][1] < result.metrics["test_start"]
+
+
+def test_the_onnx_parity_check_runs_on_validation_windows_never_on_test_windows(candles, monkeypatch):
+    checked: list[np.ndarray] = []
+
+    def validate_onnx(onnx_bytes, model, held_out, horizon):
+        checked.append(np.array(held_out))
+        return export.validate_onnx(onnx_bytes, model, held_out, horizon)
+
+    monkeypatch.setattr(pipeline, "validate_onnx", validate_onnx)
+    config = tiny_config(max_epochs=1)
+    result = train(candles, config)
+
+    assert result.valid, result.invalid_reason
+    split = _split(candles, config)
+    scaled = minmax_transform(compute_features(candles), result.preprocessing["scaler"])
+    validation = split.validation[: pipeline.PARITY_WINDOWS]
+    expected = np.stack([scaled[base - config.window + 1 : base + 1] for base in validation])
+    [held_out] = checked
+    np.testing.assert_array_equal(held_out, expected)
 
 
 def test_test_hours_cannot_change_the_model_nor_its_calibration(trained, candles):
