@@ -91,7 +91,12 @@ def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
     if list(parent.get("features", [])) != list(FEATURES):
         raise ValueError("warm start: the parent's feature list differs; a full retrain is needed")
     scaler, target = parent.get("scaler") or {}, parent.get("target") or {}
-    if len(scaler.get("min", [])) != len(FEATURES) or len(target.get("scale", [])) != config.horizon:
+    scaler_rows = (parent.get("training") or {}).get("scaler_rows") or []
+    if (
+        len(scaler.get("min", [])) != len(FEATURES)
+        or len(scaler_rows) != 2
+        or len(target.get("scale", [])) != config.horizon
+    ):
         raise ValueError("warm start: the parent's preprocessing lacks its scaler or target scale")
 
 
@@ -225,6 +230,10 @@ def train(
     fitted = _fit_and_export(data, config, warm_start[0] if warm_start else None, progress)
     split, times = data.split, candles["open_time"]
     preprocessing, val_network = _calibrate(fitted.run, config, data, split)
+    if warm_start is None:
+        scaler_rows = [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])]
+    else:  # the inherited scaler was fitted on the rows of the parent's (or its ancestor's) split
+        scaler_rows = list(warm_start[1]["training"]["scaler_rows"])
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
         "best_epoch": fitted.outcome.best_epoch,
@@ -233,7 +242,7 @@ def train(
             "train": fitted.outcome.no_change_train_loss,
             "validation": fitted.outcome.no_change_val_loss,
         },
-        "scaler_rows": [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])],
+        "scaler_rows": scaler_rows,
         "fit_windows": fitted.fit_windows,
         "train_windows": len(split.train),
         "validation_windows": len(split.validation),

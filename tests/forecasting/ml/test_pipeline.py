@@ -186,6 +186,8 @@ def test_a_warm_start_keeps_the_parents_scaler_on_newer_higher_prices(trained, c
     assert warm.warm_start and warm.preprocessing["training"]["warm_start"]
     assert warm.preprocessing["scaler"] == result.preprocessing["scaler"]
     assert warm.preprocessing["target"]["scale"] == result.preprocessing["target"]["scale"]
+    # It reports the rows that scaler was fitted on (the parent's), not its own split's.
+    assert warm.preprocessing["training"]["scaler_rows"] == result.preprocessing["training"]["scaler_rows"]
     assert 1 <= warm.epochs <= 2 and reports[0].max_epochs == 2
     assert warm.preprocessing["training"]["fit_windows"] == 64
     assert warm.test_start > result.test_start
@@ -215,6 +217,10 @@ def test_a_warm_start_refuses_a_parent_of_another_shape(trained, candles):
     without_scaler = {key: value for key, value in result.preprocessing.items() if key != "scaler"}
     with pytest.raises(ValueError, match="lacks its scaler"):
         train(candles, tiny_config(), warm_start=(result.weights_bytes, without_scaler))
+    training = {key: value for key, value in result.preprocessing["training"].items() if key != "scaler_rows"}
+    without_scaler_rows = {**result.preprocessing, "training": training}
+    with pytest.raises(ValueError, match="lacks its scaler"):
+        train(candles, tiny_config(), warm_start=(result.weights_bytes, without_scaler_rows))
 
 
 def test_it_refuses_too_little_gap_free_data():
