@@ -81,23 +81,72 @@ def _seeded_torch(seed: int, threads: int) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+class WarmStartRefused(ValueError):
+    """The parent cannot be fine-tuned on these candles: a full retrain is needed."""
+
+
+def warm_start_check(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any]) -> None:
+    """Raise WarmStartRefused unless `parent` (a version's preprocessing) can be fine-tuned on `candles`.
+
+    Its weights mean something only with its window, horizon, features, scaler and target
+    scale. And they must not have been fitted on an hour this run validates or tests on: the
+    split fractions must be the parent's, and the first validation window must start after
+    the last hour the weights (through every warm ancestor) and the scaler were fitted on,
+    which a hole filled in the history would otherwise move the split onto. Raises
+    InsufficientDataError, as train() does, when the candles cannot be split.
+    """
+    _check_parent(parent, config)
+    split = _split(candles, config)
+    training = parent["training"]
+    trained_through = _trained_through(training)
+    if trained_through is None:
+        raise WarmStartRefused(
+            "warm start: the parent does not record the last hour its weights were trained on "
+            "(a warm version trained before that was recorded); a full retrain is needed"
+        )
+    fitted_through = max(trained_through, pd.Timestamp(training["scaler_rows"][1]))
+    first_input = candles["open_time"].iloc[int(split.validation[0]) - config.window + 1]
+    if first_input <= fitted_through:
+        raise WarmStartRefused(
+            f"warm start: the parent's weights and scaler were fitted on hours up to {_iso(fitted_through)}, "
+            f"but this run's validation windows would start at {_iso(first_input)} (hours were added to "
+            "the history before them, e.g. a filled hole); a full retrain is needed"
+        )
+
+
+def _trained_through(training: dict[str, Any]) -> pd.Timestamp | None:
+    """The last hour the weights were ever trained on as a target; None when not known exactly."""
+    if "trained_through" in training:
+        return pd.Timestamp(training["trained_through"])
+    if training.get("warm_start") is False:  # recorded before trained_through: a full run's
+        return pd.Timestamp(training["scaler_rows"][1])  # scaler rows end at its last target
+    return None  # a warm version of then: what its ancestors were trained on is not recorded
+
+
 def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
     for key, expected in (("window", config.window), ("horizon", config.horizon)):
         if int(parent.get(key, -1)) != expected:
-            raise ValueError(
+            raise WarmStartRefused(
                 f"warm start: the parent was trained with {key}={parent.get(key)!r}, this run asks "
                 f"{expected}; a full retrain is needed"
             )
     if list(parent.get("features", [])) != list(FEATURES):
-        raise ValueError("warm start: the parent's feature list differs; a full retrain is needed")
+        raise WarmStartRefused("warm start: the parent's feature list differs; a full retrain is needed")
+    training = parent.get("training") or {}
+    for key in ("test_fraction", "validation_fraction"):  # recorded since trained_through
+        if key in training and float(training[key]) != getattr(config, key):
+            raise WarmStartRefused(
+                f"warm start: the parent was split with {key}={training[key]!r}, this run asks "
+                f"{getattr(config, key)!r}; a full retrain is needed"
+            )
     scaler, target = parent.get("scaler") or {}, parent.get("target") or {}
-    scaler_rows = (parent.get("training") or {}).get("scaler_rows") or []
+    scaler_rows = training.get("scaler_rows") or []
     if (
         len(scaler.get("min", [])) != len(FEATURES)
         or len(scaler_rows) != 2
         or len(target.get("scale", [])) != config.horizon
     ):
-        raise ValueError("warm start: the parent's preprocessing lacks its scaler or target scale")
+        raise WarmStartRefused("warm start: the parent's preprocessing lacks its scaler or target scale")
 
 
 def _load_parent_weights(model: torch.nn.Module, weights_bytes: bytes) -> None:
@@ -138,10 +187,15 @@ class _Fitted:
     fit_windows: int
 
 
-def _prepare(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any] | None) -> _Prepared:
+def _split(candles: pd.DataFrame, config: TrainingConfig) -> Split:
     window, horizon = config.window, config.horizon
     bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
-    split = chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
+    return chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
+
+
+def _prepare(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any] | None) -> _Prepared:
+    window, horizon = config.window, config.horizon
+    split = _split(candles, config)
     features = compute_features(candles)
     close = candles["close"].to_numpy(dtype="float64")
     if parent is None:
@@ -219,13 +273,14 @@ def train(
 
     warm_start = (parent weights_bytes, parent preprocessing): fine-tunes the parent on the
     newest `warm_windows` training windows for at most `warm_max_epochs`, reusing its scaler
-    and target scale so the weights keep their meaning. Raises ValueError (InsufficientDataError)
-    when the candles hold too few gap-free windows, or when the parent does not fit.
+    and target scale so the weights keep their meaning. Raises ValueError: InsufficientDataError
+    when the candles hold too few gap-free windows, WarmStartRefused when the parent does not
+    fit them (warm_start_check), another ValueError when its weights do not fit the network.
     """
     started = time.perf_counter()
     check_candles(candles)
     if warm_start is not None:
-        _check_parent(warm_start[1], config)
+        warm_start_check(candles, config, warm_start[1])
     data = _prepare(candles, config, warm_start[1] if warm_start else None)
     fitted = _fit_and_export(data, config, warm_start[0] if warm_start else None, progress)
     split, times = data.split, candles["open_time"]
@@ -234,6 +289,11 @@ def train(
         scaler_rows = [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])]
     else:  # the inherited scaler was fitted on the rows of the parent's (or its ancestor's) split
         scaler_rows = list(warm_start[1]["training"]["scaler_rows"])
+    # The last hour these weights were ever trained on as a target: a warm start's next one
+    # must validate and test after it (warm_start_check).
+    trained_through = times.iloc[int(split.train[-1]) + config.horizon]
+    if warm_start is not None:  # known: warm_start_check refuses a parent without it
+        trained_through = max(trained_through, _trained_through(warm_start[1]["training"]) or trained_through)
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
         "best_epoch": fitted.outcome.best_epoch,
@@ -243,6 +303,9 @@ def train(
             "validation": fitted.outcome.no_change_val_loss,
         },
         "scaler_rows": scaler_rows,
+        "trained_through": _iso(trained_through),
+        "test_fraction": config.test_fraction,
+        "validation_fraction": config.validation_fraction,
         "fit_windows": fitted.fit_windows,
         "train_windows": len(split.train),
         "validation_windows": len(split.validation),
