@@ -82,7 +82,11 @@ def _seeded_torch(seed: int, threads: int) -> Iterator[None]:
 
 
 class WarmStartRefused(ValueError):
-    """The parent cannot be fine-tuned on these candles: a full retrain is needed."""
+    """The parent cannot be fine-tuned on these candles: a full retrain is needed (`why`)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"warm start: {why}; a full retrain is needed")
+        self.why = why
 
 
 def warm_start_check(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any]) -> None:
@@ -101,16 +105,16 @@ def warm_start_check(candles: pd.DataFrame, config: TrainingConfig, parent: dict
     trained_through = _trained_through(training)
     if trained_through is None:
         raise WarmStartRefused(
-            "warm start: the parent does not record the last hour its weights were trained on "
-            "(a warm version trained before that was recorded); a full retrain is needed"
+            "the parent does not record the last hour its weights were trained on "
+            "(a warm version trained before that was recorded)"
         )
     fitted_through = max(trained_through, pd.Timestamp(training["scaler_rows"][1]))
     first_input = candles["open_time"].iloc[int(split.validation[0]) - config.window + 1]
     if first_input <= fitted_through:
         raise WarmStartRefused(
-            f"warm start: the parent's weights and scaler were fitted on hours up to {_iso(fitted_through)}, "
-            f"but this run's validation windows would start at {_iso(first_input)} (hours were added to "
-            "the history before them, e.g. a filled hole); a full retrain is needed"
+            f"the parent's weights and scaler were fitted on hours up to {_iso(fitted_through)}, but "
+            f"this run's validation windows would start at {_iso(first_input)} (a hole filled before "
+            "them, or other split fractions, moved them back)"
         )
 
 
@@ -127,17 +131,15 @@ def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
     for key, expected in (("window", config.window), ("horizon", config.horizon)):
         if int(parent.get(key, -1)) != expected:
             raise WarmStartRefused(
-                f"warm start: the parent was trained with {key}={parent.get(key)!r}, this run asks "
-                f"{expected}; a full retrain is needed"
+                f"the parent was trained with {key}={parent.get(key)!r}, this run asks {expected}"
             )
     if list(parent.get("features", [])) != list(FEATURES):
-        raise WarmStartRefused("warm start: the parent's feature list differs; a full retrain is needed")
+        raise WarmStartRefused("the parent's feature list differs")
     training = parent.get("training") or {}
     for key in ("test_fraction", "validation_fraction"):  # recorded since trained_through
         if key in training and float(training[key]) != getattr(config, key):
             raise WarmStartRefused(
-                f"warm start: the parent was split with {key}={training[key]!r}, this run asks "
-                f"{getattr(config, key)!r}; a full retrain is needed"
+                f"the parent was split with {key}={training[key]!r}, this run asks {getattr(config, key)!r}"
             )
     scaler, target = parent.get("scaler") or {}, parent.get("target") or {}
     scaler_rows = training.get("scaler_rows") or []
@@ -146,7 +148,7 @@ def _check_parent(parent: dict[str, Any], config: TrainingConfig) -> None:
         or len(scaler_rows) != 2
         or len(target.get("scale", [])) != config.horizon
     ):
-        raise WarmStartRefused("warm start: the parent's preprocessing lacks its scaler or target scale")
+        raise WarmStartRefused("the parent's preprocessing lacks its scaler (or its rows) or target scale")
 
 
 def _load_parent_weights(model: torch.nn.Module, weights_bytes: bytes) -> None:

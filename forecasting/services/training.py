@@ -157,9 +157,6 @@ def model_version_train(
     Raises TrainingLocked when another training of the asset is running.
     A failure never touches the active version.
     """
-    from forecasting.ml import pipeline  # torch lives only in training processes
-    from forecasting.ml.features import InsufficientDataError
-
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
     config = training_config_for(asset=asset, epochs=epochs)
@@ -170,40 +167,67 @@ def model_version_train(
             raise NothingNew(
                 f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
             )
-        parent = _warm_parent(asset=asset, config=config) if mode == ModelVersion.Mode.WARM else None
+        frame = candles_frame(asset=asset)
+        parent, not_warm = None, ""
+        if mode == ModelVersion.Mode.WARM:
+            parent, not_warm = _warm_parent(asset=asset, config=config, frame=frame)
+        if not_warm:
+            logger.info("%s: a full retrain instead of a warm one: %s", asset.symbol, not_warm)
         version = _version_create(asset=asset, config=config, parent=parent)
-        try:
-            frame = candles_frame(asset=asset)
-            warm_start = None
-            if parent is not None:
-                weights = artifact_read(name=parent.weights_name, sha256=parent.weights_sha256)
-                warm_start = (weights, parent.preprocessing)
-            result = pipeline.train(frame, config, warm_start=warm_start, progress=progress)
-        except OperationalError:
-            # The database went away: let the caller (the Celery task) retry later.
-            _version_fail_quietly(version, "interrupted: the database became unavailable")
-            raise
-        except InsufficientDataError as exc:  # the data's fault, not the code's: no stack trace
-            logger.warning("training %s v%s failed: %s", asset.symbol, version.version, exc)
-            _version_record_data(version, frame)
-            return _version_fail(version, str(exc))
-        except Exception as exc:
-            logger.exception("training %s v%s failed", asset.symbol, version.version)
-            return _version_fail(version, f"training raised {type(exc).__name__}: {exc}")
-        _version_record(version, result)
-        if not result.valid:
-            return _version_fail(version, result.invalid_reason)
-        try:
-            _version_store_artifacts(version, result)
-        except OperationalError:
-            _version_fail_quietly(version, "interrupted: the database became unavailable")
-            raise
-        except Exception as exc:  # storage full or unreachable, a time limit: say so on the row
-            logger.exception("storing the artifacts of %s v%s failed", asset.symbol, version.version)
-            return _version_fail(version, f"storing the artifacts failed: {type(exc).__name__}: {exc}")
-        _version_gate(version, frame=frame, validation_range=result.validation_range)
+        _version_train(version, frame=frame, config=config, parent=parent, progress=progress)
+        if not_warm:
+            _version_note(version, f"full retrain instead of warm: {not_warm}")
     version.refresh_from_db()
     return version
+
+
+def _version_train(
+    version: ModelVersion,
+    *,
+    frame: Any,
+    config: TrainingConfig,
+    parent: ModelVersion | None,
+    progress: Callable[[Any], None],
+) -> None:
+    """Train `version` (fine-tuning `parent` if given), record it, store its artifacts and gate it;
+    any failure marks it failed with the reason."""
+    from forecasting.ml import pipeline  # torch lives only in training processes
+    from forecasting.ml.features import InsufficientDataError
+
+    asset = version.asset
+    try:
+        warm_start = None
+        if parent is not None:
+            weights = artifact_read(name=parent.weights_name, sha256=parent.weights_sha256)
+            warm_start = (weights, parent.preprocessing)
+        result = pipeline.train(frame, config, warm_start=warm_start, progress=progress)
+    except OperationalError:
+        # The database went away: let the caller (the Celery task) retry later.
+        _version_fail_quietly(version, "interrupted: the database became unavailable")
+        raise
+    except InsufficientDataError as exc:  # the data's fault, not the code's: no stack trace
+        logger.warning("training %s v%s failed: %s", asset.symbol, version.version, exc)
+        _version_record_data(version, frame)
+        _version_fail(version, str(exc))
+        return
+    except Exception as exc:
+        logger.exception("training %s v%s failed", asset.symbol, version.version)
+        _version_fail(version, f"training raised {type(exc).__name__}: {exc}")
+        return
+    _version_record(version, result)
+    if not result.valid:
+        _version_fail(version, result.invalid_reason)
+        return
+    try:
+        _version_store_artifacts(version, result)
+    except OperationalError:
+        _version_fail_quietly(version, "interrupted: the database became unavailable")
+        raise
+    except Exception as exc:  # storage full or unreachable, a time limit: say so on the row
+        logger.exception("storing the artifacts of %s v%s failed", asset.symbol, version.version)
+        _version_fail(version, f"storing the artifacts failed: {type(exc).__name__}: {exc}")
+        return
+    _version_gate(version, frame=frame, validation_range=result.validation_range)
 
 
 def _has_new_candles(*, asset: Asset) -> bool:
@@ -216,17 +240,38 @@ def _has_new_candles(*, asset: Asset) -> bool:
     return active_last is None or last is None or last > active_last
 
 
-def _warm_parent(*, asset: Asset, config: TrainingConfig) -> ModelVersion | None:
-    """The active version to fine-tune, if it can be (same window, horizon and network shape)."""
+def _warm_parent(*, asset: Asset, config: TrainingConfig, frame: Any) -> tuple[ModelVersion | None, str]:
+    """The active version to fine-tune on `frame`, or None and why a full retrain is needed.
+
+    Fine-tuning needs the same window, horizon and network shape, the same split fractions,
+    and a split of `frame` that keeps the hours the active weights were trained on out of its
+    validation and test windows (a filled hole can move it onto them).
+    """
+    from forecasting.ml.features import InsufficientDataError
+    from forecasting.ml.pipeline import WarmStartRefused, warm_start_check
+
     active = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
     if active is None or not active.weights_name:
-        return None
+        return None, "no active version with weights to fine-tune"
     if (active.window, active.horizon) != (config.window, config.horizon):
-        return None
-    shape = ("hidden_size", "num_layers")  # what the weights' shapes depend on
-    if any(active.hyperparameters.get(key) != getattr(config, key) for key in shape):
-        return None  # an admin changed the architecture: train from scratch
-    return active
+        return None, (
+            f"active v{active.version} has window {active.window} and horizon {active.horizon}, "
+            f"this run asks {config.window} and {config.horizon}"
+        )
+    # What the weights' shapes depend on, and which hours the split holds out.
+    for key in ("hidden_size", "num_layers", "test_fraction", "validation_fraction"):
+        if active.hyperparameters.get(key) != getattr(config, key):
+            return None, (
+                f"{key} is {getattr(config, key)!r}, active v{active.version} was trained with "
+                f"{active.hyperparameters.get(key)!r}"
+            )
+    try:
+        warm_start_check(frame, config, active.preprocessing)
+    except InsufficientDataError:
+        return active, ""  # the training fails with the data's reason, as a full one would
+    except WarmStartRefused as refusal:
+        return None, f"active v{active.version}: {refusal.why}"
+    return active, ""
 
 
 def _versions_fail_interrupted(*, asset: Asset) -> None:
@@ -250,6 +295,13 @@ def _version_create(*, asset: Asset, config: TrainingConfig, parent: ModelVersio
             horizon=config.horizon,
             window=config.window,
         )
+
+
+def _version_note(version: ModelVersion, note: str) -> None:
+    """Add `note` to the reason the run left on the version (the gate's or the failure's)."""
+    version.refresh_from_db(fields=["reason"])
+    version.reason = (f"{version.reason} ({note})" if version.reason else note)[:2000]
+    version.save(update_fields=["reason"])
 
 
 def _version_record(version: ModelVersion, result: Any) -> None:

@@ -10,8 +10,10 @@ from forecasting import services
 from forecasting.apis import MetricsSerializer, ValidationMetricsSerializer
 from forecasting.artifacts import sha256_hex
 from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
+from forecasting.ml.windows import chronological_split, hour_numbers, window_bases
 from forecasting.models import ModelVersion, TrainingLease
-from markets.models import Asset
+from markets.models import Asset, Candle
+from markets.selectors import candles_frame
 
 from .conftest import HOUR, START, candles_create
 
@@ -72,6 +74,85 @@ def test_a_warm_start_fine_tunes_the_active_version_and_keeps_its_scaler(tiny_as
     assert warm.data_candles == 624
 
 
+def test_an_hourly_warm_chain_fine_tunes_warm_versions_and_reports_the_inherited_scalers_rows(
+    tiny_asset, settings
+):
+    settings.PROMOTION_TOLERANCE = 10.0  # every candidate is promoted: each warm run has a warm parent
+    first = services.model_version_train(asset=tiny_asset)
+    for seed in (7, 8):
+        active = ModelVersion.objects.get(asset=tiny_asset, status=Status.ACTIVE)
+        candles_create(tiny_asset, 1, start=active.data_last + HOUR, seed=seed)
+
+        warm = services.model_version_train(asset=tiny_asset, mode="warm")
+
+        assert warm.mode == "warm" and warm.parent_id == active.pk, warm.reason
+        assert warm.status == Status.ACTIVE and "instead of warm" not in warm.reason
+        training = warm.preprocessing["training"]
+        assert training["scaler_rows"] == first.preprocessing["training"]["scaler_rows"]
+        assert _first_validation_input(tiny_asset, warm) > _trained_through(active)
+        assert _trained_through(warm) >= _trained_through(active)
+
+
+def test_a_warm_retrain_after_a_hole_fill_moved_validation_onto_trained_hours_trains_from_scratch(
+    tiny_asset, caplog
+):
+    hole = range(100, 300)
+    Candle.objects.filter(
+        asset=tiny_asset, open_time__gte=START + hole.start * HOUR, open_time__lt=START + hole.stop * HOUR
+    ).delete()
+    parent = services.model_version_train(asset=tiny_asset)
+    assert parent.status == Status.ACTIVE, parent.reason
+    candles_create(tiny_asset, 600, skip=set(range(600)) - set(hole))  # the sync fills the hole
+    candles_create(tiny_asset, 1, start=parent.data_last + HOUR, seed=7)  # and a new hour arrives
+
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert version.mode == "full" and version.parent_id is None
+    assert version.status in (Status.ACTIVE, Status.VALIDATED), version.reason
+    assert f"full retrain instead of warm: active v{parent.version}: the parent's weights" in version.reason
+    assert "a full retrain instead of a warm one" in caplog.text
+    # Fine-tuned, the parent's training hours would have been validated on; trained afresh,
+    # the weights know nothing from the validation and test windows on.
+    first_validation_input = _first_validation_input(tiny_asset, version)
+    assert first_validation_input <= _trained_through(parent)
+    assert _trained_through(version) < first_validation_input
+
+
+def test_a_warm_retrain_after_an_admin_changed_the_test_fraction_trains_from_scratch(tiny_asset):
+    parent = services.model_version_train(asset=tiny_asset)
+    candles_create(tiny_asset, 1, start=parent.data_last + HOUR, seed=7)
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "test_fraction": 0.2}
+    tiny_asset.save()
+
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert version.mode == "full" and version.parent_id is None
+    assert version.status in (Status.ACTIVE, Status.VALIDATED), version.reason
+    assert (
+        "full retrain instead of warm: test_fraction is 0.2, active v1 was trained with 0.1" in version.reason
+    )
+
+
+def test_a_warm_retrain_of_a_warm_version_from_before_trained_through_was_recorded_trains_from_scratch(
+    tiny_asset, settings
+):
+    settings.PROMOTION_TOLERANCE = 10.0
+    first = services.model_version_train(asset=tiny_asset)
+    candles_create(tiny_asset, 1, start=first.data_last + HOUR, seed=7)
+    warm = services.model_version_train(asset=tiny_asset, mode="warm")
+    assert warm.status == Status.ACTIVE and warm.mode == "warm", warm.reason
+    old = ("trained_through", "test_fraction", "validation_fraction")
+    training = {k: v for k, v in warm.preprocessing["training"].items() if k not in old}
+    warm.preprocessing = {**warm.preprocessing, "training": training}
+    warm.save(update_fields=["preprocessing"])
+    candles_create(tiny_asset, 1, start=warm.data_last + HOUR, seed=8)
+
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert version.mode == "full" and version.parent_id is None
+    assert "does not record the last hour its weights were trained on" in version.reason
+
+
 def test_a_warm_retrain_is_skipped_when_no_candle_arrived_since_the_active_version(tiny_asset):
     services.model_version_train(asset=tiny_asset)
     with pytest.raises(services.NothingNew):
@@ -97,6 +178,10 @@ def test_a_skipped_warm_retrain_still_marks_a_dead_runs_row_failed(tiny_asset):
 def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
     version = services.model_version_train(asset=tiny_asset, mode="warm")
     assert version.mode == "full" and version.status == Status.ACTIVE
+    assert version.reason == (
+        "first valid version of this asset "
+        "(full retrain instead of warm: no active version with weights to fine-tune)"
+    )
 
 
 def test_too_little_data_fails_with_the_candles_it_had_and_no_stack_trace(tiny_asset, caplog):
@@ -265,6 +350,7 @@ def test_a_warm_retrain_after_an_architecture_change_trains_from_scratch(tiny_as
     assert version.status in (Status.ACTIVE, Status.VALIDATED), version.reason
     assert version.mode == "full" and version.parent_id is None
     assert version.hyperparameters["hidden_size"] == 12
+    assert "full retrain instead of warm: hidden_size is 12, active v1 was trained with 8" in version.reason
 
 
 def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(tiny_asset):
@@ -367,3 +453,17 @@ def test_a_pinned_version_whose_artifact_is_damaged_is_replaced(tiny_asset):
 def _lease_held(asset, owner: str) -> TrainingLease:
     """The asset's lease, held by `owner` far into the future."""
     return TrainingLease.objects.create(asset=asset, owner=owner, expires_at="2999-01-01T00:00:00Z")
+
+
+def _trained_through(version: ModelVersion) -> datetime:
+    return datetime.fromisoformat(version.preprocessing["training"]["trained_through"])
+
+
+def _first_validation_input(asset: Asset, version: ModelVersion) -> datetime:
+    """The first input hour of the version's validation windows, from the candles it had."""
+    frame = candles_frame(asset=asset)
+    frame = frame[frame["open_time"] <= version.data_last].reset_index(drop=True)
+    window, horizon = version.window, version.horizon
+    bases = window_bases(hour_numbers(frame["open_time"]), window, horizon)
+    split = chronological_split(bases, window, horizon, 0.1, 0.2)
+    return frame["open_time"].iloc[split.validation[0] - window + 1].to_pydatetime()
