@@ -54,7 +54,15 @@ class MetricsSerializer(serializers.Serializer):
     mape = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     persistence_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     persistence_mae = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
-    direction_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    direction_accuracy = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        required=False,
+        help_text=(
+            "Share of the windows where the served forecast went the way the price went (up or down "
+            "from the last close), over the windows where both moved. Null at a step with no "
+            "direction forecast: the model serves no change at this step (or the price never moved)."
+        ),
+    )
     coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     skill_rmse = serializers.ListField(
         child=serializers.FloatField(allow_null=True),

@@ -39,17 +39,19 @@ def forecast_metrics(
     lower: np.ndarray,
     upper: np.ndarray,
     last_close: np.ndarray,
-    direction: np.ndarray,
 ) -> dict[str, Any]:
     """The `train --json` metrics, per step, of forecasts (n, horizon) against `actual`.
 
-    mape is in percent. Direction accuracy compares the sign of the network's predicted change
-    (`direction`; shrinkage never flips it) with the sign of the realised change, over the
-    windows whose price moved: an unchanged price has no direction to call (null when none moved).
+    mape is in percent. Direction accuracy is that of the served forecast `close`: the share of
+    windows where the sign of close - last_close is the sign of actual - last_close, over the
+    windows where both are non-zero. A forecast equal to the last close calls no direction, and
+    an unchanged price has none to call; a step with neither (every step whose shrink factor is
+    0, where the served forecast is persistence) is null.
     """
     error = close - actual
     naive = last_close[:, None] - actual
     realised = actual - last_close[:, None]
+    predicted = close - last_close[:, None]
     rmse = np.sqrt(np.mean(error**2, axis=0))
     persistence_rmse = np.sqrt(np.mean(naive**2, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -61,17 +63,17 @@ def forecast_metrics(
         "mape": _floats(np.mean(np.abs(error) / np.abs(actual), axis=0) * 100.0),
         "persistence_rmse": _floats(persistence_rmse),
         "persistence_mae": _floats(np.mean(np.abs(naive), axis=0)),
-        "direction_accuracy": _floats(_direction_accuracy(direction, realised)),
+        "direction_accuracy": _floats(_direction_accuracy(predicted, realised)),
         "coverage_80": _floats(np.mean((actual >= lower) & (actual <= upper), axis=0)),
         "skill_rmse": _floats(skill),
     }
 
 
-def _direction_accuracy(direction: np.ndarray, realised: np.ndarray) -> np.ndarray:
-    moved = realised != 0
-    hits = np.sum((np.sign(direction) == np.sign(realised)) & moved, axis=0)
+def _direction_accuracy(predicted: np.ndarray, realised: np.ndarray) -> np.ndarray:
+    called = (predicted != 0) & (realised != 0)
+    hits = np.sum((np.sign(predicted) == np.sign(realised)) & called, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return hits / np.sum(moved, axis=0)
+        return hits / np.sum(called, axis=0)  # 0 / 0 = nan: null
 
 
 def fit_shrinkage(
@@ -135,7 +137,7 @@ def evaluate_windows(
         network = run(windows)
     point, lower, upper = decode(network, last_close, volatility, preprocessing)
     actual = close[bases[:, None] + np.arange(1, horizon + 1)]
-    metrics = forecast_metrics(actual, point, lower, upper, last_close, network)
+    metrics = forecast_metrics(actual, point, lower, upper, last_close)
     metrics["windows"] = len(bases)
     return metrics
 

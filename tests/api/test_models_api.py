@@ -47,3 +47,19 @@ def test_models_runs_a_bounded_number_of_queries(member_api, market, max_stateme
 def test_models_of_an_unknown_asset_are_404_and_need_a_token(api, member_api, market):
     assert member_api.get("/api/v1/assets/NOPE/models/").status_code == 404
     assert api.get(URL).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_step_without_a_direction_forecast_is_null(member_api, market):
+    # A model that serves no change at steps 1 and 2 calls no direction there.
+    version_create(
+        market["asset"],
+        3,
+        status="validated",
+        metrics={**METRICS, "direction_accuracy": [None, None, 0.5, 0.6]},
+    )
+
+    newest = member_api.get(URL).json()["versions"][0]
+
+    assert newest["version"] == 3
+    assert newest["metrics"]["direction_accuracy"] == [None, None, 0.5, 0.6]

@@ -88,6 +88,14 @@ def test_the_schema_documents_every_error(schema):
 
 
 @pytest.mark.django_db
+def test_the_schema_says_when_a_metric_is_null(schema):
+    metrics = schema["components"]["schemas"]["Metrics"]["properties"]
+    direction = metrics["direction_accuracy"]
+    assert direction["items"].get("nullable") is True
+    assert "no direction forecast: the model serves no change at this step" in direction["description"]
+
+
+@pytest.mark.django_db
 def test_the_schema_is_public_even_with_a_bad_token(api):
     api.credentials(HTTP_AUTHORIZATION="Token revoked")
     assert api.get("/api/v1/schema/").status_code == 200

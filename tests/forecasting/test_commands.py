@@ -251,8 +251,11 @@ def test_the_train_table_shows_errors_of_cheap_coins_instead_of_zeros():
     }  # fmt: skip
     table = metrics_table(metrics)
     assert "0.003006" in table and "0.0172" in table and " 0.0 " not in table
-    metrics["direction_accuracy"] = [None, 0.5]  # the price never moved at step 1
-    assert metrics_table(metrics).splitlines()[1].split()[7] == "–"
+    assert "no direction forecast" not in table
+    metrics["direction_accuracy"] = [None, 0.5]  # the model serves no change at step 1
+    table = metrics_table(metrics)
+    assert table.splitlines()[1].split()[7] == "–"
+    assert "direction –: no direction forecast at that step (the model serves no change there" in table
 
 
 def _run_json_refused(*args: str) -> dict:

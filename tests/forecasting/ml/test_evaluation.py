@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.ml.evaluation import conformal_bounds, fit_shrinkage, forecast_metrics
+from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, forecast_metrics
 
 
 def test_metrics_match_hand_computed_values_per_step():
@@ -12,8 +12,7 @@ def test_metrics_match_hand_computed_values_per_step():
     close = np.array([[104.0, 96.0], [196.0, 200.0]])
     lower = close - 5
     upper = close + 5
-    direction = np.array([[1.0, -1.0], [1.0, 0.0]])
-    m = forecast_metrics(actual, close, lower, upper, last, direction)
+    m = forecast_metrics(actual, close, lower, upper, last)
     assert m["horizon"] == 2
     # step 0: errors -6, 6; step 1: errors 6, -20
     np.testing.assert_allclose(m["rmse"], [6.0, np.sqrt((36 + 400) / 2)])
@@ -23,11 +22,11 @@ def test_metrics_match_hand_computed_values_per_step():
     np.testing.assert_allclose(m["persistence_rmse"], [10.0, np.sqrt((100 + 400) / 2)])
     np.testing.assert_allclose(m["persistence_mae"], [10.0, 15.0])
     np.testing.assert_allclose(m["skill_rmse"], [0.4, 1 - np.sqrt(218) / np.sqrt(250)])
-    # realised directions: step 0: up, down; step 1: down, up
-    np.testing.assert_allclose(m["direction_accuracy"], [0.5, 0.5])
+    # forecast moves: step 0: up, down; step 1: down, none. Realised: step 0: up, down; step 1: down, up
+    np.testing.assert_allclose(m["direction_accuracy"], [1.0, 1.0])
     # inside +-5: step 0: |110-104| = 6 no, |190-196| = 6 no; step 1: 6 no, 20 no
     np.testing.assert_allclose(m["coverage_80"], [0.0, 0.0])
-    wide = forecast_metrics(actual, close, close - 10, close + 10, last, direction)
+    wide = forecast_metrics(actual, close, close - 10, close + 10, last)
     np.testing.assert_allclose(wide["coverage_80"], [1.0, 0.5])
 
 
@@ -35,21 +34,58 @@ def test_direction_accuracy_leaves_out_prices_that_did_not_move():
     # A coin whose price sits on one tick for hours: "unchanged" is no direction to call.
     last = np.array([1.0, 1.0, 1.0, 1.0])
     actual = np.array([[1.0, 1.0], [1.0, 1.0], [1.1, 1.0], [0.9, 1.0]])
-    direction = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
-    m = forecast_metrics(actual, actual, actual, actual, last, direction)
+    close = np.array([[1.05, 1.05], [0.95, 1.05], [1.05, 1.05], [1.05, 0.95]])
+    m = forecast_metrics(actual, close, close, close, last)
     assert m["direction_accuracy"] == [0.5, None]  # step 0: one hit of two moves; step 1: no move
+
+
+def test_direction_accuracy_counts_only_the_directions_the_served_forecast_calls():
+    last = np.array([100.0, 100.0, 100.0, 100.0])
+    actual = np.array([[101.0, 101.0], [99.0, 99.0], [101.0, 99.0], [99.0, 101.0]])
+    # Step 0 serves the last close (no change): it calls no direction at all, right or wrong.
+    # Step 1 calls up, down, up and no change: two hits and one miss among its three calls.
+    close = np.array([[100.0, 102.0], [100.0, 98.0], [100.0, 102.0], [100.0, 100.0]])
+    m = forecast_metrics(actual, close, close - 5, close + 5, last)
+    assert m["direction_accuracy"] == [None, pytest.approx(2 / 3)]
+
+
+def test_direction_accuracy_is_that_of_the_forecast_after_shrinkage():
+    """The network's own sign is no forecast where the shrinkage serves persistence: a step
+    with shrink 0 calls no direction (null), whatever the network says there."""
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
+    scaled = np.zeros((200, 9), dtype="float32")
+    bases = np.arange(20, 190)
+    realised = close[bases[:, None] + np.arange(1, 3)] - close[bases, None]
+    network = np.sign(realised)  # a network that knows every direction
+    preprocessing = {
+        "window": 16,
+        "horizon": 2,
+        "target": {"scale": [0.01, 0.01], "shrink": [0.0, 0.5]},
+        "interval": {
+            "volatility_hours": 8,
+            "volatility_floor": 1e-6,
+            "lower": [-1.0, -1.0],
+            "upper": [1.0, 1.0],
+        },
+    }
+    m = evaluate_windows(lambda windows: network, preprocessing, scaled, close, bases)
+    assert m["direction_accuracy"] == [None, 1.0]
+    network[:, 1] *= -1  # now always wrong at step 1
+    m = evaluate_windows(lambda windows: network, preprocessing, scaled, close, bases)
+    assert m["direction_accuracy"] == [None, 0.0]
 
 
 def test_persistence_scores_zero_skill_and_non_finite_metrics_become_null():
     last = np.array([100.0, 101.0, 99.0])
     actual = np.array([[101.0], [99.0], [99.0]])
     same = np.repeat(last[:, None], 1, axis=1)
-    m = forecast_metrics(actual, same, same, same, last, np.zeros((3, 1)))
+    m = forecast_metrics(actual, same, same, same, last)
     assert m["rmse"] == m["persistence_rmse"]
     assert m["skill_rmse"] == [0.0]
-    flat = forecast_metrics(last[:, None], same, same, same, last, np.zeros((3, 1)))
+    flat = forecast_metrics(last[:, None], same, same, same, last)
     assert flat["skill_rmse"] == [0.0]  # persistence is perfect: no division by zero
-    broken = forecast_metrics(actual, same * np.inf, same, same, last, np.zeros((3, 1)))
+    broken = forecast_metrics(actual, same * np.inf, same, same, last)
     assert broken["rmse"] == [None]
 
 

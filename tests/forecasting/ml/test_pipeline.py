@@ -26,6 +26,10 @@ def _weights(result) -> dict[str, torch.Tensor]:
     return torch.load(io.BytesIO(result.weights_bytes), weights_only=True)
 
 
+def _numbers(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype="float64")
+
+
 def _same_weights(a, b) -> bool:
     wa, wb = _weights(a), _weights(b)
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -38,7 +42,11 @@ def test_a_training_yields_a_valid_artifact_with_the_design_metrics(trained, can
     assert set(METRIC_KEYS) | {"horizon"} <= set(result.metrics)
     for key in METRIC_KEYS:
         assert len(result.metrics[key]) == 4
-        assert all(isinstance(v, float) for v in result.metrics[key])
+        if key != "direction_accuracy":
+            assert all(isinstance(v, float) for v in result.metrics[key])
+    # A step whose shrink is 0 serves the last close: it forecasts no direction.
+    shrink = result.preprocessing["target"]["shrink"]
+    assert [v is None for v in result.metrics["direction_accuracy"]] == [f == 0 for f in shrink]
     assert result.metrics["horizon"] == 4
     assert result.epochs == len(result.loss_history) == len(reports) >= 1
     assert set(result.loss_history[0]) == {"epoch", "train_loss", "val_loss", "seconds"}
@@ -61,7 +69,8 @@ def test_evaluating_the_artifact_from_the_test_start_reproduces_its_test_metrics
     result, _ = trained
     again = evaluate_onnx(result.onnx_bytes, result.preprocessing, candles, result.test_start)
     for key in METRIC_KEYS:
-        np.testing.assert_allclose(again[key], result.metrics[key], rtol=1e-9)
+        assert [v is None for v in again[key]] == [v is None for v in result.metrics[key]], key
+        np.testing.assert_allclose(_numbers(again[key]), _numbers(result.metrics[key]), rtol=1e-9)
     assert again["windows"] == result.metrics["test_windows"]
 
 
