@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from forecasting.models import Forecast, ModelVersion
+from forecasting.overview import no_change_was_exact, skill_at
 
 # Forecast steps shown in the metrics table (1-based hours ahead); the last one is added.
 METRIC_STEPS = (1, 6, 12)
@@ -93,8 +94,10 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="skill 1 h")
     def skill_1h(self, obj: ModelVersion) -> str:
-        skill = obj.skill_next_hour
-        return "–" if skill is None else f"{skill * 100:+.1f} %"
+        skill = skill_at(obj.metrics or {}, 0)
+        if no_change_was_exact(skill.value, skill.rmse, skill.persistence_rmse):
+            return "worse (no change was exact)"
+        return "–" if skill.value is None else f"{skill.value * 100:+.1f} %"
 
     @admin.display(description="train time")
     def train_time(self, obj: ModelVersion) -> str:

@@ -35,12 +35,21 @@ from markets.apis import SYMBOL, asset_or_404
 RETRAIN_TASK = "forecasting.tasks.retrain_asset"
 
 
+SKILL_HELP = (
+    "1 - rmse / persistence_rmse: > 0 beats assuming no change. Where persistence_rmse is 0 (the "
+    "price never moved) it is 0 if rmse is 0 too, else null: the model erred where no change was "
+    "exact, worse by no finite ratio."
+)
+
+
 class ValidationMetricsSerializer(serializers.Serializer):
     """The same errors on the validation split (the last 20 % of the training windows)."""
 
     rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     persistence_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
-    skill_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    skill_rmse = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), required=False, help_text=SKILL_HELP
+    )
     coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     windows = serializers.IntegerField(required=False, help_text="Validation windows scored.")
 
@@ -65,9 +74,7 @@ class MetricsSerializer(serializers.Serializer):
     )
     coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     skill_rmse = serializers.ListField(
-        child=serializers.FloatField(allow_null=True),
-        required=False,
-        help_text="1 - rmse / persistence_rmse.",
+        child=serializers.FloatField(allow_null=True), required=False, help_text=SKILL_HELP
     )
     test_windows = serializers.IntegerField(required=False, help_text="Test windows scored.")
     test_start = serializers.DateTimeField(required=False, help_text="Base time of the first test window.")
@@ -146,7 +153,7 @@ class ErrorStatsSerializer(serializers.Serializer):
     rmse = serializers.FloatField(allow_null=True)
     persistence_mae = serializers.FloatField(allow_null=True)
     persistence_rmse = serializers.FloatField(allow_null=True)
-    skill_rmse = serializers.FloatField(allow_null=True, help_text="1 - rmse / persistence_rmse.")
+    skill_rmse = serializers.FloatField(allow_null=True, help_text=SKILL_HELP)
     coverage = serializers.FloatField(
         allow_null=True, help_text="Share of actual closes inside the interval."
     )

@@ -64,11 +64,6 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.asset_id} v{self.version} ({self.status})"
 
-    @property
-    def skill_next_hour(self) -> float | None:
-        skill = (self.metrics or {}).get("skill_rmse") or []
-        return skill[0] if skill else None
-
 
 class Forecast(models.Model):
     """A forecast of the next `horizon` closes from one candle, scored as reality arrives."""

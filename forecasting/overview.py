@@ -38,8 +38,19 @@ RETRAIN_TASKS = {
 }
 
 
-def skill_words(skill: float | None) -> str:
-    """`skill_rmse` (1 - rmse / persistence rmse) as a sentence a user understands."""
+def no_change_was_exact(skill: float | None, rmse: float | None, persistence_rmse: float | None) -> bool:
+    """True when skill is null because assuming no change made no error and the model did:
+    the model is worse, by no finite ratio."""
+    return skill is None and persistence_rmse == 0 and rmse is not None and rmse > 0
+
+
+def skill_words(
+    skill: float | None, *, rmse: float | None = None, persistence_rmse: float | None = None
+) -> str:
+    """`skill_rmse` (1 - rmse / persistence rmse) as a sentence a user understands; the errors
+    say why a null skill is null."""
+    if no_change_was_exact(skill, rmse, persistence_rmse):
+        return "worse than assuming no change, which was exact here (the price did not move)"
     if skill is None:
         return "not measured yet"
     percent = round(skill * 100)
@@ -87,18 +98,41 @@ class ForecastStep:
 class Skill:
     hours: int
     value: float | None  # held-out skill_rmse at that step
+    rmse: float | None = None
+    persistence_rmse: float | None = None
 
     @property
     def words(self) -> str:
-        return skill_words(self.value)
+        return skill_words(self.value, rmse=self.rmse, persistence_rmse=self.persistence_rmse)
 
     @property
     def worse(self) -> bool:
+        if no_change_was_exact(self.value, self.rmse, self.persistence_rmse):
+            return True
         return self.value is not None and round(self.value * 100) < 0
 
     @property
     def better(self) -> bool:
         return self.value is not None and round(self.value * 100) > 0
+
+
+def skill_at(metrics: dict[str, Any], index: int) -> Skill:
+    """The held-out skill of `metrics` at step `index` (-1 = the horizon's end), with its errors."""
+
+    def value(name: str) -> float | None:
+        values = metrics.get(name) or []
+        try:
+            return values[index]
+        except (IndexError, KeyError, TypeError):
+            return None
+
+    hours = index + 1 if index >= 0 else len(metrics.get("skill_rmse") or []) + index + 1
+    return Skill(
+        hours=hours,
+        value=value("skill_rmse"),
+        rmse=value("rmse"),
+        persistence_rmse=value("persistence_rmse"),
+    )
 
 
 @dataclass
@@ -143,7 +177,7 @@ class AssetPanel:
         if not values:
             return []
         steps = [0] if len(values) == 1 else [0, len(values) - 1]
-        return [Skill(hours=step + 1, value=values[step]) for step in steps]
+        return [skill_at(metrics, step) for step in steps]
 
     @property
     def state(self) -> str:

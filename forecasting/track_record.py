@@ -30,7 +30,7 @@ class ErrorStats:
     rmse: float | None = None
     persistence_mae: float | None = None
     persistence_rmse: float | None = None
-    skill_rmse: float | None = None  # 1 - rmse / persistence_rmse: > 0 beats persistence
+    skill_rmse: float | None = None  # 1 - rmse / persistence_rmse: > 0 beats persistence (see _skill)
     coverage: float | None = None  # share of actual closes inside [lower, upper]
     step: int | None = None  # 1 = the first forecast hour; None for an overall figure
 
@@ -61,10 +61,18 @@ class _Accumulator:
             rmse=rmse,
             persistence_mae=_mean_abs(self.persistence),
             persistence_rmse=persistence_rmse,
-            skill_rmse=1 - rmse / persistence_rmse if persistence_rmse > 0 else None,
+            skill_rmse=_skill(rmse, persistence_rmse),
             coverage=sum(self.inside) / len(self.inside) if self.inside else None,
             step=step,
         )
+
+
+def _skill(rmse: float, persistence_rmse: float) -> float | None:
+    """1 - rmse / persistence_rmse, as the test metrics have it: 0 when both are 0, None when
+    only persistence is exact (the model is worse by no finite ratio)."""
+    if persistence_rmse > 0:
+        return 1 - rmse / persistence_rmse
+    return 0.0 if rmse == 0 else None
 
 
 def _finite(value: Any) -> bool:

@@ -42,11 +42,14 @@ def forecast_metrics(
 ) -> dict[str, Any]:
     """The `train --json` metrics, per step, of forecasts (n, horizon) against `actual`.
 
-    mape is in percent. Direction accuracy is that of the served forecast `close`: the share of
-    windows where the sign of close - last_close is the sign of actual - last_close, over the
-    windows where both are non-zero. A forecast equal to the last close calls no direction, and
-    an unchanged price has none to call; a step with neither (every step whose shrink factor is
-    0, where the served forecast is persistence) is null.
+    mape is in percent. skill_rmse = 1 - rmse / persistence_rmse; where persistence_rmse is 0
+    it is 0 if rmse is 0 too, else null.
+
+    Direction accuracy is that of the served forecast `close`: the share of windows where the
+    sign of close - last_close is the sign of actual - last_close, over the windows where both
+    are non-zero. A forecast equal to the last close calls no direction, and an unchanged price
+    has none to call; a step without any such window is null, in particular every step whose
+    shrink factor is 0 (the served forecast is then the last close).
     """
     error = close - actual
     naive = last_close[:, None] - actual
@@ -55,7 +58,9 @@ def forecast_metrics(
     rmse = np.sqrt(np.mean(error**2, axis=0))
     persistence_rmse = np.sqrt(np.mean(naive**2, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        skill = np.where(persistence_rmse > 0, 1.0 - rmse / persistence_rmse, 0.0)
+        # Where persistence is exact, a model that errs is worse by no finite ratio: null.
+        exact = np.where(rmse == 0, 0.0, np.nan)
+        skill = np.where(persistence_rmse > 0, 1.0 - rmse / persistence_rmse, exact)
     return {
         "horizon": int(actual.shape[1]),
         "rmse": _floats(rmse),

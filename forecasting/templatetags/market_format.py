@@ -104,11 +104,27 @@ def at(values: list | None, index: int) -> float | None:
 
 
 @register.filter
-def skill_text(value: Number) -> str:
-    """Held-out skill (1 - rmse / persistence rmse) in words, as on the dashboard."""
+def stats_skill_text(stats: object) -> str:
+    """A track-record figure's skill (ErrorStats) in words, as on the dashboard; its errors
+    say why a null skill is null."""
     from forecasting.overview import skill_words
 
-    return skill_words(None if value is None or value == "" else float(value))
+    return skill_words(
+        getattr(stats, "skill_rmse", None),
+        rmse=getattr(stats, "rmse", None),
+        persistence_rmse=getattr(stats, "persistence_rmse", None),
+    )
+
+
+@register.filter
+def skill_short_at(metrics: dict | None, index: int) -> str:
+    """skill_short of the `train --json` metrics at step `index` (-1 = the horizon's end)."""
+    from forecasting.overview import no_change_was_exact, skill_at
+
+    skill = skill_at(metrics or {}, int(index))
+    if no_change_was_exact(skill.value, skill.rmse, skill.persistence_rmse):
+        return "worse (no change was exact)"
+    return skill_short(skill.value)
 
 
 @register.filter

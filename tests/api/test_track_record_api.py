@@ -97,6 +97,20 @@ def test_a_longer_window_takes_older_forecasts_in(member_api, market, scored):
 
 
 @pytest.mark.django_db
+def test_skill_is_zero_when_both_are_exact_and_null_when_only_no_change_is(member_api, market):
+    forecast = forecast_create(market["active"], market["last"] - 10 * HOUR, last_close=100.0)
+    forecast.points[1]["close"] = 100.0  # the second hour forecasts no change
+    forecast.scores = [_score(forecast, 0, 100.0), _score(forecast, 1, 100.0)]  # the price did not move
+    forecast.save()
+
+    step1, step2 = member_api.get(URL).json()["per_step"]
+
+    # Hour 1 forecast 101 where no change was exact: worse by no finite ratio.
+    assert (step1["rmse"], step1["persistence_rmse"], step1["skill_rmse"]) == (1.0, 0.0, None)
+    assert (step2["rmse"], step2["persistence_rmse"], step2["skill_rmse"]) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.django_db
 def test_without_scores_the_figures_are_null(member_api, market):
     body = member_api.get(URL).json()
     assert body["days"] == 7 and body["forecasts"] == 0 and body["recent"] == [] and body["per_step"] == []

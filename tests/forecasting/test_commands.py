@@ -256,6 +256,11 @@ def test_the_train_table_shows_errors_of_cheap_coins_instead_of_zeros():
     table = metrics_table(metrics)
     assert table.splitlines()[1].split()[7] == "–"
     assert "direction –: no direction forecast at that step (the model serves no change there" in table
+    assert "skill –" not in table
+    metrics["skill_rmse"] = [0.0, None]  # the price never moved at step 2, the forecast did
+    assert "skill –: assuming no change was exact at that step and the model was not" in metrics_table(
+        metrics
+    )
 
 
 def _run_json_refused(*args: str) -> dict:

@@ -467,3 +467,38 @@ def _first_validation_input(asset: Asset, version: ModelVersion) -> datetime:
     bases = window_bases(hour_numbers(frame["open_time"]), window, horizon)
     split = chronological_split(bases, window, horizon, 0.1, 0.2)
     return frame["open_time"].iloc[split.validation[0] - window + 1].to_pydatetime()
+
+
+@pytest.mark.parametrize(
+    ("candidate_skill", "promoted"), [([None, 0.5, 0.5, 0.5, 0.5, 0.5], False), ([0.0] * 6, True)]
+)
+def test_the_gate_never_promotes_a_candidate_on_a_null_skill(tiny_asset, settings, candidate_skill, promoted):
+    """A null step (the candidate erred where no change was exact) is the worst, however good
+    the other steps are: the active, with a number at every step, stays."""
+    from forecasting.services.training import _version_gate
+
+    active = services.model_version_train(asset=tiny_asset)
+    settings.PROMOTION_TOLERANCE = 1.0  # generous: only a null step can keep the candidate out
+    candidate = ModelVersion.objects.create(
+        asset=tiny_asset,
+        version=2,
+        status=Status.VALIDATED,
+        horizon=active.horizon,
+        window=active.window,
+        metrics={"validation": {"skill_rmse": candidate_skill}},
+        # The active's artifact, so that a promotion can serve it.
+        preprocessing=active.preprocessing,
+        artifact_name=active.artifact_name,
+        artifact_sha256=active.artifact_sha256,
+    )
+
+    _version_gate(
+        candidate,
+        frame=candles_frame(asset=tiny_asset),
+        validation_range=(START + 400 * HOUR, START + 500 * HOUR),
+    )
+
+    candidate.refresh_from_db()
+    assert (candidate.status == Status.ACTIVE) is promoted, candidate.reason
+    if not promoted:
+        assert candidate.reason.startswith("kept out of service: mean validation skill -inf")

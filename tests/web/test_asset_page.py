@@ -121,6 +121,30 @@ def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persis
     assert "Trained (UTC)" in table and f"<div>{_dated(market.version.trained_at)}</div>" in table
 
 
+def test_a_null_skill_where_no_change_was_exact_reads_as_worse_in_the_versions_table(client, member, market):
+    metrics = market.version.metrics
+    metrics["rmse"][-1], metrics["persistence_rmse"][-1], metrics["skill_rmse"][-1] = 3.0, 0.0, None
+    market.version.save(update_fields=["metrics"])
+
+    html = _page(client, member)
+
+    table = re.sub(r"\s+", " ", html.split('id="versions-table"')[1].split("</table>")[0])
+    assert "12 % better" in table and "worse (no change was exact)" in table
+
+
+def test_the_track_record_says_worse_when_no_change_was_exact_and_the_model_was_not(client, member, market):
+    for forecast in market.scored:  # the price never moved one hour ahead; the forecasts did
+        forecast.scores[0]["persistence_error"] = 0.0
+        forecast.save(update_fields=["scores"])
+
+    summary = _summary(_page(client, member))
+
+    assert (
+        "against 0.00 for assuming no change: worse than assuming no change, which was exact here" in summary
+    )
+    assert "not measured" not in summary
+
+
 def test_a_lower_case_symbol_redirects_to_the_canonical_page(client, member, btc):
     client.force_login(member)
     response = client.get("/assets/btcusdt/")

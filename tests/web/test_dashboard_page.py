@@ -52,6 +52,21 @@ def test_it_shows_price_24h_change_forecasts_and_skill_in_words(client, member, 
     assert 'data-state="stale"' not in card
 
 
+def test_a_model_that_errs_where_no_change_was_exact_reads_as_worse(client, member, market):
+    # The test split's price never moved one hour ahead: persistence RMSE 0, the model's 3.
+    metrics = market.version.metrics
+    metrics["rmse"][0], metrics["persistence_rmse"][0], metrics["skill_rmse"][0] = 3.0, 0.0, None
+    market.version.save(update_fields=["metrics"])
+
+    card = _card(_dashboard(client, member), "BTCUSDT")
+
+    assert (
+        'Next hour: <span class="down">worse than assuming no change, which was exact here '
+        "(the price did not move)" in card
+    )
+    assert "not measured" not in card
+
+
 def test_it_leaves_out_inactive_assets(client, member, market):
     Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT", is_active=False)
     html = _dashboard(client, member)

@@ -50,6 +50,14 @@ def test_the_versions_list_filters_by_asset_and_status(admin_client, market):
     assert "+12.0 %" in html  # v2's next-hour skill
 
 
+def test_the_versions_list_says_worse_when_no_change_was_exact(admin_client, market):
+    metrics = market.version.metrics
+    metrics["rmse"][0], metrics["persistence_rmse"][0], metrics["skill_rmse"][0] = 3.0, 0.0, None
+    market.version.save(update_fields=["metrics"])
+    html = admin_client.get(CHANGELIST, {"asset__id__exact": market.asset.pk}).content.decode()
+    assert "worse (no change was exact)" in html
+
+
 def test_a_version_page_shows_its_metrics_next_to_persistence_read_only(admin_client, market):
     url = f"{CHANGELIST}{market.version.pk}/change/"
     html = admin_client.get(url).content.decode()

@@ -27,6 +27,18 @@ def test_skill_reads_as_plain_words(skill, words):
     assert skill_words(skill) == words
 
 
+def test_a_null_skill_says_when_no_change_was_exact_and_the_model_was_not():
+    assert skill_words(None, rmse=3.0, persistence_rmse=0.0).startswith(
+        "worse than assuming no change, which"
+    )
+    assert skill_words(None, rmse=None, persistence_rmse=None) == "not measured yet"
+    assert skill_words(0.0, rmse=0.0, persistence_rmse=0.0) == "about as accurate as assuming no change"
+    metrics = {"skill_rmse": [None, 0.12], "rmse": [3.0, 88.0], "persistence_rmse": [0.0, 100.0]}
+    assert fmt.skill_short_at(metrics, 0) == "worse (no change was exact)"
+    assert fmt.skill_short_at(metrics, -1) == "12 % better"
+    assert fmt.skill_short_at({}, 0) == "–"
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [

@@ -141,6 +141,8 @@ def metrics_table(metrics: dict[str, Any]) -> str:
             # A metric with nothing to measure is null (e.g. direction when the price never moved).
             cells.append(f"{format(value, spec) if value is not None else '–':>{width}}")
         lines.append(f"  {step:>4} " + " ".join(cells))
+    if any(metrics["skill_rmse"][step - 1] is None for step in steps):
+        lines.append("  skill –: assuming no change was exact at that step and the model was not")
     if any(metrics["direction_accuracy"][step - 1] is None for step in steps):
         lines.append(
             "  direction –: no direction forecast at that step (the model serves no change there, "

@@ -89,6 +89,18 @@ def test_persistence_scores_zero_skill_and_non_finite_metrics_become_null():
     assert broken["rmse"] == [None]
 
 
+def test_skill_is_zero_only_when_the_model_is_as_exact_as_persistence():
+    # The price never moved: persistence makes no error at either step.
+    last = np.array([100.0, 100.0])
+    actual = np.array([[100.0, 100.0], [100.0, 100.0]])
+    close = np.array([[100.0, 100.5], [100.0, 99.5]])  # step 0: no change; step 1: a move
+    m = forecast_metrics(actual, close, close, close, last)
+    assert m["persistence_rmse"] == [0.0, 0.0] and m["rmse"] == [0.0, 0.5]
+    # Step 0 matches persistence (0). Step 1 errs where no change was exact: worse by no
+    # finite ratio, so null rather than a 0 that would read "as good as no change".
+    assert m["skill_rmse"] == [0.0, None]
+
+
 @pytest.mark.parametrize("draw", ["normal", "skewed"])
 def test_conformal_intervals_cover_80_percent_of_fresh_noise(draw):
     rng = np.random.default_rng(7)
