@@ -92,7 +92,9 @@ class MetricsField(serializers.Field):
 class ForecastPointSerializer(serializers.Serializer):
     time = serializers.DateTimeField(help_text="Open time of the forecast hour.")
     close = serializers.FloatField(allow_null=True)
-    lower = serializers.FloatField(allow_null=True, help_text="Lower bound of the 80 % interval.")
+    lower = serializers.FloatField(
+        allow_null=True, help_text="Lower bound of the 80 % interval; never below 0 (prices are positive)."
+    )
     upper = serializers.FloatField(allow_null=True, help_text="Upper bound of the 80 % interval.")
 
 

@@ -5,8 +5,8 @@ Target: the relative change of the close from the window's last close, k hours a
 divided by its training standard deviation at step k (so every step weighs the same in the
 MSE). Output: close = last_close * (1 + shrink_k * scale_k * network_k), where shrink_k in
 [0, 1] is fitted on validation (0 = persistence when the network has no skill there), and
-an interval close * (1 + vol * q) around it, with q split-conformal quantiles of
-volatility-normalised validation residuals.
+an interval last_close * (1 + change + vol * q) around it, with q split-conformal quantiles
+of volatility-normalised validation residuals, its bounds clamped at 0 (prices are positive).
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ def log_volatility(closes: np.ndarray, hours: int) -> np.ndarray:
 def decode(
     network: np.ndarray, last_close: np.ndarray, volatility: np.ndarray, preprocessing: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(close, lower, upper), each (n, horizon) in price units, from the network's outputs."""
+    """(close, lower, upper), each (n, horizon) in price units, from the network's outputs.
+
+    The interval is linear in the relative change, so a wide one (a coin priced in a few ticks
+    moves by a third of its price in one) can reach 0 or below: bounds are clamped at 0, which
+    no price falls below, so coverage cannot drop. Evaluation and serving both decode here."""
     target = preprocessing["target"]
     interval = preprocessing["interval"]
     change = network.astype("float64") * np.asarray(target["scale"]) * np.asarray(target["shrink"])
@@ -56,4 +60,4 @@ def decode(
     width = np.maximum(volatility, interval["volatility_floor"])[:, None]
     lower = last_close[:, None] * (1.0 + change + width * np.asarray(interval["lower"]))
     upper = last_close[:, None] * (1.0 + change + width * np.asarray(interval["upper"]))
-    return close, lower, upper
+    return close, np.maximum(lower, 0.0), np.maximum(upper, 0.0)

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.ml.evaluation import window_inputs
 from forecasting.ml.features import InsufficientDataError, compute_features
 from forecasting.ml.inference import forecast, load_session, run_session
+from forecasting.ml.pipeline import train
 from forecasting.ml.scaling import decode, log_volatility, minmax_transform
-from tests.forecasting.ml.helpers import synthetic_candles
+from tests.forecasting.ml.helpers import synthetic_candles, tiny_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,3 +100,56 @@ def test_a_one_hour_model_forecasts_one_point(trained_one_hour, candles):
     out = forecast(load_session(trained_one_hour.onnx_bytes), trained_one_hour.preprocessing, candles)
     assert len(out.points) == 1
     assert out.points[0]["time"] == (candles["open_time"].iloc[-1] + pd.Timedelta(hours=1)).to_pydatetime()
+
+
+def test_interval_bounds_below_zero_are_clamped_at_zero():
+    preprocessing = {
+        "target": {"scale": [0.01, 0.01], "shrink": [1.0, 1.0]},
+        "interval": {"volatility_floor": 1e-6, "lower": [-0.5, -3.0], "upper": [0.5, 3.0]},
+    }
+    close, lower, upper = decode(np.zeros((1, 2)), np.array([2e-8]), np.array([0.4]), preprocessing)
+    # Step 0: 2e-8 * (1 - 0.4 * 0.5) stays; step 1: 2e-8 * (1 - 0.4 * 3) < 0 becomes 0.
+    np.testing.assert_allclose(lower[0], [1.6e-8, 0.0])
+    np.testing.assert_allclose(upper[0], [2.4e-8, 4.4e-8])
+    np.testing.assert_allclose(close[0], [2e-8, 2e-8])
+
+
+def _tick_coin(count: int = 600) -> pd.DataFrame:
+    """A coin priced in a few ticks of 1e-8 (1 to 6 ticks): one tick is a large part of its price."""
+    rng = np.random.default_rng(3)
+    ticks = [3]
+    for _ in range(count - 1):
+        ticks.append(min(max(ticks[-1] + rng.choice([-1, 0, 0, 0, 1]), 1), 6))
+    candles = synthetic_candles(count)
+    close = np.array(ticks, dtype="float64") * 1e-8
+    candles["close"] = close
+    candles["open"] = np.r_[close[0], close[:-1]]
+    candles["high"] = candles[["open", "close"]].max(axis=1)
+    candles["low"] = candles[["open", "close"]].min(axis=1)
+    return candles
+
+
+def test_a_coin_moving_in_large_ticks_is_never_served_a_negative_price():
+    candles = _tick_coin()
+    result = train(candles, tiny_config())
+    session = load_session(result.onnx_bytes)
+    pre = result.preprocessing
+    bases = np.arange(400, len(candles))
+    served = np.array(
+        [
+            [
+                [p[key] for key in ("close", "lower", "upper")]
+                for p in forecast(session, pre, candles.iloc[: base + 1]).points
+            ]
+            for base in bases
+        ]
+    )  # (windows, horizon, 3)
+    assert (served[..., 1] >= 0).all()
+    assert (served[..., 1] == 0).any()  # the unclamped interval reached below 0 here
+    # Serving parity: the evaluation path (window_inputs -> onnxruntime -> decode) gives the same.
+    scaled = minmax_transform(compute_features(candles), pre["scaler"])
+    windows, last_close, volatility = window_inputs(
+        scaled, candles["close"].to_numpy(), bases, pre["window"], pre["interval"]["volatility_hours"]
+    )
+    evaluated = decode(run_session(session, windows), last_close, volatility, pre)
+    np.testing.assert_array_equal(served, np.stack(evaluated, axis=-1))
