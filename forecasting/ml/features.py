@@ -16,6 +16,19 @@ FEATURES: tuple[str, ...] = (
     "close",
     "close_change",
 )
+# The calendar features' known ranges (ISO weeks run to 53). They are scaled by these rather
+# than by the training rows, which cover less than a year: fitted, most later dates fell
+# outside the scaled range (86-100 % of BTCUSDT's validation and test rows).
+CALENDAR_RANGES: dict[str, tuple[float, float]] = {
+    "day_of_week": (0.0, 6.0),
+    "day_of_month": (1.0, 31.0),
+    "week_of_year": (1.0, 53.0),
+    "month_of_year": (1.0, 12.0),
+}
+# The same by column of compute_features' array.
+CALENDAR_COLUMNS: dict[int, tuple[float, float]] = {
+    FEATURES.index(name): span for name, span in CALENDAR_RANGES.items()
+}
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 HOUR = pd.Timedelta(hours=1)
 

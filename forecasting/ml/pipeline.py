@@ -18,7 +18,7 @@ import torch
 from forecasting.ml.config import TrainingConfig
 from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, window_inputs
 from forecasting.ml.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, validate_onnx
-from forecasting.ml.features import FEATURES, check_candles, compute_features
+from forecasting.ml.features import CALENDAR_COLUMNS, FEATURES, check_candles, compute_features
 from forecasting.ml.inference import load_session, run_session
 from forecasting.ml.model import LSTMForecaster
 from forecasting.ml.scaling import minmax_fit, minmax_transform
@@ -201,7 +201,7 @@ def _prepare(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, An
     features = compute_features(candles)
     close = candles["close"].to_numpy(dtype="float64")
     if parent is None:
-        scaler = minmax_fit(features[: split.training_rows_end(horizon)])
+        scaler = minmax_fit(features[: split.training_rows_end(horizon)], fixed=CALENDAR_COLUMNS)
         spread = future_returns(close, split.train, horizon).std(axis=0)
         target_scale = [float(v) if v > 0 else 1.0 for v in spread]
     else:  # the parent's weights only mean something on the parent's scales

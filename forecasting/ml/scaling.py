@@ -1,6 +1,8 @@
 """Numpy-only transforms shared by training, evaluation and serving.
 
-Inputs: the nine features scaled to (-1, 1) by a MinMax scaler fitted on training rows.
+Inputs: the nine features scaled to (-1, 1) by a MinMax scaler: prices by their training rows'
+range, calendar fields by their known range (versions trained before that have fitted calendar
+ranges; the scaler stored with a version always decides).
 Target: the relative change of the close from the window's last close, k hours ahead,
 divided by its training standard deviation at step k (so every step weighs the same in the
 MSE). Output: close = last_close * (1 + shrink_k * scale_k * network_k), where shrink_k in
@@ -11,6 +13,7 @@ of volatility-normalised validation residuals, its bounds clamped at 0 (prices a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,15 +21,21 @@ import numpy as np
 FEATURE_RANGE = (-1.0, 1.0)
 
 
-def minmax_fit(values: np.ndarray) -> dict[str, Any]:
-    """Scaler parameters (JSON-serialisable) from the training rows `values` (rows, features)."""
+def minmax_fit(values: np.ndarray, fixed: Mapping[int, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """Scaler parameters (JSON-serialisable) from the training rows `values` (rows, features);
+    the columns in `fixed` (index -> (min, max)) take those known ranges instead, and are
+    listed under "fixed"."""
     if len(values) == 0:
         raise ValueError("cannot fit a scaler on zero rows")
+    low, high = values.min(axis=0), values.max(axis=0)
+    for column, (least, most) in (fixed or {}).items():
+        low[column], high[column] = least, most
     return {
         "kind": "minmax",
         "feature_range": list(FEATURE_RANGE),
-        "min": [float(v) for v in values.min(axis=0)],
-        "max": [float(v) for v in values.max(axis=0)],
+        "min": [float(v) for v in low],
+        "max": [float(v) for v in high],
+        "fixed": sorted(fixed or {}),
     }
 
 

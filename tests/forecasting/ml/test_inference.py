@@ -12,7 +12,7 @@ from forecasting.ml.evaluation import window_inputs
 from forecasting.ml.features import InsufficientDataError, compute_features
 from forecasting.ml.inference import forecast, load_session, run_session
 from forecasting.ml.pipeline import train
-from forecasting.ml.scaling import decode, log_volatility, minmax_transform
+from forecasting.ml.scaling import decode, log_volatility, minmax_fit, minmax_transform
 from tests.forecasting.ml.helpers import synthetic_candles, tiny_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -129,27 +129,63 @@ def _tick_coin(count: int = 600) -> pd.DataFrame:
     return candles
 
 
-def test_a_coin_moving_in_large_ticks_is_never_served_a_negative_price():
-    candles = _tick_coin()
-    result = train(candles, tiny_config())
-    session = load_session(result.onnx_bytes)
-    pre = result.preprocessing
-    bases = np.arange(400, len(candles))
+def _served_and_evaluated(
+    onnx_bytes: bytes, pre: dict, candles: pd.DataFrame, bases: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(close, lower, upper) per window (windows, horizon, 3) from the windows ending at `bases`,
+    as served (forecast() on the candles up to each base) and as evaluated (window_inputs ->
+    onnxruntime in one batch -> decode, the path of the test metrics and the gate)."""
+    session = load_session(onnx_bytes)
     served = np.array(
         [
             [
                 [p[key] for key in ("close", "lower", "upper")]
-                for p in forecast(session, pre, candles.iloc[: base + 1]).points
+                for p in forecast(session, pre, candles.iloc[: b + 1]).points
             ]
-            for base in bases
+            for b in bases
         ]
-    )  # (windows, horizon, 3)
-    assert (served[..., 1] >= 0).all()
-    assert (served[..., 1] == 0).any()  # the unclamped interval reached below 0 here
-    # Serving parity: the evaluation path (window_inputs -> onnxruntime -> decode) gives the same.
+    )
     scaled = minmax_transform(compute_features(candles), pre["scaler"])
     windows, last_close, volatility = window_inputs(
         scaled, candles["close"].to_numpy(), bases, pre["window"], pre["interval"]["volatility_hours"]
     )
     evaluated = decode(run_session(session, windows), last_close, volatility, pre)
-    np.testing.assert_array_equal(served, np.stack(evaluated, axis=-1))
+    return served, np.stack(evaluated, axis=-1)
+
+
+def test_a_coin_moving_in_large_ticks_is_never_served_a_negative_price():
+    candles = _tick_coin()
+    result = train(candles, tiny_config())
+    served, evaluated = _served_and_evaluated(
+        result.onnx_bytes, result.preprocessing, candles, np.arange(400, len(candles))
+    )
+    assert (served[..., 1] >= 0).all()
+    assert (served[..., 1] == 0).any()  # the unclamped interval reached below 0 here
+    np.testing.assert_array_equal(served, evaluated)
+
+
+def _fitted_calendar(result, candles: pd.DataFrame) -> dict:
+    """`result`'s preprocessing as a version trained before the calendar's fixed ranges stored it:
+    every column's min and max fitted on the training rows, no "fixed"."""
+    last_row = pd.Timestamp(result.preprocessing["training"]["scaler_rows"][1])
+    rows = compute_features(candles[candles["open_time"] <= last_row])
+    scaler = {key: value for key, value in minmax_fit(rows).items() if key != "fixed"}
+    return {**result.preprocessing, "scaler": scaler}
+
+
+def test_a_version_with_fitted_calendar_ranges_still_serves_by_its_stored_scaler(trained, candles):
+    result, _ = trained
+    old = _fitted_calendar(result, candles)
+    assert old["scaler"]["max"][1] == 18  # fitted on 1-18 January: the test days (24, 25) fall beyond
+    bases = np.arange(len(candles) - 40, len(candles))
+
+    old_served, old_evaluated = _served_and_evaluated(result.onnx_bytes, old, candles, bases)
+    new_served, new_evaluated = _served_and_evaluated(result.onnx_bytes, result.preprocessing, candles, bases)
+
+    # Each preprocessing serves exactly as it evaluates, and the stored scaler decides the inputs.
+    np.testing.assert_array_equal(old_served, old_evaluated)
+    np.testing.assert_array_equal(new_served, new_evaluated)
+    session = load_session(result.onnx_bytes)
+    old_inputs = minmax_transform(compute_features(candles.tail(16)), old["scaler"])
+    new_inputs = minmax_transform(compute_features(candles.tail(16)), result.preprocessing["scaler"])
+    assert not np.array_equal(run_session(session, old_inputs[None]), run_session(session, new_inputs[None]))

@@ -4,15 +4,16 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from forecasting.ml import export, pipeline
 from forecasting.ml.config import TrainingConfig
 from forecasting.ml.evaluation import METRIC_KEYS, evaluate_onnx
-from forecasting.ml.features import InsufficientDataError, compute_features
+from forecasting.ml.features import FEATURES, InsufficientDataError, compute_features
 from forecasting.ml.pipeline import EpochReport, train
-from forecasting.ml.scaling import minmax_transform
+from forecasting.ml.scaling import minmax_fit, minmax_transform
 from forecasting.ml.windows import chronological_split, future_returns, hour_numbers, window_bases
 from tests.forecasting.ml.helpers import GAPS, synthetic_candles, tiny_config
 
@@ -114,8 +115,9 @@ def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
     result, _ = trained
     split = _split(candles, tiny_config())
     rows = compute_features(candles)[: split.training_rows_end(4)]
-    assert result.preprocessing["scaler"]["min"] == pytest.approx(rows.min(axis=0).tolist())
-    assert result.preprocessing["scaler"]["max"] == pytest.approx(rows.max(axis=0).tolist())
+    prices = slice(4, 9)  # open, high, low, close, close_change; the calendar has fixed ranges
+    assert result.preprocessing["scaler"]["min"][prices] == pytest.approx(rows.min(axis=0)[prices].tolist())
+    assert result.preprocessing["scaler"]["max"][prices] == pytest.approx(rows.max(axis=0)[prices].tolist())
     assert result.preprocessing["training"]["scaler_rows"][1] < result.metrics["test_start"]
 
 
@@ -137,6 +139,25 @@ def test_the_onnx_parity_check_runs_on_validation_windows_never_on_test_windows(
     expected = np.stack([scaled[base - config.window + 1 : base + 1] for base in validation])
     [held_out] = checked
     np.testing.assert_array_equal(held_out, expected)
+
+
+def test_calendar_features_are_scaled_by_their_known_ranges_so_later_dates_stay_in_range(trained, candles):
+    """The training rows cover 3 weeks of January: fitted on them, day_of_month 24 of the test
+    split would be scaled beyond 1. Scaled by 0-6, 1-31, 1-53 and 1-12, every date lands inside."""
+    result, _ = trained
+    scaler = result.preprocessing["scaler"]
+    assert FEATURES[:4] == ("day_of_week", "day_of_month", "week_of_year", "month_of_year")
+    assert (scaler["min"][:4], scaler["max"][:4]) == ([0.0, 1.0, 1.0, 1.0], [6.0, 31.0, 53.0, 12.0])
+    assert scaler["fixed"] == [0, 1, 2, 3]
+    every_day = pd.DataFrame(
+        {"open_time": pd.date_range("2024-01-01", "2028-12-31 23:00", freq="h", tz="UTC")}
+    )
+    for column in ("open", "high", "low", "close"):
+        every_day[column] = 100.0
+    calendar = minmax_transform(compute_features(every_day), scaler)[:, :4]
+    assert calendar.min() == -1.0 and calendar.max() == 1.0
+    scaled = minmax_transform(compute_features(candles), scaler)[:, :4]
+    assert ((scaled >= -1) & (scaled <= 1)).all()
 
 
 def test_test_hours_cannot_change_the_model_nor_its_calibration(trained, candles):
@@ -202,6 +223,28 @@ def test_a_warm_start_keeps_the_parents_scaler_on_newer_higher_prices(trained, c
     assert warm.test_start > result.test_start
     full = train(newer, tiny_config(max_epochs=1))
     assert full.preprocessing["scaler"]["max"][7] > result.preprocessing["scaler"]["max"][7]
+
+
+def test_a_warm_start_of_a_version_with_fitted_calendar_ranges_keeps_them(trained, candles):
+    """Versions trained before the calendar's fixed ranges stored fitted ones; their weights
+    mean something on those, so a warm start keeps them until the next full retrain."""
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    rows = compute_features(candles)[: split.training_rows_end(4)]
+    fitted = {key: value for key, value in minmax_fit(rows).items() if key != "fixed"}
+    parent = {**result.preprocessing, "scaler": fitted}
+    newer = synthetic_candles(700, skip=GAPS)
+
+    warm = train(newer, tiny_config(), warm_start=(result.weights_bytes, parent))
+
+    assert warm.valid, warm.invalid_reason
+    assert warm.preprocessing["scaler"] == fitted
+    assert train(newer, tiny_config(max_epochs=1)).preprocessing["scaler"]["max"][:4] == [
+        6.0,
+        31.0,
+        53.0,
+        12.0,
+    ]
 
 
 def test_a_warm_start_keeps_the_parent_when_fine_tuning_does_not_help(trained, candles):
