@@ -272,10 +272,15 @@ def table(recipe: RecipeResult | None, ours: list[OursResult]) -> str:
         coverage = m["coverage_80"]
         rows.append(
             f"| {item.label} | {r.train_seconds:.1f} | {r.epochs} | {ratio} | {m['rmse'][0]:.1f} | "
-            f"{m['persistence_rmse'][0]:.1f} | {m['skill_rmse'][0]:+.4f} | "
+            f"{m['persistence_rmse'][0]:.1f} | {_skill_text(m['skill_rmse'][0], 4)} | "
             f"{coverage[0]:.3f} / {np.mean(coverage):.3f} | {'yes' if r.valid else 'NO: ' + r.invalid_reason} |"
         )
     return head + "\n".join(rows)
+
+
+def _skill_text(skill: float | None, decimals: int) -> str:
+    # null: persistence was exact where the model was not (evaluation.forecast_metrics).
+    return "null (no change was exact)" if skill is None else f"{skill:+.{decimals}f}"
 
 
 def goals(recipe: RecipeResult | None, ours: list[OursResult]) -> list[str]:
@@ -294,7 +299,8 @@ def goals(recipe: RecipeResult | None, ours: list[OursResult]) -> list[str]:
         m = item.result.metrics
         skill, coverage = m["skill_rmse"][0], m["coverage_80"]
         lines.append(
-            f"{item.label}: next-hour skill {skill:+.5f} ({'met' if skill >= 0 else 'MISSED'} >= 0); "
+            f"{item.label}: next-hour skill {_skill_text(skill, 5)} "
+            f"({'met' if skill is not None and skill >= 0 else 'MISSED'} >= 0); "
             f"80 % coverage {min(coverage):.3f}-{max(coverage):.3f} over steps "
             f"({'met' if all(0.75 <= c <= 0.85 for c in coverage) else 'MISSED'} 0.75-0.85)"
         )
