@@ -43,7 +43,13 @@ SKILL_HELP = (
 
 
 class ValidationMetricsSerializer(serializers.Serializer):
-    """The same errors on the validation split (the last 20 % of the training windows)."""
+    """The same errors on the validation split (the last 20 % of the training windows).
+
+    Not held-out figures: early stopping, the shrinkage toward persistence and the interval
+    calibration were fitted on these windows, so skill >= 0 and coverage near 0.80 hold here
+    largely by construction. The promotion gate compares versions on them; the test metrics
+    are the honest ones.
+    """
 
     rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
     persistence_rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
