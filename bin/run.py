@@ -5,8 +5,10 @@ Ctrl-C (or any of the three dying) stops all of them.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +25,57 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def port_in_use(port: int) -> bool:
+    """Whether gunicorn could not bind 127.0.0.1:`port` (it sets SO_REUSEADDR too, so a
+    port only in TIME_WAIT counts as free)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def web_answers(port: int) -> bool:
+    """Whether a server answers /healthz on the port (any status: DEBUG=0 redirects to https)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/healthz")
+        connection.getresponse()
+    except OSError:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+def wait_until_serving(web: subprocess.Popen, port: int, patience: float = 30) -> bool:
+    """Poll until gunicorn answers (True) or exits (False); after `patience` seconds, say we still wait."""
+    warned, deadline = False, time.monotonic() + patience
+    while not web_answers(port):
+        if web.poll() is not None:
+            return False
+        if not warned and time.monotonic() > deadline:
+            print(f"the web server is not answering on port {port} yet: still waiting", file=sys.stderr)
+            warned = True
+        time.sleep(0.5)
+    return True
+
+
 def main() -> int:
+    # Before anything writes: a second `make run` would otherwise sync the shared database and
+    # start a second worker and beat, and only then find gunicorn's port taken.
+    if not PORT.isdigit():
+        print(f"PORT must be a number, not {PORT!r}", file=sys.stderr)
+        return 2
+    if port_in_use(int(PORT)):
+        print(
+            f"port {PORT} is in use: is make run already running? "
+            "Stop it, or set PORT=... to serve on another port.",
+            file=sys.stderr,
+        )
+        return 1
     manage("migrate", "--noinput", "-v", "0")
     manage("collectstatic", "--noinput", "-v", "0")
     # Imports the bundled BTCUSDT year and trains a first model if none is active.
@@ -62,6 +114,20 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     url = f"http://127.0.0.1:{PORT}/"
+    try:
+        serving = wait_until_serving(children["web"], int(PORT))
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        stop()
+        return 0
+    if not serving:
+        print(
+            f"web exited with {children['web'].returncode} before answering on port {PORT}: "
+            "stopping the others",
+            file=sys.stderr,
+        )
+        stop()
+        return 1
     print(
         f"\nMake Us Rich is running at {url}\n"
         f"  Sign up at {url}accounts/signup/ (or log in at {url}accounts/login/).\n"

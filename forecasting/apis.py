@@ -310,11 +310,19 @@ class RetrainApi(APIView):
     @extend_schema(
         operation_id="assets_retrain",
         summary="Retrain now (staff)",
-        description="Queue a full retrain of the asset's model; not counted against the quota.",
+        description=(
+            "Queue a full retrain of the asset's model; not counted against the quota. "
+            "There is no endpoint to follow the task: its id names it in the worker's log, and the "
+            "outcome shows as a new version in `assets/{symbol}/models/` once training ends, and in "
+            'the asset admin\'s "last retrain task" (also when the retrain was skipped).'
+        ),
         parameters=[SYMBOL],
         request=None,
         responses={
-            202: OpenApiResponse(TaskSerializer, description="Queued; the id of the Celery task."),
+            202: OpenApiResponse(
+                TaskSerializer,
+                description="Queued; the id of the Celery task (in the worker's log; results are not stored).",
+            ),
             **UNAUTHORIZED,
             403: error("Not staff", IsStaff.message),
             **NOT_FOUND,

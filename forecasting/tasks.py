@@ -71,7 +71,7 @@ def _outcome_record(asset: Asset, outcome: str) -> None:
 def _retrain(asset: Asset, mode: str) -> dict:
     try:
         version = services.model_version_train(asset=asset, mode=mode)
-    except (services.TrainingLocked, services.NothingNew) as exc:
+    except (services.TrainingLocked, services.NothingNew, services.StillTooLittleData) as exc:
         logger.info("%s", exc)
         return {"symbol": asset.symbol, "status": "skipped", "reason": str(exc)}
     summary = {

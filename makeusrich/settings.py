@@ -343,4 +343,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's defaults give "django" a console handler of its own when DEBUG is on (as under
+    # `make run`), so each of its records (every 4xx) was printed twice: once there, once by root.
+    # Its other default handler mails ADMINS, which is never set here.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

@@ -15,6 +15,7 @@ from forecasting.services.forecasts import (
 from forecasting.services.registry import model_version_activate, model_version_unpin, model_versions_prune
 from forecasting.services.training import (
     NothingNew,
+    StillTooLittleData,
     TrainingLocked,
     model_version_train,
     training_config_for,
@@ -24,6 +25,7 @@ from forecasting.services.training import (
 __all__ = [
     "HOUR",
     "NothingNew",
+    "StillTooLittleData",
     "TrainingLocked",
     "forecast_refresh",
     "forecast_refresh_if_possible",

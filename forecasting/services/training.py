@@ -7,6 +7,7 @@ this module (and every web process) stays torch-free.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from forecasting.artifacts import ArtifactIntegrityError, artifact_delete, artifact_read, artifact_write
@@ -28,7 +29,7 @@ from forecasting.ml.config import TrainingConfig
 from forecasting.models import ModelVersion, TrainingLease
 from forecasting.services.forecasts import last_candle_time
 from forecasting.services.registry import model_version_activate
-from markets.models import Asset
+from markets.models import Asset, Candle
 from markets.selectors import candles_frame
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class TrainingLocked(Exception):
 
 class NothingNew(Exception):
     """A warm retrain was asked for, but no candle arrived since the active version was trained."""
+
+
+class StillTooLittleData(Exception):
+    """The latest version failed for too little data, and neither the candles nor the
+    hyperparameters changed since: another run would fail the same way."""
 
 
 @contextmanager
@@ -150,11 +156,14 @@ def model_version_train(
     mode: str = ModelVersion.Mode.FULL,
     epochs: int | None = None,
     progress: Callable[[Any], None] | None = None,
+    retry_too_little_data: bool = False,
 ) -> ModelVersion:
     """Train, export, validate and register a new version; promote it if it passes the gate.
 
     Returns the version in its final state (active, validated or failed).
-    Raises TrainingLocked when another training of the asset is running.
+    Raises TrainingLocked when another training of the asset is running, NothingNew for a
+    warm run with no new candle, and StillTooLittleData when the latest version failed for
+    too little data on the same candles and hyperparameters (unless `retry_too_little_data`).
     A failure never touches the active version.
     """
     if mode not in ModelVersion.Mode.values:
@@ -167,6 +176,8 @@ def model_version_train(
             raise NothingNew(
                 f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
             )
+        if not retry_too_little_data:
+            _refuse_unchanged_too_little_data(asset=asset, config=config)
         frame = candles_frame(asset=asset)
         parent, not_warm = None, ""
         if mode == ModelVersion.Mode.WARM:
@@ -207,8 +218,7 @@ def _version_train(
         raise
     except InsufficientDataError as exc:  # the data's fault, not the code's: no stack trace
         logger.warning("training %s v%s failed: %s", asset.symbol, version.version, exc)
-        _version_record_data(version, frame)
-        _version_fail(version, str(exc))
+        _version_fail_for_data(version, frame, str(exc))
         return
     except Exception as exc:
         logger.exception("training %s v%s failed", asset.symbol, version.version)
@@ -238,6 +248,35 @@ def _has_new_candles(*, asset: Asset) -> bool:
     )
     last = last_candle_time(asset)
     return active_last is None or last is None or last > active_last
+
+
+def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig) -> None:
+    """Raise StillTooLittleData if the latest version failed for too little data and the same
+    candles and hyperparameters would be trained on again (the hourly retrain would otherwise
+    add one more failed version every hour)."""
+    latest = ModelVersion.objects.filter(asset=asset).order_by("-version").first()
+    # Only a too-little-data failure records the candles it had without having trained
+    # (_version_fail_for_data); every other run that got as far as data sets trained_at.
+    if (
+        latest is None
+        or latest.status != Status.FAILED
+        or latest.trained_at is not None
+        or latest.data_last is None
+    ):
+        return
+    now = Candle.objects.filter(asset=asset).aggregate(
+        n=Count("pk"), first=Min("open_time"), last=Max("open_time")
+    )
+    same_candles = (now["n"], now["first"], now["last"]) == (
+        latest.data_candles,
+        latest.data_first,
+        latest.data_last,
+    )
+    if same_candles and latest.hyperparameters == json.loads(json.dumps(config.to_dict())):
+        raise StillTooLittleData(
+            f"{asset.symbol}: v{latest.version} failed for too little data ({latest.reason}) and no candle "
+            "or hyperparameter has changed since: import more candles or change the hyperparameters"
+        )
 
 
 def _warm_parent(*, asset: Asset, config: TrainingConfig, frame: Any) -> tuple[ModelVersion | None, str]:
@@ -318,13 +357,17 @@ def _version_record(version: ModelVersion, result: Any) -> None:
     version.save()
 
 
-def _version_record_data(version: ModelVersion, frame: Any) -> None:
-    """The candles a failed run had, so its report says what it was given."""
+def _version_fail_for_data(version: ModelVersion, frame: Any, reason: str) -> None:
+    """Fail `version` with the candles it had, so its report says what it was given and
+    the next run can tell whether anything changed. One save: a run killed in between
+    must not leave a different failure looking like this one."""
     if len(frame):
         version.data_first = frame["open_time"].iloc[0].to_pydatetime()
         version.data_last = frame["open_time"].iloc[-1].to_pydatetime()
     version.data_candles = len(frame)
-    version.save(update_fields=["data_first", "data_last", "data_candles"])
+    version.status = Status.FAILED
+    version.reason = reason[:2000]
+    version.save(update_fields=["data_first", "data_last", "data_candles", "status", "reason"])
 
 
 def _version_fail(version: ModelVersion, reason: str) -> ModelVersion:

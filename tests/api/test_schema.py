@@ -1,6 +1,7 @@
 """The OpenAPI schema describes the API, Swagger UI is served locally, and fuzzing finds no 5xx."""
 
 import re
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -48,6 +49,17 @@ def test_the_schema_is_valid_openapi_3_with_the_token_scheme(schema):
         "description": schema["components"]["securitySchemes"]["tokenAuth"]["description"],
     }
     assert "Token <key>" in schema["components"]["securitySchemes"]["tokenAuth"]["description"]
+
+
+@pytest.mark.django_db
+def test_the_retrain_operation_says_where_its_outcome_shows(schema):
+    # There is no task-status endpoint: the docs must say what the returned task id is for.
+    operation = schema["paths"]["/api/v1/assets/{symbol}/retrain/"]["post"]
+    assert "worker's log" in operation["description"]
+    assert "assets/{symbol}/models/" in operation["description"]
+    assert "last retrain task" in operation["description"]
+    api_md = (Path(__file__).resolve().parents[2] / "docs" / "API.md").read_text()
+    assert "task_id" in api_md and "worker's" in api_md and "last retrain task" in api_md
 
 
 @pytest.mark.django_db

@@ -135,6 +135,15 @@ def test_train_exits_non_zero_when_the_version_fails(tiny_asset):
     assert ModelVersion.objects.get().status == "failed"
 
 
+def test_train_by_hand_tries_again_after_a_too_little_data_failure(tiny_asset):
+    tiny_asset.hyperparameters = {**TINY, "window": 590}
+    tiny_asset.save()
+    with pytest.raises(CommandError, match="ETHUSDT v1 failed"):
+        _run("train", "ETHUSDT")
+    with pytest.raises(CommandError, match="ETHUSDT v2 failed: .*too little gap-free data"):
+        _run("train", "ETHUSDT")
+
+
 def test_train_after_a_recent_outage_promotes_and_says_the_forecast_must_wait(asset_after_outage):
     out, err = StringIO(), StringIO()
     call_command("train", "ETHUSDT", "--json", stdout=out, stderr=err)

@@ -67,6 +67,29 @@ def test_a_failed_retrain_says_why_on_the_asset(db):
     assert short.last_train_outcome == f"full retrain: v1 failed: {version.reason}"
 
 
+def test_the_hourly_retrain_skips_an_asset_whose_last_run_had_too_little_data_and_nothing_changed(db):
+    short = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+    candles_create(short, 96, skip={40})  # 96 hours with a hole: too little gap-free data
+    assert tasks.retrain_asset("SOLUSDT", "full")["status"] == "failed"
+
+    outcome = tasks.retrain_asset("SOLUSDT", "warm")  # the hourly run, nothing imported since
+
+    assert outcome["status"] == "skipped"
+    assert "v1 failed for too little data" in outcome["reason"] and "no candle" in outcome["reason"]
+    assert ModelVersion.objects.filter(asset=short).count() == 1
+    short.refresh_from_db()
+    assert short.last_train_outcome.startswith("warm retrain skipped: SOLUSDT: v1 failed for too little data")
+
+
+def test_a_retrain_after_too_little_data_tries_again_once_candles_arrive(db):
+    short = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+    candles_create(short, 96, skip={40})
+    tasks.retrain_asset("SOLUSDT", "full")
+    candles_create(short, 1, start=dt.datetime(2024, 1, 2, 16, tzinfo=dt.UTC), seed=1)
+
+    assert tasks.retrain_asset("SOLUSDT", "warm")["version"] == 2
+
+
 def test_a_retrain_that_raises_is_recorded_on_the_asset_too(tiny_asset):
     Asset.objects.filter(pk=tiny_asset.pk).update(hyperparameters={**TINY, "max_epoch": 3})  # past clean()
 

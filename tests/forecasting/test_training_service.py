@@ -197,6 +197,45 @@ def test_too_little_data_fails_with_the_candles_it_had_and_no_stack_trace(tiny_a
     assert logged and all(r.exc_info is None for r in logged)
 
 
+def test_a_run_after_a_too_little_data_failure_on_the_same_candles_is_refused(tiny_asset):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+    services.model_version_train(asset=tiny_asset)
+
+    with pytest.raises(services.StillTooLittleData, match="ETHUSDT: v1 failed for too little data"):
+        services.model_version_train(asset=tiny_asset)
+    assert ModelVersion.objects.filter(asset=tiny_asset).count() == 1
+
+    retried = services.model_version_train(asset=tiny_asset, retry_too_little_data=True)
+    assert retried.version == 2 and retried.status == Status.FAILED
+
+
+def test_changed_hyperparameters_or_a_changed_candle_count_let_the_run_try_again(tiny_asset):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+    services.model_version_train(asset=tiny_asset)
+    Candle.objects.filter(asset=tiny_asset, open_time=START + 300 * HOUR).delete()  # a hole, same last hour
+
+    assert services.model_version_train(asset=tiny_asset).version == 2
+
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 24}
+    tiny_asset.save()
+    assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
+
+
+def test_a_failure_that_is_not_about_data_never_stops_the_next_run(tiny_asset, monkeypatch):
+    from forecasting.ml import pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "train", broken)
+    assert services.model_version_train(asset=tiny_asset).status == Status.FAILED
+    monkeypatch.undo()
+
+    assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
+
+
 def test_a_training_that_fails_is_recorded_and_leaves_the_active_version_serving(tiny_asset):
     active = services.model_version_train(asset=tiny_asset)
     tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}  # more than the data allows

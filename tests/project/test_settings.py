@@ -102,3 +102,13 @@ def test_without_redis_the_cache_is_shared_by_every_process_of_the_install(tmp_p
     env = {"DEBUG": "1", "VAR_DIR": str(tmp_path), "REDIS_URL": ""}
     assert _manage("shell", "-v", "0", "-c", write, **env).returncode == 0
     assert _manage("shell", "-v", "0", "-c", read, **env).stdout.strip() == "yes"
+
+
+def test_a_django_warning_is_logged_once_when_debug_is_on(tmp_path):
+    # `make run` sets DEBUG=1: Django's own debug console handler printed each 4xx a second time.
+    log = "import logging; logging.getLogger('django.request').warning('Not Found: /api/v1/nope/')"
+    result = _manage("shell", "-v", "0", "-c", log, DEBUG="1", VAR_DIR=str(tmp_path), REDIS_URL="")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Not Found: /api/v1/nope/") == 1, result.stderr
+    assert "WARNING django.request: Not Found: /api/v1/nope/" in result.stderr

@@ -98,8 +98,14 @@ class Command(BaseCommand):
             raise CommandError("--epochs must be at least 1")
         progress = _ProgressBar() if sys.stderr.isatty() and not options["json"] else None
         try:
+            # Asked for by hand: try even if the last run failed for too little data on the same
+            # candles (the scheduled retrain skips then), e.g. to see the reason again.
             return services.model_version_train(
-                asset=asset, mode=options["mode"] or "full", epochs=epochs, progress=progress
+                asset=asset,
+                mode=options["mode"] or "full",
+                epochs=epochs,
+                progress=progress,
+                retry_too_little_data=True,
             )
         except (services.TrainingLocked, services.NothingNew) as exc:
             raise CommandError(str(exc)) from exc

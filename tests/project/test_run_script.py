@@ -1,0 +1,33 @@
+"""`make run` (bin/run.py) refuses to start a second copy before touching the database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_it_refuses_a_port_in_use_before_migrating_or_syncing_anything(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    dropped = {"SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    with socket.socket() as taken:  # what an already running `make run` holds
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env.update(
+            PORT=str(port), DATABASE_URL=f"sqlite:///{database}", VAR_DIR=str(tmp_path / "var"), DEBUG="1"
+        )
+        result = subprocess.run(
+            [sys.executable, "bin/run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert result.returncode != 0
+    assert f"port {port} is in use: is make run already running?" in result.stderr
+    assert "PORT=" in result.stderr
+    assert "running at" not in result.stdout
+    assert not database.exists()  # no migration, no bootstrap, no sync
