@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +25,8 @@ from forecasting.overview import (
 from forecasting.selectors import model_version_active, model_version_list, track_record
 from markets.selectors import candle_list
 
-CHART_CANDLES = 5 * 24  # the report's chart: the last five days of hourly candles
+CHART_HOURS = 5 * 24  # the price chart: the five days of time up to the newest candle
+HOUR = timedelta(hours=1)
 TRACK_RECORD_DAYS = 7
 # Below a day of hourly forecasts a track-record figure is told as preliminary, not as a
 # finding: one calm or one wild stretch decides it, and an 80 % band's hit rate over n
@@ -38,6 +40,21 @@ VERSIONS_SHOWN = 20
 def _data_source(panels: list[AssetPanel]) -> dict[str, Any]:
     """Whether the prices are replayed history rather than live, and the stored candles' span."""
     return {"replay": settings.MARKET_DATA_SOURCE == "replay", "candle_range": candle_range(panels)}
+
+
+def _chart_span(panel: AssetPanel, candles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The price chart's heading words: the time it spans (five days, or the whole history when
+    shorter) and how many hours in it have no candle."""
+    if panel.last_time is None or panel.first_time is None:
+        return {"label": f"Last {CHART_HOURS // 24} days", "missing": 0}
+    hours = min((panel.last_time - panel.first_time) // HOUR + 1, CHART_HOURS)
+    if hours == CHART_HOURS:
+        label = f"Last {CHART_HOURS // 24} days"
+    elif hours % 24 == 0:
+        label = f"Last {hours // 24} day{'s' if hours > 24 else ''}"
+    else:
+        label = f"Last {hours} hour{'s' if hours > 1 else ''}"
+    return {"label": label, "missing": hours - len(candles)}
 
 
 def _no_change_loss(version: ModelVersion | None) -> dict[str, float]:
@@ -78,7 +95,13 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     if symbol != panel.asset.symbol:
         return redirect("asset_detail", symbol=panel.asset.symbol)
     asset = panel.asset
-    candles = candle_list(asset=asset, limit=CHART_CANDLES)
+    # By time, not count: where the exchange had an outage the chart shows the hole, and
+    # its heading never calls weeks of sparse candles "5 days".
+    candles = (
+        candle_list(asset=asset, limit=CHART_HOURS, start=panel.last_time - (CHART_HOURS - 1) * HOUR)
+        if panel.last_time
+        else []
+    )
     forecast = panel.forecast
     price_chart = None
     if candles:
@@ -109,6 +132,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
         "panel": panel,
         "asset": asset,
         "price_chart": price_chart,
+        "chart_span": _chart_span(panel, candles),
         **_data_source([panel]),
         "versions": versions,
         # The table's header and each row's label on a phone: one text for both.

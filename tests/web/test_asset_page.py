@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from forecasting.models import Forecast, ModelVersion
-from markets.models import Asset
+from markets.models import Asset, Candle
+from tests.candles import candle_row
 from tests.web import factories
 
 pytestmark = pytest.mark.django_db
@@ -306,3 +308,32 @@ def test_the_versions_table_labels_each_cell_as_its_column_header(client, member
     labels = set(re.findall(r'data-label="([^"]+)"', table)) - {"Metrics"}
     assert "Error 24 h ahead" in headers
     assert labels <= set(headers), labels - set(headers)
+
+
+def _sparse_candles(asset, *, count: int, every: int) -> list:
+    """`count` candles `every` hours apart up to the last full hour: an exchange with outages."""
+    last = factories.last_full_hour()
+    price = {name: Decimal("40000") for name in ("open", "high", "low", "close")}
+    rows = [
+        candle_row(asset, last - (count - 1 - index) * every * factories.HOUR, **price)
+        for index in range(count)
+    ]
+    return Candle.objects.bulk_create(rows)
+
+
+def test_the_price_chart_shows_five_days_of_time_not_the_last_120_candles(client, member, btc):
+    rows = _sparse_candles(btc, count=120, every=6)  # 120 candles over a month
+    html = _page(client, member)
+    figure = _figure(html, "price-chart-data")
+    shown = figure["data"][0]["x"]
+    assert len(shown) == 20  # the candles of the last 5 days only
+    assert datetime.fromisoformat(shown[0]) >= rows[-1].open_time - 119 * factories.HOUR
+    assert ">Last 5 days<" in html
+    assert "100 hours in this span have no candle" in _text(html)
+
+
+def test_the_price_chart_heading_says_how_much_history_it_shows_when_there_is_less(client, member, btc):
+    factories.candles_create(asset=btc, count=36, last=factories.last_full_hour())
+    html = _page(client, member)
+    assert ">Last 36 hours<" in html and "Last 5 days" not in html
+    assert 'data-field="missing-hours"' not in html
