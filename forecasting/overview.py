@@ -306,21 +306,6 @@ def asset_panel_get(*, symbol: str, now: datetime | None = None) -> AssetPanel |
 
 
 @dataclass(frozen=True)
-class CandleRange:
-    first: datetime  # open time of the oldest stored candle
-    until: datetime  # close time of the newest one
-
-
-def candle_range(panels: list[AssetPanel]) -> CandleRange | None:
-    """The span of the candles stored for these panels' assets, or None when there are none."""
-    firsts = [panel.first_time for panel in panels if panel.first_time is not None]
-    untils = [panel.data_until for panel in panels if panel.data_until is not None]
-    if not firsts or not untils:
-        return None
-    return CandleRange(first=min(firsts), until=max(untils))
-
-
-@dataclass(frozen=True)
 class RetrainRun:
     name: str
     label: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -19,11 +20,11 @@ from forecasting.overview import (
     AssetPanel,
     asset_panel_get,
     asset_panel_list,
-    candle_range,
     retrain_schedule,
 )
 from forecasting.selectors import model_version_active, model_version_list, track_record
 from markets.selectors import candle_list
+from markets.sources.replay import replay_symbol
 
 CHART_HOURS = 5 * 24  # the price chart: the five days of time up to the newest candle
 HOUR = timedelta(hours=1)
@@ -37,9 +38,13 @@ TRACK_RECORD_MIN_HOURS = 24
 VERSIONS_SHOWN = 20
 
 
-def _data_source(panels: list[AssetPanel]) -> dict[str, Any]:
-    """Whether the prices are replayed history rather than live, and the stored candles' span."""
-    return {"replay": settings.MARKET_DATA_SOURCE == "replay", "candle_range": candle_range(panels)}
+def _replayed(panels: list[AssetPanel]) -> list[AssetPanel]:
+    """The panels whose prices are replayed history: only with the replay source, and only the
+    asset its bundled file holds (any other asset's candles were imported, not replayed)."""
+    if settings.MARKET_DATA_SOURCE != "replay":
+        return []
+    symbol = replay_symbol(Path(settings.BUNDLED_DATA_FILE))
+    return [panel for panel in panels if panel.asset.symbol == symbol]
 
 
 def _chart_span(panel: AssetPanel, candles: list[dict[str, Any]]) -> dict[str, Any]:
@@ -79,7 +84,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     panels = asset_panel_list()
     context = {
         "panels": panels,
-        **_data_source(panels),
+        "replayed": _replayed(panels),
         "retrains": retrain_schedule(),
         "now": timezone.now(),
     }
@@ -133,7 +138,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
         "asset": asset,
         "price_chart": price_chart,
         "chart_span": _chart_span(panel, candles),
-        **_data_source([panel]),
+        "replayed": _replayed([panel]),
         "versions": versions,
         # The table's header and each row's label on a phone: one text for both.
         "error_end_label": f"Error {horizon} h ahead" if horizon else "Error at the end",

@@ -297,6 +297,14 @@ def test_it_says_the_prices_are_replayed_history_with_the_stored_range(client, m
     assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
 
 
+def test_an_asset_the_replay_source_does_not_serve_is_not_called_replayed(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    factories.candles_create(asset=eth, count=48, last=factories.last_full_hour())
+    html = _page(client, member, "/assets/ETHUSDT/")
+    assert 'data-state="replay"' not in html and "revealed hour by hour" not in html
+
+
 def test_live_binance_prices_carry_no_replay_note(client, member, market, settings):
     settings.MARKET_DATA_SOURCE = "binance"
     assert 'data-state="replay"' not in _page(client, member)

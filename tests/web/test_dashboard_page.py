@@ -188,8 +188,23 @@ def test_it_says_the_prices_are_replayed_history_and_which_dates(client, member,
     html = _dashboard(client, member)
     note = re.sub(r"\s+", " ", html.split('data-state="replay"')[1].split("</div>")[0])
     first, last = market.candles[0].open_time, market.candles[-1].open_time + factories.HOUR
-    assert "Replayed prices, not live." in note and "historical Binance candles" in note
+    assert "BTC/USDT: replayed prices, not live." in note and "historical Binance candles" in note
     assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
+
+
+def test_the_replay_note_names_only_the_replayed_asset_with_its_own_dates(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    # Imported years earlier: the replay source serves only the bundled BTCUSDT.
+    factories.candles_create(asset=eth, count=48, last=factories.last_full_hour() - timedelta(days=1500))
+    html = _dashboard(client, member)
+    notes = re.findall(r'data-state="replay"(.*?)</div>', html, re.S)
+    assert len(notes) == 1 and 'data-symbol="BTCUSDT"' in notes[0]
+    note = re.sub(r"<[^>]+>|\s+", " ", notes[0])
+    first = market.candles[0].open_time
+    assert f"{first.day} {first:%b %Y}" in re.sub(r"\s+", " ", note)
+    old = factories.last_full_hour() - timedelta(days=1500)
+    assert f"{old:%Y}" not in note
 
 
 def test_live_prices_carry_no_replay_note(client, member, market, settings):
