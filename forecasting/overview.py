@@ -30,6 +30,9 @@ Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
+# How forecast_staleness starts the reason carrying the sync's error text.
+SYNC_FAILING_PREFIX = "market data sync is failing:"
+SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators have been told"
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
@@ -146,6 +149,15 @@ class AssetPanel:
     latest_version: ModelVersion | None = None  # the newest of any status
     forecast: Forecast | None = None
     stale_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def member_stale_reasons(self) -> list[str]:
+        """`stale_reasons` for users who are not staff: the sync's error text names settings and
+        internals only an operator can act on, so it becomes a plain line."""
+        return [
+            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_PREFIX) else reason
+            for reason in self.stale_reasons
+        ]
 
     @property
     def change_24h_pct(self) -> float | None:
