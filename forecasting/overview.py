@@ -138,6 +138,23 @@ def skill_at(metrics: dict[str, Any], index: int) -> Skill:
     )
 
 
+# The band is called "80 %" plainly only where it held about that often on held-out data.
+CALIBRATED_COVERAGE = (0.75, 0.85)
+
+
+@dataclass(frozen=True)
+class BandCoverage:
+    """How often the active version's 80 % band held the price `hours` ahead on held-out data."""
+
+    hours: int
+    value: float
+
+    @property
+    def calibrated(self) -> bool:
+        low, high = CALIBRATED_COVERAGE
+        return low <= self.value <= high
+
+
 @dataclass
 class AssetPanel:
     asset: Asset
@@ -180,6 +197,15 @@ class AssetPanel:
         if not self.forecast:
             return []
         return [ForecastStep.of(self.forecast, index) for index in range(len(self.forecast.points))]
+
+    @property
+    def band_at_end(self) -> BandCoverage | None:
+        """Test coverage of the band at the horizon's last step, the one the far forecast shows."""
+        metrics = (self.version.metrics or {}) if self.version else {}
+        values = metrics.get("coverage_80") or []
+        if not values or values[-1] is None:
+            return None
+        return BandCoverage(hours=len(values), value=float(values[-1]))
 
     @property
     def skills(self) -> list[Skill]:

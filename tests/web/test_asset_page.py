@@ -252,6 +252,20 @@ def test_it_says_why_the_forecast_is_flat_when_every_hour_is_no_change(client, m
     assert "calibrated 80 % range" in note
 
 
+def test_the_no_change_note_does_not_call_a_band_calibrated_that_held_far_from_80_percent(
+    client, member, market
+):
+    metrics = {**market.version.metrics, "coverage_80": [0.81] * 23 + [0.62]}
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        metrics=metrics, preprocessing={"target": {"shrink": [0.0] * factories.HORIZON}}
+    )
+    html = _page(client, member)
+    assert "calibrated 80 % range" not in _no_change(html)
+    assert "it held 62 % of the time at 24 h" in _no_change(html)
+    table = _text(html.split('id="versions-table"')[1].split("</table>")[0])
+    assert "62 % at 24 h" in table
+
+
 def test_it_says_which_share_of_the_hours_is_no_change_when_only_some_are(client, member, market):
     shrink = [0.4] * 6 + [0.0] * 18
     ModelVersion.objects.filter(pk=market.version.pk).update(preprocessing={"target": {"shrink": shrink}})

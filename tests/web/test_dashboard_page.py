@@ -257,3 +257,24 @@ def test_a_failed_hole_fill_is_told_apart_from_a_failing_sync(client, staff, mem
     assert 'data-state="sync_failing"' not in card and 'data-state="stale"' not in card
     assert 'data-state="holes_failing"' in card
     assert f"older missing hours could not be fetched: {error}" in card
+
+
+def _horizon_end(card: str) -> str:
+    return card.split('data-field="horizon-end">')[1].split("</dd>")[0]
+
+
+def test_the_far_band_says_how_often_it_held_at_that_hour_on_held_out_data(client, member, market):
+    end = _horizon_end(_card(_dashboard(client, member), "BTCUSDT"))
+    assert "80 % likely between" in end
+    assert "held 81 % of the time at 24 h on held-out data" in end
+
+
+def test_a_far_band_that_held_far_from_80_percent_is_not_called_80_percent_likely(client, member, market):
+    metrics = {**market.version.metrics, "coverage_80": [0.81] * 23 + [0.70]}
+    ModelVersion.objects.filter(pk=market.version.pk).update(metrics=metrics)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    end = _horizon_end(card)
+    assert "80 % likely" not in end and "Meant as an 80 % range" in end
+    assert "held 70 % of the time at 24 h on held-out data" in end
+    # The next hour's band held 81 %: it keeps its plain words.
+    assert "80 % likely between" in card.split('data-field="next-hour">')[1].split("</dd>")[0]
