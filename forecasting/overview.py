@@ -344,6 +344,27 @@ def asset_panel_get(*, symbol: str, now: datetime | None = None) -> AssetPanel |
 
 
 @dataclass(frozen=True)
+class ServiceEnd:
+    until: datetime  # when the next version was activated
+    by: int  # that version's number
+
+
+def version_service_ends(versions: list[ModelVersion]) -> dict[int, ServiceEnd]:
+    """For each of `versions` that served and no longer does: when, and which version took over.
+
+    Read from activation times (the next activation among `versions` ended it), so a
+    version replaced by one outside the list, or taken out of service with no
+    successor, has none.
+    """
+    served = sorted((v for v in versions if v.activated_at is not None), key=lambda v: v.activated_at)
+    return {
+        current.pk: ServiceEnd(until=following.activated_at, by=following.version)
+        for current, following in zip(served, served[1:], strict=False)
+        if current.status != Status.ACTIVE
+    }
+
+
+@dataclass(frozen=True)
 class RetrainRun:
     name: str
     label: str

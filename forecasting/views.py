@@ -21,6 +21,7 @@ from forecasting.overview import (
     asset_panel_get,
     asset_panel_list,
     retrain_schedule,
+    version_service_ends,
 )
 from forecasting.selectors import model_version_active, model_version_list, track_record
 from markets.selectors import candle_list
@@ -132,6 +133,9 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     series = charts.track_record_series(record.recent)
     track_chart = charts.track_record_figure(series=series, quote=asset.quote) if series["time"] else None
     versions = model_version_list(asset=asset, limit=VERSIONS_SHOWN)
+    ends = version_service_ends(versions)
+    for version in versions:
+        version.service_end = ends.get(version.pk)
     horizon = forecast.horizon if forecast else (versions[0].horizon if versions else None)
     context = {
         "panel": panel,

@@ -362,3 +362,37 @@ def test_the_price_chart_heading_says_how_much_history_it_shows_when_there_is_le
     html = _page(client, member)
     assert ">Last 36 hours<" in html and "Last 5 days" not in html
     assert 'data-field="missing-hours"' not in html
+
+
+def _version_row(html: str, version: int) -> str:
+    table = html.split('id="versions-table"')[1].split("</table>")[0]
+    return _text(re.search(rf'data-version="{version}">(.*?)</tr>', table, re.S).group(1))
+
+
+def test_versions_no_longer_serving_say_until_when_and_what_replaced_them(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    day = 24 * factories.HOUR
+    start = factories.last_full_hour() - 3 * day
+    promoted = "promoted: mean validation skill 0.05"
+    factories.version_create(
+        asset=btc, version=1, status=Status.VALIDATED, reason=promoted, activated_at=start
+    )
+    factories.version_create(
+        asset=btc, version=2, status=Status.RETIRED, reason=promoted, activated_at=start + day
+    )
+    factories.version_create(asset=btc, version=3, status=Status.VALIDATED, reason="worse than no change")
+    factories.version_create(
+        asset=btc,
+        version=4,
+        status=Status.ACTIVE,
+        reason="promoted: mean validation skill 0.08",
+        activated_at=start + 2 * day,
+    )
+    html = _page(client, member)
+    ended = start + day
+    assert f"was active until {ended.day} {ended:%b %Y %H:%M} UTC, replaced by v2" in _version_row(html, 1)
+    assert "replaced by v4" in _version_row(html, 2)
+    never = _version_row(html, 3)
+    assert "was active" not in never and "worse than no change" in never
+    # The serving version says why it was put in service.
+    assert "promoted: mean validation skill 0.08" in _version_row(html, 4)
