@@ -243,7 +243,7 @@ def test_the_card_dates_its_last_price_as_a_close_in_utc(client, member, market)
     card = _card(_dashboard(client, member), "BTCUSDT")
     close = market.candles[-1].open_time + factories.HOUR
     # Day, month, year and time, then the time zone: as every date of the site and the admin.
-    assert f"Last price at {close.day} {close:%b %Y %H:%M} UTC" in card
+    assert f'Last price at <span class="date">{close.day} {close:%b %Y %H:%M} UTC</span>' in card
     due = close + factories.HOUR
     assert f'Next hour<br><span class="small">at {due.day} {due:%b %Y %H:%M} UTC</span>' in card
 
@@ -278,3 +278,10 @@ def test_a_far_band_that_held_far_from_80_percent_is_not_called_80_percent_likel
     assert "held 70 % of the time at 24 h on held-out data" in end
     # The next hour's band held 81 %: it keeps its plain words.
     assert "80 % likely between" in card.split('data-field="next-hour">')[1].split("</dd>")[0]
+
+
+def test_a_sync_under_a_minute_ago_reads_just_now(client, member, market):
+    freshness = _card(_dashboard(client, member), "BTCUSDT").split('data-field="freshness">')[1]
+    assert "synced just now" in freshness and "0 minutes" not in freshness
+    Asset.objects.filter(pk=market.asset.pk).update(last_synced_at=timezone.now() - timedelta(hours=7))
+    assert "synced 7 hours ago" in _card(_dashboard(client, member), "BTCUSDT")
