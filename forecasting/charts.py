@@ -150,6 +150,23 @@ def _add_forecast(
     )
 
 
+def _with_breaks(candles: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[float | None]]:
+    """The close line's points, with a null one hour after each candle that is followed by a
+    missing hour: the line breaks there instead of drawing a price nobody traded at."""
+    times: list[str] = []
+    closes: list[float | None] = []
+    previous: datetime | None = None
+    for candle in candles:
+        opened = _when(candle["open_time"])
+        if previous is not None and opened - previous > HOUR:
+            times.append(_iso(previous + HOUR))
+            closes.append(None)
+        times.append(_iso(opened))
+        closes.append(_num(candle["close"]))
+        previous = opened
+    return times, closes
+
+
 def price_figure(
     *,
     name: str,
@@ -175,6 +192,7 @@ def price_figure(
     fig = go.Figure()
     times = [_iso(c["open_time"]) for c in candles]
     closes = [_num(c["close"]) for c in candles]
+    line_times, line_closes = _with_breaks(candles)
     fig.add_trace(
         go.Candlestick(
             name=name,
@@ -192,9 +210,10 @@ def price_figure(
     fig.add_trace(
         go.Scatter(
             name="Close",
-            x=times,
-            y=closes,
+            x=line_times,
+            y=line_closes,
             mode="lines",
+            connectgaps=False,
             line={"color": CLOSE, "width": 1},
             hoverinfo="skip",
             showlegend=False,

@@ -30,6 +30,9 @@ Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
+# How forecast_staleness starts the reason carrying the sync's error text.
+SYNC_FAILING_PREFIX = "market data sync is failing:"
+SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators have been told"
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
@@ -135,6 +138,23 @@ def skill_at(metrics: dict[str, Any], index: int) -> Skill:
     )
 
 
+# The band is called "80 %" plainly only where it held about that often on held-out data.
+CALIBRATED_COVERAGE = (0.75, 0.85)
+
+
+@dataclass(frozen=True)
+class BandCoverage:
+    """How often the active version's 80 % band held the price `hours` ahead on held-out data."""
+
+    hours: int
+    value: float
+
+    @property
+    def calibrated(self) -> bool:
+        low, high = CALIBRATED_COVERAGE
+        return low <= self.value <= high
+
+
 @dataclass
 class AssetPanel:
     asset: Asset
@@ -146,6 +166,15 @@ class AssetPanel:
     latest_version: ModelVersion | None = None  # the newest of any status
     forecast: Forecast | None = None
     stale_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def member_stale_reasons(self) -> list[str]:
+        """`stale_reasons` for users who are not staff: the sync's error text names settings and
+        internals only an operator can act on, so it becomes a plain line."""
+        return [
+            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_PREFIX) else reason
+            for reason in self.stale_reasons
+        ]
 
     @property
     def change_24h_pct(self) -> float | None:
@@ -168,6 +197,15 @@ class AssetPanel:
         if not self.forecast:
             return []
         return [ForecastStep.of(self.forecast, index) for index in range(len(self.forecast.points))]
+
+    @property
+    def band_at_end(self) -> BandCoverage | None:
+        """Test coverage of the band at the horizon's last step, the one the far forecast shows."""
+        metrics = (self.version.metrics or {}) if self.version else {}
+        values = metrics.get("coverage_80") or []
+        if not values or values[-1] is None:
+            return None
+        return BandCoverage(hours=len(values), value=float(values[-1]))
 
     @property
     def skills(self) -> list[Skill]:
@@ -306,18 +344,24 @@ def asset_panel_get(*, symbol: str, now: datetime | None = None) -> AssetPanel |
 
 
 @dataclass(frozen=True)
-class CandleRange:
-    first: datetime  # open time of the oldest stored candle
-    until: datetime  # close time of the newest one
+class ServiceEnd:
+    until: datetime  # when the next version was activated
+    by: int  # that version's number
 
 
-def candle_range(panels: list[AssetPanel]) -> CandleRange | None:
-    """The span of the candles stored for these panels' assets, or None when there are none."""
-    firsts = [panel.first_time for panel in panels if panel.first_time is not None]
-    untils = [panel.data_until for panel in panels if panel.data_until is not None]
-    if not firsts or not untils:
-        return None
-    return CandleRange(first=min(firsts), until=max(untils))
+def version_service_ends(versions: list[ModelVersion]) -> dict[int, ServiceEnd]:
+    """For each of `versions` that served and no longer does: when, and which version took over.
+
+    Read from activation times (the next activation among `versions` ended it), so a
+    version replaced by one outside the list, or taken out of service with no
+    successor, has none.
+    """
+    served = sorted((v for v in versions if v.activated_at is not None), key=lambda v: v.activated_at)
+    return {
+        current.pk: ServiceEnd(until=following.activated_at, by=following.version)
+        for current, following in zip(served, served[1:], strict=False)
+        if current.status != Status.ACTIVE
+    }
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -18,13 +20,15 @@ from forecasting.overview import (
     AssetPanel,
     asset_panel_get,
     asset_panel_list,
-    candle_range,
     retrain_schedule,
+    version_service_ends,
 )
 from forecasting.selectors import model_version_active, model_version_list, track_record
 from markets.selectors import candle_list
+from markets.sources.replay import replay_symbol
 
-CHART_CANDLES = 5 * 24  # the report's chart: the last five days of hourly candles
+CHART_HOURS = 5 * 24  # the price chart: the five days of time up to the newest candle
+HOUR = timedelta(hours=1)
 TRACK_RECORD_DAYS = 7
 # Below a day of hourly forecasts a track-record figure is told as preliminary, not as a
 # finding: one calm or one wild stretch decides it, and an 80 % band's hit rate over n
@@ -35,9 +39,28 @@ TRACK_RECORD_MIN_HOURS = 24
 VERSIONS_SHOWN = 20
 
 
-def _data_source(panels: list[AssetPanel]) -> dict[str, Any]:
-    """Whether the prices are replayed history rather than live, and the stored candles' span."""
-    return {"replay": settings.MARKET_DATA_SOURCE == "replay", "candle_range": candle_range(panels)}
+def _replayed(panels: list[AssetPanel]) -> list[AssetPanel]:
+    """The panels whose prices are replayed history: only with the replay source, and only the
+    asset its bundled file holds (any other asset's candles were imported, not replayed)."""
+    if settings.MARKET_DATA_SOURCE != "replay":
+        return []
+    symbol = replay_symbol(Path(settings.BUNDLED_DATA_FILE))
+    return [panel for panel in panels if panel.asset.symbol == symbol]
+
+
+def _chart_span(panel: AssetPanel, candles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The price chart's heading words: the time it spans (five days, or the whole history when
+    shorter) and how many hours in it have no candle."""
+    if panel.last_time is None or panel.first_time is None:
+        return {"label": f"Last {CHART_HOURS // 24} days", "missing": 0}
+    hours = min((panel.last_time - panel.first_time) // HOUR + 1, CHART_HOURS)
+    if hours == CHART_HOURS:
+        label = f"Last {CHART_HOURS // 24} days"
+    elif hours % 24 == 0:
+        label = f"Last {hours // 24} day{'s' if hours > 24 else ''}"
+    else:
+        label = f"Last {hours} hour{'s' if hours > 1 else ''}"
+    return {"label": label, "missing": hours - len(candles)}
 
 
 def _no_change_loss(version: ModelVersion | None) -> dict[str, float]:
@@ -62,7 +85,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     panels = asset_panel_list()
     context = {
         "panels": panels,
-        **_data_source(panels),
+        "replayed": _replayed(panels),
         "retrains": retrain_schedule(),
         "now": timezone.now(),
     }
@@ -78,7 +101,13 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     if symbol != panel.asset.symbol:
         return redirect("asset_detail", symbol=panel.asset.symbol)
     asset = panel.asset
-    candles = candle_list(asset=asset, limit=CHART_CANDLES)
+    # By time, not count: where the exchange had an outage the chart shows the hole, and
+    # its heading never calls weeks of sparse candles "5 days".
+    candles = (
+        candle_list(asset=asset, limit=CHART_HOURS, start=panel.last_time - (CHART_HOURS - 1) * HOUR)
+        if panel.last_time
+        else []
+    )
     forecast = panel.forecast
     price_chart = None
     if candles:
@@ -104,12 +133,16 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     series = charts.track_record_series(record.recent)
     track_chart = charts.track_record_figure(series=series, quote=asset.quote) if series["time"] else None
     versions = model_version_list(asset=asset, limit=VERSIONS_SHOWN)
+    ends = version_service_ends(versions)
+    for version in versions:
+        version.service_end = ends.get(version.pk)
     horizon = forecast.horizon if forecast else (versions[0].horizon if versions else None)
     context = {
         "panel": panel,
         "asset": asset,
         "price_chart": price_chart,
-        **_data_source([panel]),
+        "chart_span": _chart_span(panel, candles),
+        "replayed": _replayed([panel]),
         "versions": versions,
         # The table's header and each row's label on a phone: one text for both.
         "error_end_label": f"Error {horizon} h ahead" if horizon else "Error at the end",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from makeusrich.formats import datetime_text
 
@@ -138,6 +140,17 @@ def skill_short(value: Number) -> str:
     if percent < 0:
         return f"{-percent} % worse"
     return "same"
+
+
+@register.filter
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago `value` was: "just now" under a minute (not "0 minutes ago"), else "5 minutes ago"."""
+    if value is None:
+        return ""
+    now = now or timezone.now()
+    if now - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value, now)} ago"
 
 
 @register.filter

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from forecasting.models import Forecast, ModelVersion
-from markets.models import Asset
+from markets.models import Asset, Candle
+from tests.candles import candle_row
 from tests.web import factories
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +119,8 @@ def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persis
     )
     assert "12 % better" in table and "5 % worse" in table
     assert "warm start" in table and "42 s" in table
-    assert "loss became NaN at epoch 3" in table
+    assert "loss became NaN at epoch 3" not in table  # an operator's text: members are told less
+    assert "The operators have been told." in table
     assert "Trained (UTC)" in table and f"<div>{_dated(market.version.trained_at)}</div>" in table
 
 
@@ -165,12 +168,14 @@ def test_without_candles_it_says_there_is_nothing_to_chart(client, member, btc):
     assert "No model has been trained for BTC/USDT yet." in html
 
 
-def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, member, btc):
+def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, staff, member, btc):
     factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="parity check failed")
-    html = _page(client, member)
+    html = _page(client, staff)
     assert _names(_figure(html, "price-chart-data")) == ["BTC/USDT", "Close"]
     assert 'data-state="failed"' in html and "parity check failed" in html
+    html = _page(client, member)
+    assert "Training failed; the operators have been told." in html and "parity check" not in html
     assert "loss-chart-data" not in html
 
 
@@ -247,6 +252,20 @@ def test_it_says_why_the_forecast_is_flat_when_every_hour_is_no_change(client, m
     assert "calibrated 80 % range" in note
 
 
+def test_the_no_change_note_does_not_call_a_band_calibrated_that_held_far_from_80_percent(
+    client, member, market
+):
+    metrics = {**market.version.metrics, "coverage_80": [0.81] * 23 + [0.62]}
+    ModelVersion.objects.filter(pk=market.version.pk).update(
+        metrics=metrics, preprocessing={"target": {"shrink": [0.0] * factories.HORIZON}}
+    )
+    html = _page(client, member)
+    assert "calibrated 80 % range" not in _no_change(html)
+    assert "it held 62 % of the time at 24 h" in _no_change(html)
+    table = _text(html.split('id="versions-table"')[1].split("</table>")[0])
+    assert "62 % at 24 h" in table
+
+
 def test_it_says_which_share_of_the_hours_is_no_change_when_only_some_are(client, member, market):
     shrink = [0.4] * 6 + [0.0] * 18
     ModelVersion.objects.filter(pk=market.version.pk).update(preprocessing={"target": {"shrink": shrink}})
@@ -295,6 +314,14 @@ def test_it_says_the_prices_are_replayed_history_with_the_stored_range(client, m
     assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
 
 
+def test_an_asset_the_replay_source_does_not_serve_is_not_called_replayed(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    factories.candles_create(asset=eth, count=48, last=factories.last_full_hour())
+    html = _page(client, member, "/assets/ETHUSDT/")
+    assert 'data-state="replay"' not in html and "revealed hour by hour" not in html
+
+
 def test_live_binance_prices_carry_no_replay_note(client, member, market, settings):
     settings.MARKET_DATA_SOURCE = "binance"
     assert 'data-state="replay"' not in _page(client, member)
@@ -306,3 +333,66 @@ def test_the_versions_table_labels_each_cell_as_its_column_header(client, member
     labels = set(re.findall(r'data-label="([^"]+)"', table)) - {"Metrics"}
     assert "Error 24 h ahead" in headers
     assert labels <= set(headers), labels - set(headers)
+
+
+def _sparse_candles(asset, *, count: int, every: int) -> list:
+    """`count` candles `every` hours apart up to the last full hour: an exchange with outages."""
+    last = factories.last_full_hour()
+    price = {name: Decimal("40000") for name in ("open", "high", "low", "close")}
+    rows = [
+        candle_row(asset, last - (count - 1 - index) * every * factories.HOUR, **price)
+        for index in range(count)
+    ]
+    return Candle.objects.bulk_create(rows)
+
+
+def test_the_price_chart_shows_five_days_of_time_not_the_last_120_candles(client, member, btc):
+    rows = _sparse_candles(btc, count=120, every=6)  # 120 candles over a month
+    html = _page(client, member)
+    figure = _figure(html, "price-chart-data")
+    shown = figure["data"][0]["x"]
+    assert len(shown) == 20  # the candles of the last 5 days only
+    assert datetime.fromisoformat(shown[0]) >= rows[-1].open_time - 119 * factories.HOUR
+    assert ">Last 5 days<" in html
+    assert "100 hours in this span have no candle" in _text(html)
+
+
+def test_the_price_chart_heading_says_how_much_history_it_shows_when_there_is_less(client, member, btc):
+    factories.candles_create(asset=btc, count=36, last=factories.last_full_hour())
+    html = _page(client, member)
+    assert ">Last 36 hours<" in html and "Last 5 days" not in html
+    assert 'data-field="missing-hours"' not in html
+
+
+def _version_row(html: str, version: int) -> str:
+    table = html.split('id="versions-table"')[1].split("</table>")[0]
+    return _text(re.search(rf'data-version="{version}">(.*?)</tr>', table, re.S).group(1))
+
+
+def test_versions_no_longer_serving_say_until_when_and_what_replaced_them(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    day = 24 * factories.HOUR
+    start = factories.last_full_hour() - 3 * day
+    promoted = "promoted: mean validation skill 0.05"
+    factories.version_create(
+        asset=btc, version=1, status=Status.VALIDATED, reason=promoted, activated_at=start
+    )
+    factories.version_create(
+        asset=btc, version=2, status=Status.RETIRED, reason=promoted, activated_at=start + day
+    )
+    factories.version_create(asset=btc, version=3, status=Status.VALIDATED, reason="worse than no change")
+    factories.version_create(
+        asset=btc,
+        version=4,
+        status=Status.ACTIVE,
+        reason="promoted: mean validation skill 0.08",
+        activated_at=start + 2 * day,
+    )
+    html = _page(client, member)
+    ended = start + day
+    assert f"was active until {ended.day} {ended:%b %Y %H:%M} UTC, replaced by v2" in _version_row(html, 1)
+    assert "replaced by v4" in _version_row(html, 2)
+    never = _version_row(html, 3)
+    assert "was active" not in never and "worse than no change" in never
+    # The serving version says why it was put in service.
+    assert "promoted: mean validation skill 0.08" in _version_row(html, 4)

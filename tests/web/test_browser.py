@@ -410,3 +410,14 @@ def test_the_periodic_task_form_translates_the_crontab_without_breaking_the_csp(
     help_text = page.locator(".field-crontab .help")
     help_text.filter(has_text="Translation:").wait_for()
     assert "Translation: At 1 minutes past the hour UTC" in help_text.inner_text()
+
+
+def test_on_a_phone_the_asset_header_keeps_its_date_on_one_line(live_server, open_page, btc, member):
+    factories.market_create(asset=btc)
+    page, _ = open_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    page.goto(f"{live_server.url}/assets/BTCUSDT/")
+    # One box per line the element spans: a date broken across lines ("29 / Jan 2022") has two.
+    lines = page.locator("[data-field=price-time]").evaluate("el => el.getClientRects().length")
+    assert lines == 1
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0

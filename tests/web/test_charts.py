@@ -255,3 +255,21 @@ def test_the_track_record_chart_shows_a_lone_first_hour_over_half_a_day():
     assert all("markers" in trace["mode"] for trace in _traces(figure).values())
     many = charts.track_record_series([_scored(T0 + i * HOUR, 100.0, 101.0, 99.0) for i in range(24)])
     assert "range" not in charts.track_record_figure(series=many)["layout"]["xaxis"]
+
+
+def test_the_close_line_breaks_at_missing_hours_instead_of_joining_them():
+    candles = _candles(10)
+    del candles[4:7]  # an outage: 3 hours without a candle
+    traces = _traces(charts.price_figure(name="BTC/USDT", candles=candles))
+    close = traces["Close"]
+    assert close["connectgaps"] is False
+    assert None in close["y"]
+    gap = close["y"].index(None)
+    assert close["x"][gap - 1 : gap + 2] == [
+        (T0 + 3 * HOUR).isoformat(),
+        (T0 + 4 * HOUR).isoformat(),
+        (T0 + 7 * HOUR).isoformat(),
+    ]
+    # Only real candles are drawn: nothing is made up for the missing hours.
+    assert [value for value in close["y"] if value is not None] == traces["BTC/USDT"]["close"]
+    assert len(traces["BTC/USDT"]["x"]) == 7

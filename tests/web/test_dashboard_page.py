@@ -109,11 +109,18 @@ def test_it_says_training_is_in_progress(client, member, btc):
     assert "No model yet: training in progress." in card and "Version 1 started" in card
 
 
-def test_it_says_training_failed_and_why(client, member, btc):
+def test_it_tells_staff_training_failed_and_why(client, staff, btc):
     factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="only 30 candles, need 500")
-    card = _card(_dashboard(client, member), "BTCUSDT")
+    card = _card(_dashboard(client, staff), "BTCUSDT")
     assert "Training failed." in card and "only 30 candles, need 500" in card
+
+
+def test_it_tells_members_training_failed_without_the_operators_error(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="0 windows of 120 + 24 hours")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "Training failed; the operators have been told." in card and "0 windows" not in card
 
 
 def test_it_says_why_a_trained_version_is_not_in_service(client, member, btc):
@@ -130,20 +137,32 @@ def test_it_says_the_first_forecast_is_coming_when_the_model_has_none_yet(client
     assert 'data-state="no_forecast"' in card and "first forecast is being computed" in card
 
 
-def test_it_warns_when_the_data_is_stale_and_says_why(client, member, market):
+def test_it_warns_staff_when_the_data_is_stale_and_says_why(client, staff, market):
+    Asset.objects.filter(pk=market.asset.pk).update(
+        last_synced_at=timezone.now() - timedelta(hours=7), last_sync_error="Binance answered 418"
+    )
+    card = _card(_dashboard(client, staff), "BTCUSDT")
+    assert "This forecast may be out of date." in card
+    assert "Market data sync is failing: Binance answered 418" in card
+
+
+def test_it_warns_members_of_stale_data_without_the_sync_error(client, member, market):
     Asset.objects.filter(pk=market.asset.pk).update(
         last_synced_at=timezone.now() - timedelta(hours=7), last_sync_error="Binance answered 418"
     )
     card = _card(_dashboard(client, member), "BTCUSDT")
     assert "This forecast may be out of date." in card
-    assert "Market data sync is failing: Binance answered 418" in card
+    assert "Market data for this asset is not updating; the operators have been told" in card
+    assert "418" not in card
 
 
-def test_it_notes_a_failed_retraining_while_the_active_model_keeps_serving(client, member, market):
+def test_it_notes_a_failed_retraining_while_the_active_model_keeps_serving(client, staff, member, market):
     factories.version_create(asset=market.asset, version=3, status=Status.FAILED, reason="time limit reached")
-    card = _card(_dashboard(client, member), "BTCUSDT")
+    card = _card(_dashboard(client, staff), "BTCUSDT")
     assert "The latest training (v3) failed: time limit reached. v2 keeps serving." in card
     assert "model v2" in card
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "failed; the operators have been told. v2 keeps serving." in card and "time limit" not in card
 
 
 def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
@@ -166,10 +185,18 @@ def test_it_says_when_no_retrain_is_scheduled(client, member):
     assert "No retraining is scheduled" in _dashboard(client, member)
 
 
-def test_it_reports_a_failing_sync_even_before_any_forecast(client, member, btc):
+def test_it_reports_a_failing_sync_even_before_any_forecast(client, staff, btc):
     Asset.objects.filter(pk=btc.pk).update(last_sync_error="connection refused by api.binance.com")
-    card = _card(_dashboard(client, member), "BTCUSDT")
+    card = _card(_dashboard(client, staff), "BTCUSDT")
     assert 'data-state="sync_failing"' in card and "connection refused by api.binance.com" in card
+
+
+def test_members_see_a_plain_line_for_a_failing_sync_not_the_operators_error(client, member, btc):
+    error = "the replay source only has BTCUSDT (the bundled data); ETHUSDT needs MARKET_DATA_SOURCE=binance"
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error=error)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "Market data for this asset is not updating; the operators have been told." in card
+    assert "MARKET_DATA_SOURCE" not in card
 
 
 def test_it_says_why_the_forecast_is_flat_when_the_model_serves_no_change(client, member, market):
@@ -188,8 +215,23 @@ def test_it_says_the_prices_are_replayed_history_and_which_dates(client, member,
     html = _dashboard(client, member)
     note = re.sub(r"\s+", " ", html.split('data-state="replay"')[1].split("</div>")[0])
     first, last = market.candles[0].open_time, market.candles[-1].open_time + factories.HOUR
-    assert "Replayed prices, not live." in note and "historical Binance candles" in note
+    assert "BTC/USDT: replayed prices, not live." in note and "historical Binance candles" in note
     assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
+
+
+def test_the_replay_note_names_only_the_replayed_asset_with_its_own_dates(client, member, market, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    # Imported years earlier: the replay source serves only the bundled BTCUSDT.
+    factories.candles_create(asset=eth, count=48, last=factories.last_full_hour() - timedelta(days=1500))
+    html = _dashboard(client, member)
+    notes = re.findall(r'data-state="replay"(.*?)</div>', html, re.S)
+    assert len(notes) == 1 and 'data-symbol="BTCUSDT"' in notes[0]
+    note = re.sub(r"<[^>]+>|\s+", " ", notes[0])
+    first = market.candles[0].open_time
+    assert f"{first.day} {first:%b %Y}" in re.sub(r"\s+", " ", note)
+    old = factories.last_full_hour() - timedelta(days=1500)
+    assert f"{old:%Y}" not in note
 
 
 def test_live_prices_carry_no_replay_note(client, member, market, settings):
@@ -201,16 +243,45 @@ def test_the_card_dates_its_last_price_as_a_close_in_utc(client, member, market)
     card = _card(_dashboard(client, member), "BTCUSDT")
     close = market.candles[-1].open_time + factories.HOUR
     # Day, month, year and time, then the time zone: as every date of the site and the admin.
-    assert f"Last price at {close.day} {close:%b %Y %H:%M} UTC" in card
+    assert f'Last price at <span class="date">{close.day} {close:%b %Y %H:%M} UTC</span>' in card
     due = close + factories.HOUR
     assert f'Next hour<br><span class="small">at {due.day} {due:%b %Y %H:%M} UTC</span>' in card
 
 
-def test_a_failed_hole_fill_is_told_apart_from_a_failing_sync(client, member, market):
+def test_a_failed_hole_fill_is_told_apart_from_a_failing_sync(client, staff, member, market):
     error = "kline opened at 2022-02-20 06:00 UTC: close 999999 is outside [low, high]"
     Asset.objects.filter(pk=market.asset.pk).update(last_sync_error=f"{HOLES_ERROR_PREFIX}{error}")
-    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "999999" not in _card(_dashboard(client, member), "BTCUSDT")
+    card = _card(_dashboard(client, staff), "BTCUSDT")
     # New candles are synced: the forecast is current, so no warning, but the error is shown.
     assert 'data-state="sync_failing"' not in card and 'data-state="stale"' not in card
     assert 'data-state="holes_failing"' in card
     assert f"older missing hours could not be fetched: {error}" in card
+
+
+def _horizon_end(card: str) -> str:
+    return card.split('data-field="horizon-end">')[1].split("</dd>")[0]
+
+
+def test_the_far_band_says_how_often_it_held_at_that_hour_on_held_out_data(client, member, market):
+    end = _horizon_end(_card(_dashboard(client, member), "BTCUSDT"))
+    assert "80 % likely between" in end
+    assert "held 81 % of the time at 24 h on held-out data" in end
+
+
+def test_a_far_band_that_held_far_from_80_percent_is_not_called_80_percent_likely(client, member, market):
+    metrics = {**market.version.metrics, "coverage_80": [0.81] * 23 + [0.70]}
+    ModelVersion.objects.filter(pk=market.version.pk).update(metrics=metrics)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    end = _horizon_end(card)
+    assert "80 % likely" not in end and "Meant as an 80 % range" in end
+    assert "held 70 % of the time at 24 h on held-out data" in end
+    # The next hour's band held 81 %: it keeps its plain words.
+    assert "80 % likely between" in card.split('data-field="next-hour">')[1].split("</dd>")[0]
+
+
+def test_a_sync_under_a_minute_ago_reads_just_now(client, member, market):
+    freshness = _card(_dashboard(client, member), "BTCUSDT").split('data-field="freshness">')[1]
+    assert "synced just now" in freshness and "0 minutes" not in freshness
+    Asset.objects.filter(pk=market.asset.pk).update(last_synced_at=timezone.now() - timedelta(hours=7))
+    assert "synced 7 hours ago" in _card(_dashboard(client, member), "BTCUSDT")
