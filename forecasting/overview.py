@@ -32,7 +32,7 @@ UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "f
 HOUR = timedelta(hours=1)
 # How forecast_staleness starts the reason carrying the sync's error text.
 SYNC_FAILING_PREFIX = "market data sync is failing:"
-SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators have been told"
+SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {

@@ -120,7 +120,7 @@ def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persis
     assert "12 % better" in table and "5 % worse" in table
     assert "warm start" in table and "42 s" in table
     assert "loss became NaN at epoch 3" not in table  # an operator's text: members are told less
-    assert "The operators have been told." in table
+    assert "The operators see why in the admin." in table
     assert "Trained (UTC)" in table and f"<div>{_dated(market.version.trained_at)}</div>" in table
 
 
@@ -175,7 +175,7 @@ def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, 
     assert _names(_figure(html, "price-chart-data")) == ["BTC/USDT", "Close"]
     assert 'data-state="failed"' in html and "parity check failed" in html
     html = _page(client, member)
-    assert "Training failed; the operators have been told." in html and "parity check" not in html
+    assert "Training failed; the operators see why in the admin." in html and "parity check" not in html
     assert "loss-chart-data" not in html
 
 

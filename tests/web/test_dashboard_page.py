@@ -120,7 +120,7 @@ def test_it_tells_members_training_failed_without_the_operators_error(client, me
     factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.FAILED, reason="0 windows of 120 + 24 hours")
     card = _card(_dashboard(client, member), "BTCUSDT")
-    assert "Training failed; the operators have been told." in card and "0 windows" not in card
+    assert "Training failed; the operators see why in the admin." in card and "0 windows" not in card
 
 
 def test_it_says_why_a_trained_version_is_not_in_service(client, member, btc):
@@ -152,7 +152,7 @@ def test_it_warns_members_of_stale_data_without_the_sync_error(client, member, m
     )
     card = _card(_dashboard(client, member), "BTCUSDT")
     assert "This forecast may be out of date." in card
-    assert "Market data for this asset is not updating; the operators have been told" in card
+    assert "Market data for this asset is not updating; the operators see why in the admin" in card
     assert "418" not in card
 
 
@@ -162,7 +162,7 @@ def test_it_notes_a_failed_retraining_while_the_active_model_keeps_serving(clien
     assert "The latest training (v3) failed: time limit reached. v2 keeps serving." in card
     assert "model v2" in card
     card = _card(_dashboard(client, member), "BTCUSDT")
-    assert "failed; the operators have been told. v2 keeps serving." in card and "time limit" not in card
+    assert "failed; the operators see why in the admin. v2 keeps serving." in card and "time limit" not in card
 
 
 def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):
@@ -195,7 +195,7 @@ def test_members_see_a_plain_line_for_a_failing_sync_not_the_operators_error(cli
     error = "the replay source only has BTCUSDT (the bundled data); ETHUSDT needs MARKET_DATA_SOURCE=binance"
     Asset.objects.filter(pk=btc.pk).update(last_sync_error=error)
     card = _card(_dashboard(client, member), "BTCUSDT")
-    assert "Market data for this asset is not updating; the operators have been told." in card
+    assert "Market data for this asset is not updating; the operators see why in the admin." in card
     assert "MARKET_DATA_SOURCE" not in card
 
 
