@@ -76,6 +76,8 @@ class Asset(models.Model):
         # here so a typo is refused in the admin, not discovered by the next hourly retrain.
         from forecasting.ml.config import TrainingConfig
 
+        if self.hyperparameters is None:  # an emptied admin field: no overrides, as its hint says
+            self.hyperparameters = {}
         if not isinstance(self.hyperparameters, dict):
             raise ValidationError({"hyperparameters": "hyperparameters must be a JSON object"})
         if "horizon" in self.hyperparameters:  # one place for it, the one the API reports

@@ -155,6 +155,16 @@ def test_a_mistyped_hyperparameter_is_refused_and_nothing_changes(admin_client, 
     assert (btc.horizon, btc.hyperparameters) == (None, {})
 
 
+def test_emptying_the_hyperparameters_field_clears_the_overrides(admin_client, btc):
+    Asset.objects.filter(pk=btc.pk).update(hyperparameters={"max_epochs": 3})
+
+    response = admin_client.post(f"{ASSETS}{btc.pk}/change/", {"is_active": "on", "hyperparameters": ""})
+
+    assert response.status_code == 302, response.content  # the help text says: "Empty: the defaults."
+    btc.refresh_from_db()
+    assert btc.hyperparameters == {}
+
+
 def test_activate_and_deactivate_actions(admin_client, btc):
     admin_client.post(ASSETS, {"action": "deactivate", "_selected_action": [btc.pk]})
     btc.refresh_from_db()
