@@ -203,7 +203,8 @@ class ForecastAdmin(ReadOnlyAdmin):
         "generated_at",
     )
     list_filter = ("asset", "fully_scored")
-    list_select_related = ("asset", "model_version")
+    # The version column names its asset too (ModelVersion.__str__): one join, not a query a row.
+    list_select_related = ("asset", "model_version__asset")
     date_hierarchy = "base_time"
     ordering = ("-base_time",)
     fields = (

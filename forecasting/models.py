@@ -62,7 +62,8 @@ class ModelVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} v{self.version} ({self.status})"
+        # Reads the asset: lists that show versions select it (select_related), or it is a query each.
+        return f"{self.asset.symbol} v{self.version} ({self.status})"
 
 
 class Forecast(models.Model):
@@ -93,7 +94,8 @@ class Forecast(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} from {self.base_time:%Y-%m-%d %H:%M} by v{self.model_version_id}"
+        # Reads the asset and the version: lists that show forecasts select both.
+        return f"{self.asset.symbol} from {self.base_time:%Y-%m-%d %H:%M} by v{self.model_version.version}"
 
 
 class TrainingLease(models.Model):

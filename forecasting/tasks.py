@@ -8,7 +8,6 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
-from django.utils import timezone
 
 from forecasting import services
 from forecasting.models import ModelVersion
@@ -50,22 +49,17 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
     except OperationalError:
         raise  # the database is away: nothing can be recorded, and the task is retried
     except Exception as exc:  # e.g. hyperparameters an admin saved past the form's check
-        _outcome_record(asset, f"{mode} retrain raised {type(exc).__name__}: {exc}")
+        services.asset_train_outcome_record(asset=asset, mode=mode, error=exc)
         raise
-    if summary["status"] == "skipped":
-        _outcome_record(asset, f"{mode} retrain skipped: {summary['reason']}")
-    else:
-        forecast = f"; {summary['forecast']}" if "forecast" in summary else ""
-        _outcome_record(
-            asset, f"{mode} retrain: v{summary['version']} {summary['status']}: {summary['reason']}{forecast}"
-        )
-    return summary
-
-
-def _outcome_record(asset: Asset, outcome: str) -> None:
-    Asset.objects.filter(pk=asset.pk).update(
-        last_train_outcome=outcome[:2000], last_train_outcome_at=timezone.now()
+    services.asset_train_outcome_record(
+        asset=asset,
+        mode=mode,
+        version=summary.get("version"),
+        status=summary["status"],
+        reason=summary["reason"],
+        forecast_problem=summary.get("forecast", ""),
     )
+    return summary
 
 
 def _retrain(asset: Asset, mode: str) -> dict:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,19 @@ from markets.klines import INTERVAL, Gap
 from markets.models import Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
+
+# The start of forecasting.services.outcomes' wording: "warm retrain[ by manage.py train]: v4 active: …",
+# "… skipped: …", "… raised ValueError: …". Matched here: that module loads the ML serving code.
+OUTCOME_HEADLINE = re.compile(r"\w+ retrain(?: by [^:]+)?(?:: (v\d+ \w+):| (skipped):| raised (\w+):)")
+
+
+def _outcome_headline(outcome: str) -> str:
+    """What came of a retrain, from its recorded outcome: "v4 active", "skipped", "raised ValueError"."""
+    match = OUTCOME_HEADLINE.match(outcome)
+    if match is None:
+        return ""
+    version, skipped, error = match.groups()
+    return version or skipped or f"raised {error}"
 
 
 def _gap_text(gap: Gap) -> str:
@@ -153,11 +167,16 @@ class AssetAdmin(admin.ModelAdmin):
     def last_retrain(self, obj: Asset) -> str:
         if not obj.last_train_outcome_at:
             return "—"
+        # The date, then what came of it first ("v4 active", "skipped") and the rest on one line
+        # cut with an ellipsis (static/css/admin.css); the title holds the whole text.
+        outcome = obj.last_train_outcome
+        headline = _outcome_headline(outcome)
         return format_html(
-            '<span title="{}">{}, {}</span>',
-            obj.last_train_outcome,
+            '<span title="{}">{}<br>{}{}</span>',
+            outcome,
             datetime_text(obj.last_train_outcome_at),
-            obj.last_train_outcome[:80],
+            format_html("<strong>{}</strong> — ", headline) if headline else "",
+            outcome[:200],
         )
 
     @admin.display(description="candles stored")

@@ -82,6 +82,12 @@ def symbol_split(symbol: str) -> tuple[str, str]:
     for quote in KNOWN_QUOTES:
         if symbol.endswith(quote) and len(symbol) > len(quote):
             return symbol[: -len(quote)], quote
+    if symbol in KNOWN_QUOTES:  # it does end with a known quote; what it lacks is the base
+        example = ("ETH" if symbol == "BTC" else "BTC") + symbol
+        raise KlineError(
+            f"{symbol!r} is only a quote currency: the base currency in front of it is missing "
+            f"(a symbol is base + quote, e.g. {example})"
+        )
     raise KlineError(
         f"cannot tell base and quote apart in {symbol!r}: it must end with one of {', '.join(KNOWN_QUOTES)}"
     )

@@ -25,13 +25,13 @@ class Asset(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True)
-    # What the last retrain task (hourly, daily, "retrain now") did, and when: written by
-    # forecasting.tasks.retrain_asset, shown in the admin (otherwise only the worker's log says it).
+    # What the last retrain (a task: hourly, daily, "retrain now"; or `manage.py train`) did, and
+    # when: written by forecasting.services.asset_train_outcome_record, shown in the admin.
     last_train_outcome = models.TextField(
         "last retrain task",
         blank=True,
-        help_text="What the last retrain task did: the version it made and why it is (not) active, "
-        "why it was skipped, or the error. `manage.py train` prints its own outcome instead.",
+        help_text="What the last retrain did, by a retrain task or by `manage.py train` (it says so): "
+        "the version it made and why it is (not) active, why it was skipped, or the error.",
     )
     last_train_outcome_at = models.DateTimeField("last retrain task at", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -76,6 +76,8 @@ class Asset(models.Model):
         # here so a typo is refused in the admin, not discovered by the next hourly retrain.
         from forecasting.ml.config import TrainingConfig
 
+        if self.hyperparameters is None:  # an emptied admin field: no overrides, as its hint says
+            self.hyperparameters = {}
         if not isinstance(self.hyperparameters, dict):
             raise ValidationError({"hyperparameters": "hyperparameters must be a JSON object"})
         if "horizon" in self.hyperparameters:  # one place for it, the one the API reports

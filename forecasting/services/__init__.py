@@ -12,6 +12,7 @@ from forecasting.services.forecasts import (
     forecasts_rescore,
     forecasts_score,
 )
+from forecasting.services.outcomes import SKIPPED, asset_train_outcome_record
 from forecasting.services.registry import model_version_activate, model_version_unpin, model_versions_prune
 from forecasting.services.training import (
     NothingNew,
@@ -25,8 +26,10 @@ from forecasting.services.training import (
 __all__ = [
     "HOUR",
     "NothingNew",
+    "SKIPPED",
     "StillTooLittleData",
     "TrainingLocked",
+    "asset_train_outcome_record",
     "forecast_refresh",
     "forecast_refresh_if_possible",
     "forecasts_prune",

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 
 from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.selectors import asset_unconfirmed_gaps
@@ -125,11 +126,36 @@ def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_th
         {"is_active": "on", "hyperparameters": "{}", "last_train_outcome": "edited by hand"},
     )
 
-    assert "25 Nov 2026 07:05 UTC, warm retrain skipped: BTCUSDT is already being trained" in listed
+    assert (
+        "25 Nov 2026 07:05 UTC<br><strong>skipped</strong> — warm retrain skipped: BTCUSDT is already"
+        in listed
+    )
     assert "Last retrain task" in page and outcome in page
     assert 'name="last_train_outcome"' not in page
     btc.refresh_from_db()
     assert btc.last_train_outcome == outcome
+
+
+@pytest.mark.parametrize(
+    ("recorded", "headline"),
+    [
+        ({"version": 4, "status": "active", "reason": "its skill beats v3's"}, "v4 active"),
+        (
+            {"by": "manage.py train", "version": 5, "status": "validated", "reason": "v4 stays"},
+            "v5 validated",
+        ),
+        ({"status": "skipped", "reason": "BTCUSDT: no candle newer than v4's data"}, "skipped"),
+        ({"error": ValueError("unknown hyperparameter 'max_epoch'")}, "raised ValueError"),
+    ],
+)
+def test_the_list_leads_the_last_retrain_with_what_came_of_it(admin_client, btc, recorded, headline):
+    from forecasting.services import asset_train_outcome_record
+
+    outcome = asset_train_outcome_record(asset=btc, mode="warm", **recorded)
+
+    listed = admin_client.get(ASSETS).content.decode()
+    assert f"<br><strong>{headline}</strong> — {escape(outcome)}</span>" in listed
+    assert f'title="{escape(outcome)}"' in listed
 
 
 def test_horizon_and_hyperparameters_are_editable_but_the_symbol_is_not(admin_client, btc):
@@ -153,6 +179,16 @@ def test_a_mistyped_hyperparameter_is_refused_and_nothing_changes(admin_client, 
     assert "unknown hyperparameter &#x27;epochs&#x27;" in response.content.decode()
     btc.refresh_from_db()
     assert (btc.horizon, btc.hyperparameters) == (None, {})
+
+
+def test_emptying_the_hyperparameters_field_clears_the_overrides(admin_client, btc):
+    Asset.objects.filter(pk=btc.pk).update(hyperparameters={"max_epochs": 3})
+
+    response = admin_client.post(f"{ASSETS}{btc.pk}/change/", {"is_active": "on", "hyperparameters": ""})
+
+    assert response.status_code == 302, response.content  # the help text says: "Empty: the defaults."
+    btc.refresh_from_db()
+    assert btc.hyperparameters == {}
 
 
 def test_activate_and_deactivate_actions(admin_client, btc):

@@ -48,6 +48,12 @@ def test_hyperparameters_must_be_an_object():
         _asset(hyperparameters=[1, 2]).clean()
 
 
+def test_no_hyperparameters_at_all_mean_no_overrides():
+    asset = _asset(hyperparameters=None)  # what an emptied admin field gives
+    asset.clean()
+    assert asset.hyperparameters == {}
+
+
 def test_symbol_must_be_base_plus_quote():
     with pytest.raises(ValidationError, match="symbol must be base \\+ quote"):
         Asset(symbol="ETHBTC", base="ETH", quote="USDT").clean()

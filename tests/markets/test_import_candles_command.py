@@ -191,6 +191,12 @@ def test_an_unknown_quote_currency_fails_clearly(write_csv):
     assert not Asset.objects.exists()
 
 
+def test_a_symbol_that_is_only_a_quote_currency_fails_saying_the_base_is_missing(write_csv):
+    with pytest.raises(CommandError, match="'BTC' is only a quote currency: the base currency in front"):
+        run("--symbol", "BTC", str(write_csv(0, 5)))
+    assert not Asset.objects.exists()
+
+
 def test_the_command_exits_non_zero_on_a_bad_file(tmp_path: Path, bundled_lines: list[str]):
     # A real process, to see the exit status a shell sees. The file is rejected
     # before the database is touched, so a scratch SQLite path is enough.

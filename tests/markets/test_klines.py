@@ -57,9 +57,17 @@ def test_symbols_split_at_a_known_quote(symbol, pair):
     assert symbol_split(symbol) == pair
 
 
-def test_a_symbol_that_is_only_a_quote_is_refused():
-    with pytest.raises(KlineError, match="cannot tell base and quote apart"):
-        symbol_split("USDT")
+@pytest.mark.parametrize(("symbol", "example"), [("USDT", "BTCUSDT"), ("btc", "ETHBTC")])
+def test_a_symbol_that_is_only_a_quote_is_refused_saying_the_base_is_missing(symbol, example):
+    with pytest.raises(KlineError) as refused:
+        symbol_split(symbol)
+
+    message = str(refused.value)
+    assert (
+        f"{symbol.upper()!r} is only a quote currency: the base currency in front of it is missing" in message
+    )
+    assert f"e.g. {example}" in message
+    assert "must end with one of" not in message  # it does end with one: that was the confusing part
 
 
 def test_decimals_are_exact_and_keep_their_digits():

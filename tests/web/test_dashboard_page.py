@@ -162,7 +162,9 @@ def test_it_notes_a_failed_retraining_while_the_active_model_keeps_serving(clien
     assert "The latest training (v3) failed: time limit reached. v2 keeps serving." in card
     assert "model v2" in card
     card = _card(_dashboard(client, member), "BTCUSDT")
-    assert "failed; the operators see why in the admin. v2 keeps serving." in card and "time limit" not in card
+    assert (
+        "failed; the operators see why in the admin. v2 keeps serving." in card and "time limit" not in card
+    )
 
 
 def test_it_shows_the_next_retrain_from_the_beat_schedules(client, member):

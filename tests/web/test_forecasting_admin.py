@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from forecasting.artifacts import artifact_write
 from forecasting.models import ModelVersion
+from markets.models import Asset
 from tests.web import factories
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +84,30 @@ def test_versions_and_forecasts_cannot_be_added_or_deleted_by_hand(admin_client,
 def test_the_forecast_list_shows_how_many_hours_are_scored(admin_client, market):
     html = admin_client.get("/admin/forecasting/forecast/").content.decode()
     assert "24 / 24" in html and "0 / 24" in html
+
+
+def test_versions_and_forecasts_are_named_by_symbol_and_version_number(admin_client, market):
+    forecast = market.forecast
+    base = f"{forecast.base_time:%Y-%m-%d %H:%M}"
+
+    assert str(market.version) == "BTCUSDT v2 (active)"
+    assert str(forecast) == f"BTCUSDT from {base} by v2"
+    assert "BTCUSDT v2 (active)" in admin_client.get("/admin/forecasting/forecast/").content.decode()
+    page = admin_client.get(f"/admin/forecasting/forecast/{forecast.pk}/change/").content.decode()
+    assert f"BTCUSDT from {base} by v2" in page  # the title and breadcrumbs
+
+
+def test_the_forecast_list_makes_no_query_per_forecast(admin_client, market):
+    with CaptureQueriesContext(connection) as one_version:
+        admin_client.get("/admin/forecasting/forecast/")
+
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    factories.market_create(asset=eth, candles=60, scored=20)
+    with CaptureQueriesContext(connection) as two_assets:
+        response = admin_client.get("/admin/forecasting/forecast/")
+
+    assert "ETHUSDT v2 (active)" in response.content.decode()
+    assert len(two_assets) == len(one_version)
 
 
 def test_activate_rolls_back_to_a_validated_version(admin_client, market, artifacts):

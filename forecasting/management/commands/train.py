@@ -5,10 +5,13 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import OperationalError
 
 from forecasting import services
 from forecasting.models import ModelVersion
 from markets.models import Asset
+
+BY = "manage.py train"  # how the asset's last retrain outcome names this command
 
 
 def _iso(value: Any) -> str | None:
@@ -76,10 +79,20 @@ class Command(BaseCommand):
                 )
             raise
         asset = version.asset
+        problem = None
         if version.status == ModelVersion.Status.ACTIVE:
             _, problem = services.forecast_refresh_if_possible(asset=asset)
             if problem:  # the model is trained and active; only its first forecast waits
                 self.stderr.write(f"{asset.symbol} v{version.version} is active, but {problem}")
+        services.asset_train_outcome_record(
+            asset=asset,
+            mode=version.mode,
+            by=BY,
+            version=version.version,
+            status=version.status,
+            reason=version.reason,
+            forecast_problem=problem or "",
+        )
         if options["json"]:
             self.stdout.write(json.dumps(train_summary(version)))
         else:
@@ -96,21 +109,29 @@ class Command(BaseCommand):
         epochs = options["epochs"]
         if epochs is not None and epochs < 1:
             raise CommandError("--epochs must be at least 1")
+        mode = options["mode"] or "full"
         progress = _ProgressBar() if sys.stderr.isatty() and not options["json"] else None
+        # The asset's last retrain outcome says what this run did too, as for the retrain task:
+        # the admin would otherwise show an older task's outcome (e.g. "v3 active" beside an active v4).
         try:
             # Asked for by hand: try even if the last run failed for too little data on the same
             # candles (the scheduled retrain skips then), e.g. to see the reason again.
             return services.model_version_train(
-                asset=asset,
-                mode=options["mode"] or "full",
-                epochs=epochs,
-                progress=progress,
-                retry_too_little_data=True,
+                asset=asset, mode=mode, epochs=epochs, progress=progress, retry_too_little_data=True
             )
         except (services.TrainingLocked, services.NothingNew) as exc:
+            services.asset_train_outcome_record(
+                asset=asset, mode=mode, by=BY, status=services.SKIPPED, reason=str(exc)
+            )
             raise CommandError(str(exc)) from exc
         except ValueError as exc:
+            services.asset_train_outcome_record(asset=asset, mode=mode, by=BY, error=exc)
             raise CommandError(f"{asset.symbol}: {exc}") from exc
+        except OperationalError:
+            raise  # the database is away: nothing can be recorded
+        except Exception as exc:
+            services.asset_train_outcome_record(asset=asset, mode=mode, by=BY, error=exc)
+            raise
         finally:
             if progress:
                 progress.close()
