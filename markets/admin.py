@@ -140,6 +140,26 @@ class AssetAdmin(admin.ModelAdmin):
             .annotate(candle_count=Count("candles"), last_candle_time=Max("candles__open_time"))
         )
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list, dict, set, list]:
+        # An asset with model versions cannot be deleted here (versions and forecasts are
+        # read-only: deactivate the asset instead). Say so from two counts rather than list
+        # every forecast by name, which costs a query or two per forecast.
+        assets = [obj.pk for obj in objs]
+        from forecasting.models import Forecast, ModelVersion  # forecasting depends on markets
+
+        blocking = {
+            "model versions": ModelVersion.objects.filter(asset__in=assets).count(),
+            "forecasts": Forecast.objects.filter(asset__in=assets).count(),
+        }
+        if any(blocking.values()):
+            return (
+                [],
+                {name: n for name, n in blocking.items() if n},
+                {n for n, c in blocking.items() if c},
+                [],
+            )
+        return super().get_deleted_objects(objs, request)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Asset | None = None) -> tuple[str, ...]:
         # Stored candles belong to the symbol: renaming an asset would mislabel them.
         if obj is not None:

@@ -334,3 +334,30 @@ def test_an_unknown_hyperparameter_is_refused_in_the_form_naming_the_known_ones(
     assert "unknown hyperparameter &#x27;epochs&#x27;" in response.content.decode()
     btc.refresh_from_db()
     assert btc.hyperparameters == {}
+
+
+@pytest.mark.parametrize("scored", [5, 60])
+def test_an_asset_with_model_versions_is_refused_deletion_without_a_query_per_forecast(
+    admin_client, btc, scored
+):
+    from forecasting.models import Forecast
+    from tests.web import factories
+
+    factories.market_create(asset=btc, scored=scored)
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(f"{ASSETS}{btc.pk}/delete/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "model versions" in text and "forecasts" in text
+    # Two counts, whatever the number of forecasts (it was two queries per forecast).
+    assert len(queries) < 20
+    assert admin_client.post(f"{ASSETS}{btc.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Asset.objects.filter(pk=btc.pk).exists() and Forecast.objects.filter(asset=btc).count() > scored
+
+
+def test_an_asset_with_only_candles_can_still_be_deleted(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:24])
+    assert b"Are you sure" in admin_client.get(f"{ASSETS}{btc.pk}/delete/").content
+    response = admin_client.post(f"{ASSETS}{btc.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Asset.objects.filter(pk=btc.pk).exists() and not Candle.objects.exists()
