@@ -16,6 +16,8 @@ from rest_framework.settings import api_settings
 from rest_framework.utils import humanize_datetime
 
 _INTEGER = re.compile(r"-?[0-9]+")
+# An offset whose "+" was sent unencoded: the query string decodes it as a space.
+_PLUS_AS_SPACE = re.compile(r"T[0-9:.]+ [0-9]{2}(:?[0-9]{2})?$")
 MAX_TIME_LENGTH = 40  # "2022-03-01T00:00:00.000000+00:00" is 32
 
 
@@ -31,4 +33,9 @@ class QueryDateTimeField(serializers.DateTimeField):
         if isinstance(value, str) and len(value) > MAX_TIME_LENGTH:
             formats = getattr(self, "input_formats", None) or api_settings.DATETIME_INPUT_FORMATS
             self.fail("invalid", format=humanize_datetime.datetime_formats(formats))
+        if isinstance(value, str) and _PLUS_AS_SPACE.search(value):
+            raise serializers.ValidationError(
+                f"Datetime has wrong format: {value!r} has a space where its offset's '+' was; "
+                "in a URL write '+' as %2B (2022-01-29T00:00:00%2B02:00), or use Z for UTC."
+            )
         return super().to_internal_value(value)

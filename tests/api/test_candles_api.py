@@ -109,3 +109,14 @@ def test_candles_of_an_unknown_asset_are_404(member_api, market):
 @pytest.mark.django_db
 def test_candles_need_a_token(api, market):
     assert api.get(URL).status_code == 401
+
+
+@pytest.mark.django_db
+def test_an_offset_whose_plus_was_not_url_encoded_gets_a_hint(member_api, market):
+    # What curl sends for ?start=2022-01-29T00:00:00+02:00: the "+" arrives as a space.
+    response = member_api.get(f"{URL}?start=2022-01-29T00:00:00+02:00")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("start: ") and "%2B" in detail
+    # Encoded, the same time is accepted.
+    assert member_api.get(f"{URL}?start=2022-01-29T00:00:00%2B02:00").status_code == 200
