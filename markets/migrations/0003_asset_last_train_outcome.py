@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='asset',
             name='last_train_outcome',
-            field=models.TextField(blank=True, help_text='What the last retrain task did: the version it made and why it is (not) active, why it was skipped, or the error. `manage.py train` prints its own outcome instead.', verbose_name='last retrain task'),
+            field=models.TextField(blank=True, help_text='What the last retrain did, by a retrain task or by `manage.py train` (it says so): the version it made and why it is (not) active, why it was skipped, or the error.', verbose_name='last retrain task'),
         ),
         migrations.AddField(
             model_name='asset',
