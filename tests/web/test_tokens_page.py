@@ -180,3 +180,18 @@ def test_a_new_user_starts_at_zero_of_the_default_quota(client, settings):
     client.force_login(user)
     html = client.get("/account/tokens/").content.decode()
     assert "0 of 250" in html and "No tokens yet." in html
+
+
+def test_a_token_used_seconds_ago_reads_just_now(client, member):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    used, _ = api_token_create(user=member, name="script")
+    old, _ = api_token_create(user=member, name="old script")
+    ApiToken.objects.filter(pk=used.pk).update(last_used_at=timezone.now() - timedelta(seconds=20))
+    ApiToken.objects.filter(pk=old.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    client.force_login(member)
+    html = client.get("/account/tokens/").content.decode()
+    assert "just now" in html and "0\xa0minutes ago" not in html and "0 minutes ago" not in html
+    assert "5\xa0minutes ago" in html
