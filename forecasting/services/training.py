@@ -409,6 +409,11 @@ def _mean_skill(metrics: dict) -> float:
     return fmean(skills)
 
 
+def _skill_text(skill: float) -> str:
+    # _mean_skill's -inf: a step without a skill, where the model erred but no change was exact.
+    return f"{skill:+.4f}" if math.isfinite(skill) else "null (erred where no change was exact)"
+
+
 def _version_gate(
     version: ModelVersion, *, frame: Any, validation_range: tuple[dt.datetime, dt.datetime]
 ) -> None:
@@ -452,8 +457,8 @@ def _version_gate(
         return
     tolerance = settings.PROMOTION_TOLERANCE
     comparison = (
-        f"mean validation skill {candidate:+.4f} vs active v{active.version} {active_skill:+.4f} "
-        f"on the same windows (tolerance {tolerance})"
+        f"mean validation skill {_skill_text(candidate)} vs active v{active.version} "
+        f"{_skill_text(active_skill)} on the same windows (tolerance {tolerance})"
     )
     if candidate >= active_skill - tolerance:
         model_version_activate(version=version, reason=f"promoted: {comparison}")
