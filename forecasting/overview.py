@@ -23,15 +23,13 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
-from forecasting.selectors import forecast_staleness
+from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
 from markets.models import Asset, Candle
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
-# How forecast_staleness starts the reason carrying the sync's error text.
-SYNC_FAILING_PREFIX = "market data sync is failing:"
 SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
@@ -172,7 +170,7 @@ class AssetPanel:
         """`stale_reasons` for users who are not staff: the sync's error text names settings and
         internals only an operator can act on, so it becomes a plain line."""
         return [
-            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_PREFIX) else reason
+            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_REASON) else reason
             for reason in self.stale_reasons
         ]
 

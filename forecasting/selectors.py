@@ -28,6 +28,8 @@ from markets.models import Asset, Candle
 # and is refused before it reaches the database (NUL bytes break PostgreSQL).
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{2,20}$")
 CANDLE = timedelta(hours=1)
+# How the staleness reason carrying the sync's error text starts (the pages replace it for members).
+SYNC_FAILING_REASON = "market data sync is failing"
 # Version fields the pages and API never need on a hot path (large JSON).
 HEAVY_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 
@@ -96,7 +98,7 @@ def forecast_staleness(
     reasons = []
     data_limit = timedelta(hours=settings.STALE_DATA_HOURS)
     if asset.new_candles_failing:
-        reasons.append(f"market data sync is failing: {asset.last_sync_error[:200]}")
+        reasons.append(f"{SYNC_FAILING_REASON}: {asset.last_sync_error[:200]}")
     if settings.MARKET_DATA_SOURCE == "replay":
         if asset.last_synced_at is None:
             reasons.append("market data has never been synced")

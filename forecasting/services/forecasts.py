@@ -13,6 +13,7 @@ from forecasting.artifacts import ArtifactIntegrityError
 from forecasting.ml import inference
 from forecasting.models import Forecast, ModelVersion
 from forecasting.serving import session_for
+from makeusrich.formats import iso_z
 from markets.models import Asset, Candle
 from markets.selectors import candles_frame
 
@@ -45,7 +46,7 @@ def forecast_refresh(*, asset: Asset) -> Forecast | None:
     result = inference.forecast(session_for(version), version.preprocessing, frame)
     points = [
         {
-            "time": _iso(point["time"]),
+            "time": iso_z(point["time"]),
             "close": float(point["close"]),
             "lower": float(point["lower"]),
             "upper": float(point["upper"]),
@@ -80,10 +81,6 @@ def forecast_refresh_if_possible(*, asset: Asset) -> tuple[Forecast | None, str 
         return None, f"no forecast yet: {exc}"
     except ArtifactIntegrityError as exc:
         return None, f"no forecast: the active version's artifact is bad ({exc}); activate another version"
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def forecasts_score(*, asset: Asset) -> int:

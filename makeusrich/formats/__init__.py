@@ -8,11 +8,16 @@ admin alike. Python code writes a moment with `datetime_text`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils import dateformat, timezone
 
 from makeusrich.formats.en.formats import DATETIME_FORMAT
+
+
+def iso_z(value: datetime | None) -> str | None:
+    """A moment as the JSON of the API and the commands writes it: "2022-03-06T17:00:00Z" (None stays None)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def datetime_text(value: datetime) -> str:

@@ -8,11 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from forecasting import services
 from forecasting.models import Forecast
 from forecasting.templatetags.market_format import price_decimals
+from makeusrich.formats import iso_z
 from markets.models import Asset
-
-
-def _iso(value: Any) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def forecast_summary(forecast: Forecast) -> dict[str, Any]:
@@ -20,8 +17,8 @@ def forecast_summary(forecast: Forecast) -> dict[str, Any]:
     return {
         "symbol": forecast.asset.symbol,
         "model_version": forecast.model_version.version,
-        "generated_at": _iso(forecast.generated_at),
-        "last_candle_time": _iso(forecast.base_time),
+        "generated_at": iso_z(forecast.generated_at),
+        "last_candle_time": iso_z(forecast.base_time),
         "last_close": float(forecast.last_close),
         "horizon_hours": forecast.horizon,
         "points": forecast.points,
@@ -61,7 +58,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(forecast_summary(forecast)))
             return
         self.stdout.write(
-            f"{forecast.asset.symbol} from {_iso(forecast.base_time)} "
+            f"{forecast.asset.symbol} from {iso_z(forecast.base_time)} "
             f"(close {price_text(float(forecast.last_close))}), "
             f"model v{forecast.model_version.version}, 80 % interval:"
         )

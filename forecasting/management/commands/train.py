@@ -9,13 +9,10 @@ from django.db import OperationalError
 
 from forecasting import services
 from forecasting.models import ModelVersion
+from makeusrich.formats import iso_z
 from markets.models import Asset
 
 BY = "manage.py train"  # how the asset's last retrain outcome names this command
-
-
-def _iso(value: Any) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def train_summary(version: ModelVersion) -> dict[str, Any]:
@@ -29,8 +26,8 @@ def train_summary(version: ModelVersion) -> dict[str, Any]:
         "epochs": version.epochs,
         "warm_start": version.mode == ModelVersion.Mode.WARM,
         "data": {
-            "first": _iso(version.data_first),
-            "last": _iso(version.data_last),
+            "first": iso_z(version.data_first),
+            "last": iso_z(version.data_last),
             "candles": version.data_candles,
         },
         "metrics": version.metrics,
@@ -145,7 +142,7 @@ class Command(BaseCommand):
             return
         write(
             f"  {version.epochs} epochs in {version.train_seconds:.1f} s on {version.data_candles} candles "
-            f"({_iso(version.data_first)} to {_iso(version.data_last)})"
+            f"({iso_z(version.data_first)} to {iso_z(version.data_last)})"
         )
         write(metrics_table(version.metrics))
 
