@@ -1,4 +1,4 @@
-"""The site's own 404 and 500 pages (pytest-django runs with DEBUG off, as production does)."""
+"""The site's own 403, CSRF failure, 404 and 500 pages (pytest-django runs with DEBUG off, as production does)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import re
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client, RequestFactory
 from django.urls import get_resolver, resolve
+
+from accounts.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +30,45 @@ def test_an_unknown_asset_gets_the_same_page(client, member, btc):
     client.force_login(member)
     response = client.get("/assets/NOPEUSDT/")
     assert response.status_code == 404 and 'data-state="not_found"' in response.content.decode()
+
+
+def test_a_page_the_user_may_not_open_gets_the_site_layout_and_a_way_back(client):
+    assert not settings.DEBUG
+    # Staff without permissions: the admin refuses its asset list with PermissionDenied.
+    clerk = get_user_model().objects.create_user(
+        "clerk", "clerk@example.com", "pw-unused-here", is_staff=True
+    )
+    client.force_login(clerk)
+    response = client.get("/admin/markets/asset/")
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert 'data-state="forbidden"' in html and "Access denied" in html
+    assert "403 Forbidden" not in html  # not Django's bare page
+    assert 'class="site-header"' in html and "clerk" in html
+    assert 'href="/">Back to the dashboard' in html
+
+
+def test_a_form_posted_without_its_csrf_token_gets_the_site_layout_and_creates_nothing(member):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(member)
+    response = client.post("/account/tokens/", {"name": "laptop"})
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert 'data-state="csrf_failed"' in html and "Reload the page with the form" in html
+    assert "CSRF verification failed" not in html  # not Django's technical page
+    assert 'class="site-header"' in html and "alice" in html  # the user's menu, logout button included
+    assert 'href="/">Back to the dashboard' in html
+    assert not ApiToken.objects.exists()
+    # The page hands out a fresh token cookie, so submitting the reloaded form works.
+    assert response.cookies[settings.CSRF_COOKIE_NAME].value
+
+
+def test_a_stale_login_form_gets_the_csrf_page_for_visitors_too():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"username": "alice", "password": "x"})
+    html = response.content.decode()
+    assert response.status_code == 403 and 'data-state="csrf_failed"' in html
+    assert 'href="/accounts/login/"' in html and "Log out" not in html
 
 
 def test_the_server_error_page_needs_no_request_context_and_no_database(django_assert_num_queries):
