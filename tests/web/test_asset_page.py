@@ -179,6 +179,23 @@ def test_without_a_model_it_charts_prices_only_and_says_training_failed(client, 
     assert "loss-chart-data" not in html
 
 
+def test_without_a_model_in_service_staff_read_the_gates_reason_and_members_a_plain_line(
+    client, staff, member, btc
+):
+    factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
+    reason = "kept out of service: the gate could not score active v1: [ONNXRuntimeError] INVALID_GRAPH"
+    factories.version_create(asset=btc, version=2, status=Status.VALIDATED, reason=reason)
+
+    def notice(user) -> str:
+        html = _page(client, user)
+        return _text(html.split('data-state="not_promoted">')[1].split("</div>")[0]).strip()
+
+    assert notice(staff) == f"No model in service. Version 2: {reason}."
+    plain = notice(member)
+    assert plain.startswith("No model is in service for BTC/USDT; the operators see why in the admin.")
+    assert "ONNXRuntime" not in plain and "gate" not in plain
+
+
 def test_its_queries_are_bounded_whatever_the_history(client, member, market):
     client.force_login(member)
     with CaptureQueriesContext(connection) as before:

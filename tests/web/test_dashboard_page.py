@@ -123,11 +123,26 @@ def test_it_tells_members_training_failed_without_the_operators_error(client, me
     assert "Training failed; the operators see why in the admin." in card and "0 windows" not in card
 
 
-def test_it_says_why_a_trained_version_is_not_in_service(client, member, btc):
+GATE_REASON = "kept out of service: mean validation skill -0.0213 vs active v1 +0.0004 (tolerance 0.01)"
+
+
+def test_it_tells_staff_why_a_trained_version_is_not_in_service(client, staff, btc):
     factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
-    factories.version_create(asset=btc, version=1, status=Status.VALIDATED, reason="worse than persistence")
+    factories.version_create(asset=btc, version=2, status=Status.VALIDATED, reason=GATE_REASON)
+    card = _card(_dashboard(client, staff), "BTCUSDT")
+    assert 'data-state="not_promoted"' in card
+    # Once: the gate's reason already says it was kept out of service.
+    assert f"No model in service.</strong> Version 2: {GATE_REASON}." in card
+    assert card.count("kept out of service") == 1
+
+
+def test_it_tells_members_no_model_is_in_service_without_the_gates_reason(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=2, status=Status.VALIDATED, reason=GATE_REASON)
     card = _card(_dashboard(client, member), "BTCUSDT")
-    assert 'data-state="not_promoted"' in card and "worse than persistence" in card
+    assert 'data-state="not_promoted"' in card
+    assert "No model is in service for BTC/USDT; the operators see why in the admin." in card
+    assert "validation skill" not in card and "kept out of service" not in card
 
 
 def test_it_says_the_first_forecast_is_coming_when_the_model_has_none_yet(client, member, btc):
