@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled, ValidationError
@@ -81,7 +80,7 @@ class TokenCreateApi(APIView):
         if user is None or not user.is_active:  # already counted as failed by login_attempt_start
             raise ValidationError("Unable to log in with the provided credentials.")
         login_attempt_succeeded(**who)
-        _, key = api_token_create(user=user, name=data.get("name") or f"api {timezone.now():%Y-%m-%d %H:%M}")
+        _, key = api_token_create(user=user, name=data.get("name", ""))
         # The key is a credential: no cache (browser, proxy) may keep this response.
         return Response({"token": key}, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 

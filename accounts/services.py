@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -31,11 +31,17 @@ class QuotaDecision:
     period_end: datetime
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
-    """Create a named token for `user`; return it and its key (the only time the key exists)."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "A token needs a name."})
+def api_token_default_name(*, now: datetime | None = None) -> str:
+    """The name of a token created without one (API or tokens page): "api 2026-11-25 09:30" (UTC)."""
+    return f"api {(now or timezone.now()).astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+    """Create a named token for `user`; return it and its key (the only time the key exists).
+
+    A blank `name` gets `api_token_default_name`.
+    """
+    name = (name or "").strip() or api_token_default_name()
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationError({"name": f"A token name has at most {NAME_MAX_LENGTH} characters."})
     key = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -33,7 +33,9 @@ _NEW_KEY_COOKIE = "mur_new_token_key"
 class TokenCreateForm(forms.Form):
     name = forms.CharField(
         max_length=ApiToken._meta.get_field("name").max_length,
-        help_text="Say where the token will be used, e.g. “laptop script”.",
+        required=False,  # blank: the API's default name, "api <date time>"
+        help_text="Say where the token will be used, e.g. “laptop script”. Left empty, it is named "
+        "“api” and the date and time (UTC).",
     )
 
 

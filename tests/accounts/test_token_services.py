@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.selectors import api_token_find, api_token_hash, api_token_list
-from accounts.services import api_token_create, api_token_revoke, api_token_touch
+from accounts.services import api_token_create, api_token_default_name, api_token_revoke, api_token_touch
 
 
 @pytest.mark.django_db
@@ -41,11 +41,23 @@ def test_each_key_is_different(member):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
-def test_it_rejects_a_blank_or_long_name_and_creates_nothing(member, name):
+def test_it_rejects_a_long_name_and_creates_nothing(member):
     with pytest.raises(ValidationError):
-        api_token_create(user=member, name=name)
+        api_token_create(user=member, name="x" * 101)
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_blank_name_gets_the_default_name(member, name):
+    before = api_token_default_name()
+    token, _ = api_token_create(user=member, name=name)
+    assert token.name in {before, api_token_default_name()}
+
+
+def test_the_default_name_is_api_and_the_utc_minute():
+    moment = dt.datetime(2026, 11, 25, 10, 30, 59, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert api_token_default_name(now=moment) == "api 2026-11-25 08:30"
 
 
 @pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.db import connection
 
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 from accounts.selectors import api_token_find, month_period
-from accounts.services import api_token_create
+from accounts.services import api_token_create, api_token_default_name
 
 pytestmark = pytest.mark.django_db
 
@@ -118,10 +118,29 @@ def test_the_key_goes_to_this_users_browser_only_and_once(client, member, django
     assert _key(client.get("/account/tokens/").content.decode()) is None
 
 
-def test_a_token_needs_a_name(client, member):
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_token_without_a_name_gets_the_apis_default_name(client, member, name):
     client.force_login(member)
-    html = client.post("/account/tokens/", {"name": "   "}).content.decode()
-    assert "This field is required." in html
+    before = api_token_default_name()
+    html = client.post("/account/tokens/", {"name": name}, follow=True).content.decode()
+    after = api_token_default_name()
+    token = api_token_find(key=_key(html))
+    assert token is not None and token.user == member
+    assert token.name in {before, after} and re.fullmatch(r"api \d{4}-\d\d-\d\d \d\d:\d\d", token.name)
+    assert f"Token “{token.name}” created." in html
+
+
+def test_the_form_says_what_an_empty_name_becomes(client, member):
+    client.force_login(member)
+    html = client.get("/account/tokens/").content.decode()
+    assert 'name="name"' in html and "Left empty, it is named “api” and the date and time (UTC)." in html
+    assert not re.search(r'<input[^>]*name="name"[^>]*required', html)
+
+
+def test_a_token_name_over_the_limit_is_refused(client, member):
+    client.force_login(member)
+    html = client.post("/account/tokens/", {"name": "x" * 101}).content.decode()
+    assert "at most 100 characters" in html
     assert _key(html) is None
     assert not ApiToken.objects.exists()
 
