@@ -33,6 +33,17 @@ ACTUAL = "#111827"
 HOUR = timedelta(hours=1)
 # Plotly's (d3's) spelling of the pages' date format (makeusrich.formats): "6 Mar 2022 17:00 UTC".
 HOVER_TIME = "%-d %b %Y %H:%M UTC"
+DAY_MS = 24 * 3600 * 1000
+# Tick labels in the same order of day, month and 24-hour clock, by the spacing Plotly picks
+# (dtick: milliseconds, or "M<n>" months; the first stop that holds it wins). What follows
+# "\n" is Plotly's date header: written under the first tick and wherever it changes, so the
+# date (and the year) is not repeated under every hour. The axis title says "(UTC)".
+TIME_TICKS = [
+    {"dtickrange": [None, DAY_MS - 1], "value": "%H:%M\n%-d %b %Y"},  # 06:00, 12:00 / 7 Mar 2022
+    {"dtickrange": [DAY_MS, 28 * DAY_MS], "value": "%-d %b\n%Y"},  # 7 Mar, 8 Mar / 2022
+    {"dtickrange": ["M1", "M11"], "value": "%b\n%Y"},
+    {"dtickrange": ["M12", None], "value": "%Y"},
+]
 TRACK_MIN_SPAN = 12 * HOUR  # the narrowest time range the track record chart shows
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
@@ -242,6 +253,7 @@ def price_figure(
                 "type": "date",
                 "title": {"text": "Candle start (UTC)"},
                 "hoverformat": f"candle from {HOVER_TIME}",
+                "tickformatstops": TIME_TICKS,
                 "rangeslider": {"visible": False},
                 "rangeselector": {"buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom"},
             },
@@ -404,7 +416,7 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
     )
     fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 40}))
     digits = price_decimals(series["actual"][-1]) if series["actual"] else 2
-    fig.update_xaxes(hoverformat=f"candle from {HOVER_TIME}")
+    fig.update_xaxes(hoverformat=f"candle from {HOVER_TIME}", tickformatstops=TIME_TICKS)
     fig.update_xaxes(title_text="Candle start (UTC)", row=2, col=1)
     if series["time"]:
         # The first scored hours: Plotly would zoom a lone point to milliseconds.

@@ -8,6 +8,7 @@ uncaught exception. Screenshots land in test-output/ (desktop and phone).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -421,3 +422,33 @@ def test_on_a_phone_the_asset_header_keeps_its_date_on_one_line(live_server, ope
     lines = page.locator("[data-field=price-time]").evaluate("el => el.getClientRects().length")
     assert lines == 1
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+
+
+# Each line of each x tick label of a chart (Plotly writes a second line as a <tspan>).
+_TICK_LINES = """id => Array.from(document.querySelectorAll(`#${id} .xtick text, #${id} .x2tick text`)).map(text => {
+    const lines = Array.from(text.querySelectorAll('tspan.line')).map(line => line.textContent);
+    return lines.length ? lines : [text.textContent];
+})"""
+# A tick line as the site writes dates: "17:00", "6 Mar 2022", "6 Mar", "Mar" or "2022".
+_SITE_TICK = re.compile(r"\d\d:\d\d|\d{1,2} [A-Z][a-z]{2}( \d{4})?|[A-Z][a-z]{2}|\d{4}")
+
+
+def test_chart_axes_write_dates_as_the_pages_do(live_server, open_page, btc, member):
+    factories.market_create(asset=btc)
+    page, _ = open_page()
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    page.goto(f"{live_server.url}/assets/BTCUSDT/")
+    for chart in ("price-chart", "track-chart"):
+        _wait_for_chart(page, chart)
+        labels = page.evaluate(_TICK_LINES, chart)
+        assert labels and all(_SITE_TICK.fullmatch(line) for label in labels for line in label), labels
+        assert re.search(r"\d{4}$", labels[0][-1]), labels  # the year, once, under the first tick
+    # Zoomed to a day: hours on every tick, the date under the first one and each midnight.
+    page.click(".rangeselector .button >> text=1 day")
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('#price-chart .xtick text'))
+                      .every(text => /^\\d\\d:\\d\\d/.test(text.textContent))"""
+    )
+    labels = page.evaluate(_TICK_LINES, "price-chart")
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}", labels[0][1]), labels
+    assert all(len(label) == 1 or label[0] == "00:00" for label in labels[1:]), labels

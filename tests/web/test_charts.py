@@ -121,6 +121,44 @@ def test_plotlys_hover_dates_read_as_the_pages_write_dates():
     }
 
 
+MONTH_MS = 2629743830  # Plotly's average month, for "M<n>" spacings
+
+
+def _tick_format(stops: list[dict], dtick: int | str) -> str:
+    """The format Plotly picks for tick spacing `dtick`: the first stop whose range holds it."""
+
+    def ms(value: int | str) -> float:
+        return int(value[1:]) * MONTH_MS if isinstance(value, str) else value
+
+    for stop in stops:
+        low, high = stop["dtickrange"]
+        if (low is None or ms(low) <= ms(dtick)) and (high is None or ms(dtick) <= ms(high)):
+            return stop["value"]
+    raise AssertionError(f"no tick format for {dtick}")
+
+
+def test_time_axis_ticks_write_dates_as_the_pages_do():
+    moment = datetime(2022, 3, 6, 17, tzinfo=UTC)
+    series = {"time": [moment.isoformat()], "actual": [1.0], "forecast": [1.0], "error": [0.0]}
+    figures = [
+        charts.price_figure(name="BTC/USDT", candles=_candles(5)),
+        charts.track_record_figure(series={**series, "persistence_error": [0.0]}),
+    ]
+    axes = [axis for figure in figures for name, axis in figure["layout"].items() if name.startswith("xaxis")]
+    assert len(axes) == 3 and all(axis["tickformatstops"] == axes[0]["tickformatstops"] for axis in axes)
+    stops = axes[0]["tickformatstops"]
+    # Hours: the time on every tick, the date once under the first one and each new day
+    # (Plotly writes what follows "\n" only where it changes).
+    for dtick in (3600000, 6 * 3600000, 12 * 3600000):
+        time, date = _tick_format(stops, dtick).split("\n")
+        assert moment.strftime(f"{date} {time} UTC") == when(moment) == "6 Mar 2022 17:00 UTC"
+    for dtick in (86400000, 2 * 86400000, 7 * 86400000, 14 * 86400000):  # days, the year once
+        assert moment.strftime(_tick_format(stops, dtick).replace("\n", " ")) == "6 Mar 2022"
+    for dtick in ("M1", "M3", "M6"):
+        assert moment.strftime(_tick_format(stops, dtick).replace("\n", " ")) == "Mar 2022"
+    assert moment.strftime(_tick_format(stops, "M12")) == "2022"
+
+
 def test_the_price_axis_names_the_quote_currency():
     figure = charts.price_figure(name="BTC/USDT", candles=_candles(5), quote="USDT")
     assert figure["layout"]["yaxis"]["title"]["text"] == "Price (USDT)"
