@@ -414,7 +414,8 @@ def track_record_figure(*, series: dict[str, list], step: int = 0, quote: str = 
         row=2,
         col=1,
     )
-    fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 40}))
+    # Room below for two-line tick labels (hours over the date) and the axis title.
+    fig.update_layout(_layout(margin={"l": 64, "r": 16, "t": 24, "b": 56}))
     digits = price_decimals(series["actual"][-1]) if series["actual"] else 2
     fig.update_xaxes(hoverformat=f"candle from {HOVER_TIME}", tickformatstops=TIME_TICKS)
     fig.update_xaxes(title_text="Candle start (UTC)", row=2, col=1)

@@ -429,13 +429,22 @@ _TICK_LINES = """id => Array.from(document.querySelectorAll(`#${id} .xtick text,
     const lines = Array.from(text.querySelectorAll('tspan.line')).map(line => line.textContent);
     return lines.length ? lines : [text.textContent];
 })"""
+# Pixels between the bottom of a chart's lowest x tick labels and the top of its x axis title.
+_TITLE_GAP = """id => {
+    const chart = document.getElementById(id);
+    const ticks = Array.from(chart.querySelectorAll('.xtick text, .x2tick text'));
+    const bottom = Math.max(...ticks.map(text => text.getBoundingClientRect().bottom));
+    const title = chart.querySelector('.g-xtitle text, .g-x2title text');
+    return title.getBoundingClientRect().top - bottom;
+}"""
 # A tick line as the site writes dates: "17:00", "6 Mar 2022", "6 Mar", "Mar" or "2022".
 _SITE_TICK = re.compile(r"\d\d:\d\d|\d{1,2} [A-Z][a-z]{2}( \d{4})?|[A-Z][a-z]{2}|\d{4}")
 
 
-def test_chart_axes_write_dates_as_the_pages_do(live_server, open_page, btc, member):
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_chart_axes_write_dates_as_the_pages_do(live_server, open_page, btc, member, viewport):
     factories.market_create(asset=btc)
-    page, _ = open_page()
+    page, _ = open_page(viewport=viewport)
     _log_in(page, live_server.url, "alice", "correct horse battery")
     page.goto(f"{live_server.url}/assets/BTCUSDT/")
     for chart in ("price-chart", "track-chart"):
@@ -443,6 +452,9 @@ def test_chart_axes_write_dates_as_the_pages_do(live_server, open_page, btc, mem
         labels = page.evaluate(_TICK_LINES, chart)
         assert labels and all(_SITE_TICK.fullmatch(line) for label in labels for line in label), labels
         assert re.search(r"\d{4}$", labels[0][-1]), labels  # the year, once, under the first tick
+        # Two-line labels leave room for the axis title below them.
+        gap = page.evaluate(_TITLE_GAP, chart)
+        assert gap >= 0, f"{chart}: the axis title overlaps the tick labels by {-gap:.0f} px"
     # Zoomed to a day: hours on every tick, the date under the first one and each midnight.
     page.click(".rangeselector .button >> text=1 day")
     page.wait_for_function(
