@@ -464,3 +464,12 @@ def test_chart_axes_write_dates_as_the_pages_do(live_server, open_page, btc, mem
     labels = page.evaluate(_TICK_LINES, "price-chart")
     assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}", labels[0][1]), labels
     assert all(len(label) == 1 or label[0] == "00:00" for label in labels[1:]), labels
+
+
+def test_on_a_phone_the_tokens_page_keeps_the_quota_reset_date_on_one_line(live_server, open_page, member):
+    page, _ = open_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    _log_in(page, live_server.url, "alice", "correct horse battery")
+    page.goto(f"{live_server.url}/account/tokens/")
+    # "resets 1 Dec 2026" broke after the day ("1 / Dec 2026") at 390 px.
+    assert page.locator("#usage-title + p .date").evaluate("el => el.getClientRects().length") == 1
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0

@@ -231,6 +231,7 @@ def test_it_says_the_prices_are_replayed_history_and_which_dates(client, member,
     settings.MARKET_DATA_SOURCE = "replay"
     html = _dashboard(client, member)
     note = re.sub(r"\s+", " ", html.split('data-state="replay"')[1].split("</div>")[0])
+    note = re.sub(r'<span class="date">([^<]*)</span>', r"\1", note)  # each date kept on one line
     first, last = market.candles[0].open_time, market.candles[-1].open_time + factories.HOUR
     assert "BTC/USDT: replayed prices, not live." in note and "historical Binance candles" in note
     assert f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}" in note
