@@ -196,6 +196,15 @@ def test_without_a_model_in_service_staff_read_the_gates_reason_and_members_a_pl
     assert "ONNXRuntime" not in plain and "gate" not in plain
 
 
+def test_a_chart_without_a_forecast_does_not_describe_one(client, member, market):
+    html = _page(client, member)
+    assert "with its forecast" in html and "The dotted line is the model’s forecast" in html
+    Forecast.objects.all().delete()  # v2 is active, its first forecast not stored yet
+    html = _page(client, member)
+    assert "price-chart-data" in html and 'data-state="no_forecast"' in html
+    assert "with its forecast" not in html and "dotted line" not in html and "shaded band" not in html
+
+
 def test_its_queries_are_bounded_whatever_the_history(client, member, market):
     client.force_login(member)
     with CaptureQueriesContext(connection) as before:
