@@ -99,6 +99,11 @@ def open_page(browser: Browser, live_server):
         watch.assert_clean()
 
 
+# How far the page is wider than the layout viewport. Not window.innerWidth: a mobile browser
+# (is_mobile) zooms out to fit a page that is too wide, and innerWidth grows with it.
+_OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
 def _shot(page: Page, name: str) -> None:
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
@@ -236,7 +241,7 @@ def test_pages_fit_a_phone_and_charts_follow_the_window_size(live_server, open_p
     base = live_server.url
     page, _ = open_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     _log_in(page, base, "alice", "correct horse battery")
-    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    overflow = _OVERFLOW
     assert page.evaluate(overflow) <= 0
     _shot(page, "dashboard-phone")
 
@@ -289,7 +294,7 @@ def test_the_dashboard_cards_keep_their_figures_readable_at_every_width(live_ser
     # A phone: one card to a row and the figures stacked, each price still beside its change.
     page.set_viewport_size(PHONE)
     page.wait_for_function("() => window.innerWidth === 390")
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert page.evaluate(_OVERFLOW) <= 0
     assert (
         _box(page, "article[data-symbol=ETHUSDT]")["y"] > _box(page, card)["y"] + _box(page, card)["height"]
     )
@@ -320,7 +325,7 @@ def test_the_not_found_page_keeps_the_sites_menu_working(live_server, open_page,
     missing = f"{base}/assets/NOPEUSDT/"
     assert page.goto(missing).status == 404
     assert page.inner_text("h1") == "Page not found"
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert page.evaluate(_OVERFLOW) <= 0
     _shot(page, "not-found-phone")
     page.click(".site-header >> text=API tokens")
     page.wait_for_url(f"{base}/account/tokens/")
@@ -421,7 +426,7 @@ def test_on_a_phone_the_asset_header_keeps_its_date_on_one_line(live_server, ope
     # One box per line the element spans: a date broken across lines ("29 / Jan 2022") has two.
     lines = page.locator("[data-field=price-time]").evaluate("el => el.getClientRects().length")
     assert lines == 1
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert page.evaluate(_OVERFLOW) <= 0
 
 
 # Each line of each x tick label of a chart (Plotly writes a second line as a <tspan>).
@@ -472,4 +477,25 @@ def test_on_a_phone_the_tokens_page_keeps_the_quota_reset_date_on_one_line(live_
     page.goto(f"{live_server.url}/account/tokens/")
     # "resets 1 Dec 2026" broke after the day ("1 / Dec 2026") at 390 px.
     assert page.locator("#usage-title + p .date").evaluate("el => el.getClientRects().length") == 1
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert page.evaluate(_OVERFLOW) <= 0
+
+
+def test_on_a_phone_an_operators_long_error_text_wraps_instead_of_widening_the_page(
+    live_server, open_page, btc, staff
+):
+    from forecasting.models import ModelVersion
+
+    factories.market_create(asset=btc)
+    url = "/api/v3/klines?symbol=BTCUSDT&interval=1h&startTime=1700000000000&endTime=1700003600000&limit=1000"
+    btc.last_sync_error = (
+        f"ConnectionError: HTTPSConnectionPool(host='api.binance.com', port=443): url: {url}"
+    )
+    btc.save(update_fields=["last_sync_error"])
+    ModelVersion.objects.filter(asset=btc, version=1).update(reason=f"artifact not found: s3://bucket{url}")
+    page, _ = open_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    _log_in(page, live_server.url, "root", "correct horse battery")
+    # Staff read the whole text (members get a plain line); it used to push the page to 880 px.
+    for path in ("/", "/assets/BTCUSDT/"):
+        page.goto(f"{live_server.url}{path}")
+        assert "startTime=1700000000000" in page.inner_text("[data-state=stale]").replace("\n", "")
+        assert page.evaluate(_OVERFLOW) <= 0, path
