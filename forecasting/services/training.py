@@ -52,6 +52,10 @@ class StillTooLittleData(Exception):
     hyperparameters changed since: another run would fail the same way."""
 
 
+class NoCandles(Exception):
+    """The asset has no candle at all: there is nothing to train on."""
+
+
 @contextmanager
 def training_lease(*, asset: Asset, seconds: int | None = None) -> Iterator[str]:
     """Hold the asset's training lease for the block, or raise TrainingLocked.
@@ -164,9 +168,11 @@ def model_version_train(
 
     Returns the version in its final state (active, validated or failed).
     Raises TrainingLocked when another training of the asset is running, NothingNew for a
-    warm run with no new candle, and StillTooLittleData when the latest version failed for
-    too little data on the same candles and hyperparameters (unless `retry_too_little_data`).
-    A failure never touches the active version.
+    warm run with no new candle; unless `retry_too_little_data` (a run asked for by hand),
+    NoCandles when the asset has no candle, and StillTooLittleData when the latest version
+    failed for too little data on the same candles and hyperparameters. Those make no version
+    (the hourly retrain would otherwise add a failed one every hour). A failure never touches
+    the active version.
     """
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
@@ -180,6 +186,7 @@ def model_version_train(
             )
         frame = candles_frame(asset=asset)
         if not retry_too_little_data:
+            _refuse_no_candles(asset=asset, frame=frame)
             _refuse_unchanged_too_little_data(asset=asset, config=config, frame=frame)
         parent, not_warm = None, ""
         if mode == ModelVersion.Mode.WARM:
@@ -252,6 +259,15 @@ def _has_new_candles(*, asset: Asset) -> bool:
     )
     last = last_candle_time(asset)
     return active_last is None or last is None or last > active_last
+
+
+def _refuse_no_candles(*, asset: Asset, frame: Any) -> None:
+    """Raise NoCandles if `frame` is empty: a failed version every hour would only say so again."""
+    if not len(frame):
+        raise NoCandles(
+            f"{asset.symbol} has no candles: nothing to train on; import them (import_candles) "
+            "or let the sync fetch them (sync_candles)"
+        )
 
 
 def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig, frame: Any) -> None:

@@ -264,6 +264,24 @@ def test_only_a_failure_of_the_too_little_data_kind_stops_the_next_run(tiny_asse
     assert services.model_version_train(asset=tiny_asset).version == 2
 
 
+def test_an_asset_without_candles_is_refused_without_a_version_unless_asked_by_hand(tiny_asset):
+    Candle.objects.filter(asset=tiny_asset).delete()
+
+    for mode in ("warm", "full", "warm"):
+        with pytest.raises(services.NoCandles, match="ETHUSDT has no candles: nothing to train on"):
+            services.model_version_train(asset=tiny_asset, mode=mode)
+    assert not ModelVersion.objects.exists()
+
+    by_hand = services.model_version_train(asset=tiny_asset, retry_too_little_data=True)
+    assert (by_hand.status, by_hand.failure_kind, by_hand.data_candles) == (
+        Status.FAILED,
+        Kind.TOO_LITTLE_DATA,
+        0,
+    )
+    with pytest.raises(services.NoCandles):  # the next scheduled run still makes none
+        services.model_version_train(asset=tiny_asset)
+
+
 def test_a_model_that_fails_its_checks_is_failed_as_invalid(tiny_asset, monkeypatch):
     from forecasting.ml import pipeline
 
