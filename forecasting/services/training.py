@@ -293,7 +293,8 @@ def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig, f
 def _frame_fingerprint(frame: Any) -> str:
     """sha256 of every value of `frame` as the pipeline reads it: a candle corrected in place
     changes it, though the count and the first and last hours stay the same. (Candles have no
-    updated_at to compare instead.)"""
+    updated_at to compare instead.) pandas' hash has a fixed key, so runs agree; should an
+    upgrade of pandas change it, the scheduled retrain only tries once more."""
     import pandas as pd
 
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
