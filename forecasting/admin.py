@@ -51,7 +51,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "epochs",
         "train_time",
     )
-    list_filter = ("asset", "status", "mode")
+    list_filter = ("asset", "status", "failure_kind", "mode")
     list_select_related = ("asset",)
     ordering = ("asset__symbol", "-version")
     search_fields = ("asset__symbol", "reason")
@@ -61,6 +61,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "version",
         "status",
         "pinned",
+        "failure_kind",
         "reason",
         "mode",
         "parent",
@@ -72,6 +73,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "data_first",
         "data_last",
         "data_candles",
+        "data_fingerprint",
         "epochs",
         "train_seconds",
         "loss_history",

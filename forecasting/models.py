@@ -20,11 +20,25 @@ class ModelVersion(models.Model):
         FULL = "full"
         WARM = "warm"
 
+    class FailureKind(models.TextChoices):
+        """Why a failed version failed, in a word the code can test (the reason says it to people)."""
+
+        NONE = "", "—"
+        # The candles cannot give enough windows: the same candles and hyperparameters fail again.
+        TOO_LITTLE_DATA = "too_little_data", "too little data"
+        TRAINING = "training", "training raised an error"
+        # Trained, but the model failed its checks: ONNX checker or parity, diverged loss, non-finite metrics.
+        INVALID = "invalid", "failed its checks"
+        STORAGE = "storage", "storing the artifacts failed"
+        # The process died or the database went away mid-run.
+        INTERRUPTED = "interrupted", "interrupted"
+
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="model_versions")
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
     # Why it failed, or why the gate kept it out of service.
     reason = models.TextField(blank=True)
+    failure_kind = models.CharField(max_length=16, choices=FailureKind.choices, blank=True, default="")
     mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.FULL)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     hyperparameters = models.JSONField(default=dict)
@@ -36,6 +50,9 @@ class ModelVersion(models.Model):
     data_first = models.DateTimeField(null=True, blank=True)
     data_last = models.DateTimeField(null=True, blank=True)
     data_candles = models.PositiveIntegerField(default=0)
+    # sha256 of the candle values a too-little-data failure was given: a candle corrected in
+    # place (same count, first and last hour) changes it, so the scheduled retrain tries again.
+    data_fingerprint = models.CharField(max_length=64, blank=True)
     metrics = models.JSONField(default=dict, blank=True)  # the `train --json` "metrics" object
     loss_history = models.JSONField(default=list, blank=True)  # [{"epoch","train_loss","val_loss"}]
     epochs = models.PositiveIntegerField(default=0)

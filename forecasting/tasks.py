@@ -36,7 +36,8 @@ def _active_asset(symbol: str) -> Asset | None:
     time_limit=settings.TRAINING_TIME_LIMIT_SECONDS + 60,
 )
 def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
-    """Train one asset (full or warm); skipped when another training of it holds the lease.
+    """Train one asset (full or warm); skipped when another training of it holds the lease, and
+    when a run would only fail again (no candles; too little data and nothing changed).
 
     The outcome (skipped, the version's status and reason, or the error) is recorded
     on the asset for the admin.
@@ -65,7 +66,12 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
 def _retrain(asset: Asset, mode: str) -> dict:
     try:
         version = services.model_version_train(asset=asset, mode=mode)
-    except (services.TrainingLocked, services.NothingNew, services.StillTooLittleData) as exc:
+    except (
+        services.TrainingLocked,
+        services.NothingNew,
+        services.NoCandles,
+        services.StillTooLittleData,
+    ) as exc:
         logger.info("%s", exc)
         return {"symbol": asset.symbol, "status": "skipped", "reason": str(exc)}
     summary = {

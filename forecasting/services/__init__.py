@@ -15,6 +15,7 @@ from forecasting.services.forecasts import (
 from forecasting.services.outcomes import SKIPPED, asset_train_outcome_record
 from forecasting.services.registry import model_version_activate, model_version_unpin, model_versions_prune
 from forecasting.services.training import (
+    NoCandles,
     NothingNew,
     StillTooLittleData,
     TrainingLocked,
@@ -25,6 +26,7 @@ from forecasting.services.training import (
 
 __all__ = [
     "HOUR",
+    "NoCandles",
     "NothingNew",
     "SKIPPED",
     "StillTooLittleData",

@@ -7,6 +7,7 @@ this module (and every web process) stays torch-free.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from forecasting.artifacts import ArtifactIntegrityError, artifact_delete, artifact_read, artifact_write
@@ -29,12 +30,13 @@ from forecasting.ml.config import TrainingConfig
 from forecasting.models import ModelVersion, TrainingLease
 from forecasting.services.forecasts import last_candle_time
 from forecasting.services.registry import model_version_activate
-from markets.models import Asset, Candle
+from markets.models import Asset
 from markets.selectors import candles_frame
 
 logger = logging.getLogger(__name__)
 
 Status = ModelVersion.Status
+Kind = ModelVersion.FailureKind
 
 
 class TrainingLocked(Exception):
@@ -48,6 +50,10 @@ class NothingNew(Exception):
 class StillTooLittleData(Exception):
     """The latest version failed for too little data, and neither the candles nor the
     hyperparameters changed since: another run would fail the same way."""
+
+
+class NoCandles(Exception):
+    """The asset has no candle at all: there is nothing to train on."""
 
 
 @contextmanager
@@ -162,9 +168,11 @@ def model_version_train(
 
     Returns the version in its final state (active, validated or failed).
     Raises TrainingLocked when another training of the asset is running, NothingNew for a
-    warm run with no new candle, and StillTooLittleData when the latest version failed for
-    too little data on the same candles and hyperparameters (unless `retry_too_little_data`).
-    A failure never touches the active version.
+    warm run with no new candle; unless `retry_too_little_data` (a run asked for by hand),
+    NoCandles when the asset has no candle, and StillTooLittleData when the latest version
+    failed for too little data on the same candles and hyperparameters. Those make no version
+    (the hourly retrain would otherwise add a failed one every hour). A failure never touches
+    the active version.
     """
     if mode not in ModelVersion.Mode.values:
         raise ValueError(f"mode must be one of {', '.join(ModelVersion.Mode.values)}, not {mode!r}")
@@ -176,9 +184,10 @@ def model_version_train(
             raise NothingNew(
                 f"{asset.symbol}: no candle newer than the active version's data: nothing to fine-tune on"
             )
-        if not retry_too_little_data:
-            _refuse_unchanged_too_little_data(asset=asset, config=config)
         frame = candles_frame(asset=asset)
+        if not retry_too_little_data:
+            _refuse_no_candles(asset=asset, frame=frame)
+            _refuse_unchanged_too_little_data(asset=asset, config=config, frame=frame)
         parent, not_warm = None, ""
         if mode == ModelVersion.Mode.WARM:
             parent, not_warm = _warm_parent(asset=asset, config=config, frame=frame)
@@ -222,11 +231,11 @@ def _version_train(
         return
     except Exception as exc:
         logger.exception("training %s v%s failed", asset.symbol, version.version)
-        _version_fail(version, f"training raised {type(exc).__name__}: {exc}")
+        _version_fail(version, f"training raised {type(exc).__name__}: {exc}", kind=Kind.TRAINING)
         return
     _version_record(version, result)
     if not result.valid:
-        _version_fail(version, result.invalid_reason)
+        _version_fail(version, result.invalid_reason, kind=Kind.INVALID)
         return
     try:
         _version_store_artifacts(version, result)
@@ -235,7 +244,9 @@ def _version_train(
         raise
     except Exception as exc:  # storage full or unreachable, a time limit: say so on the row
         logger.exception("storing the artifacts of %s v%s failed", asset.symbol, version.version)
-        _version_fail(version, f"storing the artifacts failed: {type(exc).__name__}: {exc}")
+        _version_fail(
+            version, f"storing the artifacts failed: {type(exc).__name__}: {exc}", kind=Kind.STORAGE
+        )
         return
     _version_gate(version, frame=frame, validation_range=result.validation_range)
 
@@ -250,33 +261,43 @@ def _has_new_candles(*, asset: Asset) -> bool:
     return active_last is None or last is None or last > active_last
 
 
-def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig) -> None:
+def _refuse_no_candles(*, asset: Asset, frame: Any) -> None:
+    """Raise NoCandles if `frame` is empty: a failed version every hour would only say so again."""
+    if not len(frame):
+        raise NoCandles(
+            f"{asset.symbol} has no candles: nothing to train on; import them (import_candles) "
+            "or let the sync fetch them (sync_candles)"
+        )
+
+
+def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig, frame: Any) -> None:
     """Raise StillTooLittleData if the latest version failed for too little data and the same
-    candles and hyperparameters would be trained on again (the hourly retrain would otherwise
-    add one more failed version every hour)."""
+    candles (`frame`) and hyperparameters would be trained on again (the hourly retrain would
+    otherwise add one more failed version every hour)."""
     latest = ModelVersion.objects.filter(asset=asset).order_by("-version").first()
-    # Only a too-little-data failure records the candles it had without having trained
-    # (_version_fail_for_data); every other run that got as far as data sets trained_at.
-    if (
-        latest is None
-        or latest.status != Status.FAILED
-        or latest.trained_at is not None
-        or latest.data_last is None
-    ):
+    if latest is None or latest.status != Status.FAILED or latest.failure_kind != Kind.TOO_LITTLE_DATA:
         return
-    now = Candle.objects.filter(asset=asset).aggregate(
-        n=Count("pk"), first=Min("open_time"), last=Max("open_time")
-    )
-    same_candles = (now["n"], now["first"], now["last"]) == (
-        latest.data_candles,
-        latest.data_first,
-        latest.data_last,
-    )
+    times = frame["open_time"]
+    hours = (times.iloc[0].to_pydatetime(), times.iloc[-1].to_pydatetime()) if len(frame) else (None, None)
+    same_candles = (len(frame), *hours) == (latest.data_candles, latest.data_first, latest.data_last)
+    # Versions failed before fingerprints were recorded have none: their count and hours decide.
+    if same_candles and latest.data_fingerprint:
+        same_candles = latest.data_fingerprint == _frame_fingerprint(frame)
     if same_candles and latest.hyperparameters == json.loads(json.dumps(config.to_dict())):
         raise StillTooLittleData(
             f"{asset.symbol}: v{latest.version} failed for too little data ({latest.reason}) and no candle "
             "or hyperparameter has changed since: import more candles or change the hyperparameters"
         )
+
+
+def _frame_fingerprint(frame: Any) -> str:
+    """sha256 of every value of `frame` as the pipeline reads it: a candle corrected in place
+    changes it, though the count and the first and last hours stay the same. (Candles have no
+    updated_at to compare instead.) pandas' hash has a fixed key, so runs agree; should an
+    upgrade of pandas change it, the scheduled retrain only tries once more."""
+    import pandas as pd
+
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
 def _warm_parent(*, asset: Asset, config: TrainingConfig, frame: Any) -> tuple[ModelVersion | None, str]:
@@ -316,7 +337,9 @@ def _warm_parent(*, asset: Asset, config: TrainingConfig, frame: Any) -> tuple[M
 def _versions_fail_interrupted(*, asset: Asset) -> None:
     # We hold the lease, so any row still "training" belongs to a run that died.
     ModelVersion.objects.filter(asset=asset, status=Status.TRAINING).update(
-        status=Status.FAILED, reason="interrupted: the training process stopped before finishing"
+        status=Status.FAILED,
+        failure_kind=Kind.INTERRUPTED,
+        reason="interrupted: the training process stopped before finishing",
     )
 
 
@@ -358,28 +381,36 @@ def _version_record(version: ModelVersion, result: Any) -> None:
 
 
 def _version_fail_for_data(version: ModelVersion, frame: Any, reason: str) -> None:
-    """Fail `version` with the candles it had, so its report says what it was given and
-    the next run can tell whether anything changed. One save: a run killed in between
-    must not leave a different failure looking like this one."""
+    """Fail `version` for too little data with the candles it had, so its report says what it
+    was given and the next run can tell whether anything changed."""
     if len(frame):
         version.data_first = frame["open_time"].iloc[0].to_pydatetime()
         version.data_last = frame["open_time"].iloc[-1].to_pydatetime()
     version.data_candles = len(frame)
-    version.status = Status.FAILED
-    version.reason = reason[:2000]
-    version.save(update_fields=["data_first", "data_last", "data_candles", "status", "reason"])
+    version.data_fingerprint = _frame_fingerprint(frame)
+    _version_fail(
+        version,
+        reason,
+        kind=Kind.TOO_LITTLE_DATA,
+        also=["data_first", "data_last", "data_candles", "data_fingerprint"],
+    )
 
 
-def _version_fail(version: ModelVersion, reason: str) -> ModelVersion:
+def _version_fail(
+    version: ModelVersion, reason: str, *, kind: str, also: list[str] | None = None
+) -> ModelVersion:
+    """Mark `version` failed with `reason` and its `kind` (and the `also` fields set on it) in one save."""
     version.status = Status.FAILED
+    version.failure_kind = kind
     version.reason = reason[:2000]
-    version.save(update_fields=["status", "reason"])
+    version.save(update_fields=["status", "failure_kind", "reason", *(also or [])])
     return version
 
 
 def _version_fail_quietly(version: ModelVersion, reason: str) -> None:
+    """Mark `version` interrupted if the database lets us; else the next run does (_versions_fail_interrupted)."""
     try:
-        _version_fail(version, reason)
+        _version_fail(version, reason, kind=Kind.INTERRUPTED)
     except OperationalError:
         logger.warning("could not mark %s failed; the next run will", version)
 

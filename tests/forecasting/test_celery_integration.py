@@ -18,6 +18,7 @@ from forecasting.models import ModelVersion
 from makeusrich.celery import app as celery_app
 from makeusrich.schedules import schedules_ensure
 from markets.models import Asset
+from tests.processes import process_start, process_stop
 
 from .conftest import TINY, candles_create
 
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+    return process_start(
         [sys.executable, "-m", "celery", "-A", "makeusrich", *args],
         cwd=ROOT,
         env=env,
@@ -35,28 +36,21 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture
 def worker(require_postgres, require_redis, process_env, tmp_path) -> Iterator[subprocess.Popen]:
     celery_app.control.purge()  # messages left by other tests must not run here
     log = tmp_path / "worker.log"
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     process = _start(["worker", "-c", "2", "-l", "info", "-n", name, "--without-gossip"], process_env, log)
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "worker did not start:\n" + log.read_text()
-        time.sleep(0.5)
-    yield process
-    _stop(process)
+    try:  # stopped even when it starts too slowly: it would take later tests' tasks, on their database
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "worker did not start:\n" + log.read_text()
+            time.sleep(0.5)
+        yield process
+    finally:
+        process_stop(process)
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -96,7 +90,7 @@ def test_beats_retrain_schedule_retrains_every_active_asset_through_the_worker(w
             what="both active assets to get an active model",
         )
     finally:
-        _stop(beat)
+        process_stop(beat)
     assert set(ModelVersion.objects.filter(status="active").values_list("asset__symbol", flat=True)) == {
         "ETHUSDT",
         "SOLUSDT",

@@ -13,6 +13,7 @@ import pytest
 from forecasting import services
 from forecasting.models import ModelVersion, TrainingLease
 from markets.models import Asset
+from tests.processes import process_start, process_stop
 
 from .conftest import TINY, candles_create
 
@@ -29,21 +30,22 @@ def test_a_killed_training_leaves_the_active_version_and_the_next_run_works(requ
     asset.hyperparameters = {**TINY, "max_epochs": 500, "patience": 500, "epoch_windows": 0}
     asset.save()
 
-    process = subprocess.Popen(
+    process = process_start(
         [sys.executable, "manage.py", "train", "ETHUSDT"],
         cwd=ROOT,
         env=process_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while not ModelVersion.objects.filter(asset=asset, status="training").exists():
-        assert process.poll() is None, process.stdout.read().decode()
-        assert time.monotonic() < deadline, "the training never started"
-        time.sleep(0.2)
-    time.sleep(2)  # well inside the epochs
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        while not ModelVersion.objects.filter(asset=asset, status="training").exists():
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "the training never started"
+            time.sleep(0.2)
+        time.sleep(2)  # well inside the epochs
+    finally:  # killed even if the test fails first: a run left training would go on using its database
+        process_stop(process, sig=signal.SIGKILL, timeout=10)
 
     active.refresh_from_db()
     assert active.status == "active"

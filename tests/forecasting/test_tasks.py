@@ -81,6 +81,29 @@ def test_the_hourly_retrain_skips_an_asset_whose_last_run_had_too_little_data_an
     assert short.last_train_outcome.startswith("warm retrain skipped: SOLUSDT: v1 failed for too little data")
 
 
+def test_the_hourly_retrain_of_an_asset_without_candles_is_skipped_and_says_why(db):
+    empty = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+
+    for mode in ("warm", "warm", "full"):  # hours go by, then the daily full retrain
+        outcome = tasks.retrain_asset("SOLUSDT", mode)
+        assert outcome["status"] == "skipped"
+
+    assert not ModelVersion.objects.filter(asset=empty).exists()
+    empty.refresh_from_db()
+    assert empty.last_train_outcome == (
+        "full retrain skipped: SOLUSDT has no candles: nothing to train on; "
+        "import them (import_candles) or let the sync fetch them (sync_candles)"
+    )
+
+
+def test_the_first_retrain_after_candles_arrive_for_an_empty_asset_trains(db):
+    empty = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+    tasks.retrain_asset("SOLUSDT", "warm")
+    candles_create(empty, 600)
+
+    assert tasks.retrain_asset("SOLUSDT", "warm")["status"] == "active"
+
+
 def test_a_retrain_after_too_little_data_tries_again_once_candles_arrive(db):
     short = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
     candles_create(short, 96, skip={40})

@@ -46,6 +46,19 @@ def test_train_records_a_failed_version(tiny_asset):
     assert tiny_asset.last_train_outcome_at is not None
 
 
+def test_train_by_hand_still_tries_an_asset_without_candles_and_records_the_failure(db):
+    empty = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
+    tasks.retrain_asset("SOLUSDT", "warm")  # the scheduled run skips it
+
+    with pytest.raises(CommandError, match="SOLUSDT v1 failed: too little gap-free data"):
+        _train("SOLUSDT")
+
+    version = ModelVersion.objects.get(asset=empty)
+    assert (version.failure_kind, version.data_candles) == ("too_little_data", 0)
+    empty.refresh_from_db()
+    assert empty.last_train_outcome == f"full retrain by manage.py train: v1 failed: {version.reason}"
+
+
 def test_train_records_why_it_was_skipped(tiny_asset):
     _train("ETHUSDT")
 

@@ -18,6 +18,7 @@ from markets.selectors import candles_frame
 from .conftest import HOUR, START, candles_create
 
 Status = ModelVersion.Status
+Kind = ModelVersion.FailureKind
 METRIC_KEYS = {"horizon", *EVALUATION_METRIC_KEYS}
 
 
@@ -173,6 +174,7 @@ def test_a_skipped_warm_retrain_still_marks_a_dead_runs_row_failed(tiny_asset):
 
     dead.refresh_from_db()
     assert dead.status == Status.FAILED and dead.reason.startswith("interrupted")
+    assert dead.failure_kind == Kind.INTERRUPTED
 
 
 def test_warm_without_an_active_version_trains_from_scratch(tiny_asset):
@@ -191,7 +193,8 @@ def test_too_little_data_fails_with_the_candles_it_had_and_no_stack_trace(tiny_a
     failed = services.model_version_train(asset=tiny_asset)
 
     assert failed.status == Status.FAILED and failed.reason.startswith("too little gap-free data")
-    assert failed.data_candles == 600
+    assert failed.failure_kind == Kind.TOO_LITTLE_DATA
+    assert failed.data_candles == 600 and len(failed.data_fingerprint) == 64
     assert failed.data_first == START and failed.data_last == START + 599 * HOUR
     logged = [r for r in caplog.records if "failed" in r.getMessage()]
     assert logged and all(r.exc_info is None for r in logged)
@@ -223,6 +226,77 @@ def test_changed_hyperparameters_or_a_changed_candle_count_let_the_run_try_again
     assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
 
 
+def test_a_run_after_a_too_little_data_failure_on_a_candle_corrected_in_place_tries_again(tiny_asset):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+    services.model_version_train(asset=tiny_asset)
+    # An import with --replace: the same hours, one close different.
+    corrected = Candle.objects.get(asset=tiny_asset, open_time=START + 300 * HOUR)
+    corrected.close += 1
+    corrected.save()
+
+    again = services.model_version_train(asset=tiny_asset)
+
+    assert again.version == 2 and again.failure_kind == Kind.TOO_LITTLE_DATA
+    with pytest.raises(services.StillTooLittleData):  # and nothing changed since that one
+        services.model_version_train(asset=tiny_asset)
+
+
+def test_a_too_little_data_failure_recorded_before_fingerprints_is_judged_by_its_hours(tiny_asset):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+    failed = services.model_version_train(asset=tiny_asset)
+    ModelVersion.objects.filter(pk=failed.pk).update(data_fingerprint="")  # as migration 0004 left it
+
+    with pytest.raises(services.StillTooLittleData):
+        services.model_version_train(asset=tiny_asset)
+    Candle.objects.filter(asset=tiny_asset, open_time=START + 599 * HOUR).delete()
+    assert services.model_version_train(asset=tiny_asset).version == 2
+
+
+def test_only_a_failure_of_the_too_little_data_kind_stops_the_next_run(tiny_asset):
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "window": 590}
+    tiny_asset.save()
+    failed = services.model_version_train(asset=tiny_asset)
+    # Everything the old convention looked at (failed, candles recorded, never trained) is still there.
+    ModelVersion.objects.filter(pk=failed.pk).update(failure_kind=Kind.TRAINING)
+
+    assert services.model_version_train(asset=tiny_asset).version == 2
+
+
+def test_an_asset_without_candles_is_refused_without_a_version_unless_asked_by_hand(tiny_asset):
+    Candle.objects.filter(asset=tiny_asset).delete()
+
+    for mode in ("warm", "full", "warm"):
+        with pytest.raises(services.NoCandles, match="ETHUSDT has no candles: nothing to train on"):
+            services.model_version_train(asset=tiny_asset, mode=mode)
+    assert not ModelVersion.objects.exists()
+
+    by_hand = services.model_version_train(asset=tiny_asset, retry_too_little_data=True)
+    assert (by_hand.status, by_hand.failure_kind, by_hand.data_candles) == (
+        Status.FAILED,
+        Kind.TOO_LITTLE_DATA,
+        0,
+    )
+    with pytest.raises(services.NoCandles):  # the next scheduled run still makes none
+        services.model_version_train(asset=tiny_asset)
+
+
+def test_a_model_that_fails_its_checks_is_failed_as_invalid(tiny_asset, monkeypatch):
+    from forecasting.ml import pipeline
+
+    monkeypatch.setattr(pipeline, "validate_onnx", lambda *args: "onnxruntime and torch disagree")
+
+    failed = services.model_version_train(asset=tiny_asset)
+
+    assert (failed.status, failed.failure_kind) == (Status.FAILED, Kind.INVALID)
+    assert failed.reason == "onnxruntime and torch disagree" and failed.trained_at is not None
+
+
+def test_a_version_that_did_not_fail_has_no_failure_kind(tiny_asset):
+    assert services.model_version_train(asset=tiny_asset).failure_kind == ""
+
+
 def test_a_failure_that_is_not_about_data_never_stops_the_next_run(tiny_asset, monkeypatch):
     from forecasting.ml import pipeline
 
@@ -230,7 +304,8 @@ def test_a_failure_that_is_not_about_data_never_stops_the_next_run(tiny_asset, m
         raise RuntimeError("boom")
 
     monkeypatch.setattr(pipeline, "train", broken)
-    assert services.model_version_train(asset=tiny_asset).status == Status.FAILED
+    failed = services.model_version_train(asset=tiny_asset)
+    assert (failed.status, failed.failure_kind) == (Status.FAILED, Kind.TRAINING)
     monkeypatch.undo()
 
     assert services.model_version_train(asset=tiny_asset).status == Status.ACTIVE
@@ -285,7 +360,7 @@ def test_a_failed_artifact_write_fails_the_version_and_leaves_no_file(tiny_asset
     monkeypatch.setattr(training, "artifact_write", write)
     failed = services.model_version_train(asset=tiny_asset)
 
-    assert failed.status == Status.FAILED
+    assert (failed.status, failed.failure_kind) == (Status.FAILED, Kind.STORAGE)
     assert failed.reason == "storing the artifacts failed: OSError: [Errno 28] No space left on device"
     assert not failed.artifact_name and not failed.weights_name
     stored = sorted(p.name for p in _files(tiny_asset))
