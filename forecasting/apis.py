@@ -27,7 +27,7 @@ from forecasting.selectors import (
 )
 from makeusrich.api_fields import QueryIntegerField
 from makeusrich.api_json import ApiJSONRenderer
-from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
+from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted, error
 from makeusrich.celery import task_send
 from makeusrich.formats import api_float
 from makeusrich.microcache import RecentValues
@@ -262,7 +262,7 @@ class ForecastApi(CountedApiView):
             description="The active model's latest stored forecast with 80 % intervals, staleness "
             "and the version's held-out metrics."
         ),
-        parameters=[SYMBOL, RETRY_AFTER],
+        parameters=[SYMBOL, *QUOTA_HEADERS],
         responses={200: ForecastSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA, **NO_MODEL},
     )
     def get(self, request: Request, symbol: str) -> HttpResponse:
@@ -291,7 +291,7 @@ class ModelVersionListApi(CountedApiView):
         operation_id="assets_models",
         summary="Model versions",
         description=counted(description="The asset's model versions, newest first, with metrics."),
-        parameters=[SYMBOL, RETRY_AFTER],
+        parameters=[SYMBOL, *QUOTA_HEADERS],
         responses={200: ModelVersionsSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:
@@ -311,7 +311,7 @@ class TrackRecordApi(CountedApiView):
             "`days` days of market data: model MAE/RMSE per step and overall next to persistence "
             "(the price stays where it is), interval coverage, and the recent scored forecasts."
         ),
-        parameters=[SYMBOL, TrackRecordQuerySerializer, RETRY_AFTER],
+        parameters=[SYMBOL, TrackRecordQuerySerializer, *QUOTA_HEADERS],
         responses={200: TrackRecordSerializer, **BAD_REQUEST, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:
