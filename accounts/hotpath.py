@@ -51,7 +51,7 @@ class _RowPart:
 class _Statements:
     parts: list[_RowPart]  # token, user, quota: the columns of `lookup`, in order
     lookup: str  # params: key_hash
-    take_unit: str  # params: user_id, period_start, limit
+    take_unit: str  # params: user_id, period_start, limit; returns the new count where it can
     lookup_and_take: str | None  # PostgreSQL; params: key_hash, period_start, default limit
 
 
@@ -87,18 +87,22 @@ def _statements(vendor: str) -> _Statements:
     )
     usage, used = name(ApiUsage), name(ApiUsage, "used")
     match = f"{name(ApiUsage, 'user')} = %s AND {name(ApiUsage, 'period_start')} = %s AND {used} < %s"
-    take_unit = f"UPDATE {usage} SET {used} = {used} + 1 WHERE {match}"  # noqa: S608
+    # The new count comes back with the unit (the quota headers), where the database can say it.
+    returning = f" RETURNING {used}" if connection.features.can_return_columns_from_insert else ""
+    take_unit = f"UPDATE {usage} SET {used} = {used} + 1 WHERE {match}{returning}"  # noqa: S608
     if vendor != "postgresql":
         return _Statements(parts, lookup, take_unit, None)
-    take_unit = f"WITH {_RELAXED} UPDATE {usage} SET {used} = {used} + 1 FROM relaxed WHERE {match}"  # noqa: S608
+    take_unit = (
+        f"WITH {_RELAXED} UPDATE {usage} SET {used} = {used} + 1 FROM relaxed WHERE {match} RETURNING {used}"  # noqa: S608
+    )
     user_id, is_active = index[(ApiToken, "user")], index[(user_model, "is_active")]
     limit = index[(ApiQuota, "monthly_limit")]
     lookup_and_take = (
         f"WITH {_RELAXED}, found AS ({lookup}),"  # noqa: S608
         f" taken AS (UPDATE {usage} a SET {used} = a.{used} + 1 FROM found, relaxed"
         f" WHERE a.{name(ApiUsage, 'user')} = found.{user_id} AND a.{name(ApiUsage, 'period_start')} = %s"
-        f" AND found.{is_active} AND a.{used} < COALESCE(found.{limit}, %s) RETURNING 1)"
-        " SELECT found.*, EXISTS (SELECT 1 FROM taken) FROM found"
+        f" AND found.{is_active} AND a.{used} < COALESCE(found.{limit}, %s) RETURNING a.{used})"
+        f" SELECT found.*, (SELECT {used} FROM taken) FROM found"
     )
     return _Statements(parts, lookup, take_unit, lookup_and_take)
 
@@ -148,34 +152,44 @@ def token_lookup(*, key_hash: str) -> ApiToken | None:
     return found[0] if found is not None else None
 
 
-def usage_take_unit(*, user_id: int, period_start: date, limit: int) -> bool:
-    """used += 1 on the user's row for the month if used < limit; False when no row or at the limit."""
+def usage_take_unit(*, user_id: int, period_start: date, limit: int) -> int | None:
+    """used += 1 on the user's row for the month if used < limit: the new count, or None when
+    there is no row or it is at the limit."""
+    statement = _statements(connection.vendor).take_unit
     with connection.cursor() as cursor:
-        _execute(cursor, _statements(connection.vendor).take_unit, [user_id, period_start, limit])
-        return cursor.rowcount == 1
+        _execute(cursor, statement, [user_id, period_start, limit])
+        if " RETURNING " in statement:
+            row = cursor.fetchone()
+            return row[0] if row is not None else None
+        if cursor.rowcount != 1:
+            return None
+    # SQLite before 3.35 has no UPDATE ... RETURNING: one more query (the count is informative).
+    usage = ApiUsage.objects.filter(user_id=user_id, period_start=period_start)
+    return usage.values_list("used", flat=True).get()
 
 
 def token_lookup_and_take_unit(
     *, key_hash: str, period_start: date, default_limit: int
-) -> tuple[ApiToken | None, bool]:
+) -> tuple[ApiToken | None, int | None]:
     """`token_lookup`, and when the token's user is active, `usage_take_unit` at their limit.
 
-    One statement on PostgreSQL. The unit is not taken (False) when the token
-    is unknown, the user inactive, the month's row missing or the limit reached.
+    One statement on PostgreSQL. Returns the token and the month's count after
+    the unit was taken; the count is None when the unit is not taken (token
+    unknown, user inactive, the month's row missing or the limit reached).
     """
     statements = _statements(connection.vendor)
     if statements.lookup_and_take is None:  # two statements elsewhere
         found = _find(key_hash)
         if found is None:
-            return None, False
+            return None, None
         token, quota = found
         if not token.user.is_active:
-            return token, False
+            return token, None
         limit = quota.monthly_limit if quota is not None else default_limit
         return token, usage_take_unit(user_id=token.user_id, period_start=period_start, limit=limit)
     with connection.cursor() as cursor:
         _execute(cursor, statements.lookup_and_take, [key_hash, period_start, default_limit])
         row = cursor.fetchone()
     if row is None:
-        return None, False
-    return _token(row[:-1], statements.parts)[0], bool(row[-1])
+        return None, None
+    return _token(row[:-1], statements.parts)[0], row[-1]

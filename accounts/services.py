@@ -25,8 +25,11 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class QuotaDecision:
+    """Whether a counted call got its unit, and the month's state after it (the quota headers)."""
+
     allowed: bool
     limit: int
+    remaining: int  # calls left this month after this one; 0 when refused
     period_start: datetime
     period_end: datetime
 
@@ -61,21 +64,29 @@ def api_token_authenticate(*, key: str, count: bool, now: datetime | None = None
     """The token whose key is `key` (with its user), or None; for a counted call, take its unit too.
 
     A counted call is one statement on PostgreSQL: the token, its user and
-    the unit together. `token.quota_taken` says whether the unit was taken;
-    when it was not (user inactive, first call of the month, limit reached)
-    the caller settles it with `api_quota_consume`, which nothing has
-    counted yet.
+    the unit together. `token.quota` is the QuotaDecision when the unit was
+    taken, else None: when it was not (user inactive, first call of the
+    month, limit reached) the caller settles it with `api_quota_consume`,
+    which nothing has counted yet.
     """
     if not count:
-        token, taken = api_token_find(key=key), False
-    else:
-        token, taken = token_lookup_and_take_unit(
-            key_hash=api_token_hash(key),
-            period_start=month_period(now)[0].date(),
-            default_limit=settings.API_MONTHLY_QUOTA,
+        token = api_token_find(key=key)
+        if token is not None:
+            token.quota = None  # type: ignore[attr-defined]
+        return token
+    start, end = month_period(now)
+    token, used = token_lookup_and_take_unit(
+        key_hash=api_token_hash(key), period_start=start.date(), default_limit=settings.API_MONTHLY_QUOTA
+    )
+    if token is None:
+        return None
+    quota = None
+    if used is not None:
+        limit = api_quota_limit(user=token.user)  # the override cached on the user: no query
+        quota = QuotaDecision(
+            allowed=True, limit=limit, remaining=max(limit - used, 0), period_start=start, period_end=end
         )
-    if token is not None:
-        token.quota_taken = taken  # type: ignore[attr-defined]
+    token.quota = quota  # type: ignore[attr-defined]
     return token
 
 
@@ -112,8 +123,14 @@ def api_quota_consume(*, user: AbstractBaseUser, now: datetime | None = None) ->
     """
     start, end = month_period(now)
     limit = api_quota_limit(user=user)
-    taken = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
-    if not taken:
+    used = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
+    if used is None:
         ApiUsage.objects.get_or_create(user=user, period_start=start.date())
-        taken = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
-    return QuotaDecision(allowed=taken, limit=limit, period_start=start, period_end=end)
+        used = usage_take_unit(user_id=user.pk, period_start=start.date(), limit=limit)
+    return QuotaDecision(
+        allowed=used is not None,
+        limit=limit,
+        remaining=max(limit - used, 0) if used is not None else 0,
+        period_start=start,
+        period_end=end,
+    )

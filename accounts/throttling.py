@@ -1,10 +1,11 @@
-"""The monthly API quota as a DRF throttle, applied to the counted endpoints."""
+"""The monthly API quota as a DRF throttle, applied to the counted endpoints, and its headers."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from django.http import HttpResponseBase
 from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, Throttled
 from rest_framework.request import Request
@@ -13,10 +14,12 @@ from rest_framework.views import APIView
 
 from accounts.authentication import counts_quota
 from accounts.services import QuotaDecision, api_quota_consume
+from makeusrich.formats import iso_z
 
-
-def _iso(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+# On every counted answer (200, 400, 404, 503 and the 429): the state after this call.
+LIMIT_HEADER = "X-Quota-Limit"
+REMAINING_HEADER = "X-Quota-Remaining"
+RESET_HEADER = "X-Quota-Reset"
 
 
 class QuotaExceeded(Throttled):
@@ -27,7 +30,7 @@ class QuotaExceeded(Throttled):
     def __init__(self, decision: QuotaDecision) -> None:
         wait = max(1, math.ceil((decision.period_end - timezone.now()).total_seconds()))
         super().__init__(wait=wait)
-        reset_at = _iso(decision.period_end)
+        reset_at = iso_z(decision.period_end)
         message = f"Monthly API quota of {decision.limit} calls is used up; it resets at {reset_at}."
         self.detail = {
             "detail": ErrorDetail(message, code=self.default_code),
@@ -45,9 +48,9 @@ class MonthlyQuotaThrottle(BaseThrottle):
         user = request.user
         if not user or not user.is_authenticated:
             return True  # authentication/permissions have answered already
-        if getattr(request.auth, "quota_taken", False):
-            return True  # taken with the token lookup (HashedTokenAuthentication)
-        decision = api_quota_consume(user=user)
+        # Taken with the token lookup (HashedTokenAuthentication), or settled here.
+        decision = getattr(request.auth, "quota", None) or api_quota_consume(user=user)
+        view.quota_decision = decision  # for the headers, the 429's too
         if not decision.allowed:
             raise QuotaExceeded(decision)
         return True
@@ -58,3 +61,17 @@ class CountedApiView(APIView):
 
     counts_quota = True  # HashedTokenAuthentication takes the unit with the token lookup
     throttle_classes = [MonthlyQuotaThrottle]
+    # Set by MonthlyQuotaThrottle once the call is counted or refused for the quota; a 401, an
+    # OPTIONS or a 405 has none, and no quota headers.
+    quota_decision: QuotaDecision | None = None
+
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = self.quota_decision
+        if decision is not None:
+            response.headers[LIMIT_HEADER] = str(decision.limit)
+            response.headers[REMAINING_HEADER] = str(decision.remaining)
+            response.headers[RESET_HEADER] = iso_z(decision.period_end)
+        return response

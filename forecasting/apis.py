@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission, IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,8 +26,10 @@ from forecasting.selectors import (
     track_record,
 )
 from makeusrich.api_fields import QueryIntegerField
-from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted, error
+from makeusrich.api_json import ApiJSONRenderer
+from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted, error
 from makeusrich.celery import task_send
+from makeusrich.formats import api_float
 from makeusrich.microcache import RecentValues
 from markets.apis import SYMBOL, asset_or_404
 
@@ -181,10 +182,27 @@ class ScoreSerializer(serializers.Serializer):
     )
 
 
+# Differences of two prices: their last digits are the prices' (cancelled), not information.
+PRICE_DIFFERENCES = ("error", "persistence_error")
+
+
 @extend_schema_field(ScoreSerializer(many=True))
 class ScoresField(serializers.Field):
     def to_representation(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return value
+        return [_score_rounded(score) for score in value]
+
+
+def _score_rounded(score: dict[str, Any]) -> dict[str, Any]:
+    """The score with its errors rounded at the actual price's precision (38908.27 - 38908.26
+    is 0.01 here, not 0.00999999999476131); every other float is left to the renderer."""
+    actual = score.get("actual")
+    if not isinstance(actual, int | float) or isinstance(actual, bool):
+        return score
+    rounded = dict(score)
+    for name in PRICE_DIFFERENCES:
+        if isinstance(rounded.get(name), float):
+            rounded[name] = api_float(rounded[name], scale=actual)
+    return rounded
 
 
 class ScoredForecastSerializer(serializers.Serializer):
@@ -244,7 +262,7 @@ class ForecastApi(CountedApiView):
             description="The active model's latest stored forecast with 80 % intervals, staleness "
             "and the version's held-out metrics."
         ),
-        parameters=[SYMBOL, RETRY_AFTER],
+        parameters=[SYMBOL, *QUOTA_HEADERS],
         responses={200: ForecastSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA, **NO_MODEL},
     )
     def get(self, request: Request, symbol: str) -> HttpResponse:
@@ -265,7 +283,7 @@ def _forecast_body(symbol: str) -> bytes:
     if forecast is None:
         asset = asset_or_404(symbol)
         raise ServiceUnavailable(forecast_unavailable_reason(asset=asset))
-    return JSONRenderer().render(ForecastSerializer(forecast).data)
+    return ApiJSONRenderer().render(ForecastSerializer(forecast).data)
 
 
 class ModelVersionListApi(CountedApiView):
@@ -273,7 +291,7 @@ class ModelVersionListApi(CountedApiView):
         operation_id="assets_models",
         summary="Model versions",
         description=counted(description="The asset's model versions, newest first, with metrics."),
-        parameters=[SYMBOL, RETRY_AFTER],
+        parameters=[SYMBOL, *QUOTA_HEADERS],
         responses={200: ModelVersionsSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:
@@ -293,7 +311,7 @@ class TrackRecordApi(CountedApiView):
             "`days` days of market data: model MAE/RMSE per step and overall next to persistence "
             "(the price stays where it is), interval coverage, and the recent scored forecasts."
         ),
-        parameters=[SYMBOL, TrackRecordQuerySerializer, RETRY_AFTER],
+        parameters=[SYMBOL, TrackRecordQuerySerializer, *QUOTA_HEADERS],
         responses={200: TrackRecordSerializer, **BAD_REQUEST, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:

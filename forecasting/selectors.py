@@ -9,6 +9,7 @@ forecast: the request path only reads stored rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
-from makeusrich.formats import datetime_text
+from makeusrich.formats import datetime_text, iso_z
 from markets.models import Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
@@ -84,8 +85,12 @@ def forecast_staleness(
     base_time: datetime,
     last_candle_time: datetime | None,
     now: datetime | None = None,
+    time_text: Callable[[datetime], str] = datetime_text,
 ) -> list[str]:
     """Why a forecast should not be trusted as current; empty when it is fresh.
+
+    Moments are written by `time_text`: the pages' "6 Mar 2022 17:00 UTC" by
+    default; the API passes `iso_z`, the form of every other time in its JSON.
 
     Data age is the age of the last candle's close with Binance, and the age of
     the last successful sync with the replay source (whose candles are
@@ -118,8 +123,8 @@ def forecast_staleness(
         )
     if last_candle_time is not None and base_time != last_candle_time:
         reasons.append(
-            f"forecast starts from the candle opened {datetime_text(base_time)}, "
-            f"but a newer one (opened {datetime_text(last_candle_time)}) exists"
+            f"forecast starts from the candle opened {time_text(base_time)}, "
+            f"but a newer one (opened {time_text(last_candle_time)}) exists"
         )
     return reasons
 
@@ -129,7 +134,10 @@ def forecast_staleness(
 
 @dataclass(frozen=True)
 class ForecastDetail:
-    """The latest stored forecast of the active version, as the API and pages show it."""
+    """The latest stored forecast of the active version, as the API shows it.
+
+    (The pages build their own panels in forecasting/overview.py.)
+    """
 
     symbol: str
     model_version: int
@@ -194,12 +202,14 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
 
 
 def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool, str | None]:
+    """Staleness as the API states it (ForecastDetail and ForecastSummary are the API's), ISO times."""
     reasons = forecast_staleness(
         asset=asset,
         version=forecast.model_version,
         base_time=forecast.base_time,
         last_candle_time=getattr(asset, "last_candle_time", None),
         now=now,
+        time_text=iso_z,
     )
     return bool(reasons), "; ".join(reasons) or None
 

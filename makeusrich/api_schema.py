@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -57,6 +58,33 @@ RETRY_AFTER = OpenApiParameter(
     description="Seconds until the quota resets (or the throttle opens again).",
 )
 
+# The answers of a counted call that took its unit or was refused for the quota (not the 401).
+_COUNTED_CODES = [200, 400, 404, 429, 503]
+QUOTA_HEADERS = [
+    RETRY_AFTER,
+    OpenApiParameter(
+        name="X-Quota-Limit",
+        location=OpenApiParameter.HEADER,
+        type=int,
+        response=_COUNTED_CODES,
+        description="The user's monthly limit of counted calls.",
+    ),
+    OpenApiParameter(
+        name="X-Quota-Remaining",
+        location=OpenApiParameter.HEADER,
+        type=int,
+        response=_COUNTED_CODES,
+        description="Counted calls left this month after this one (0 on a 429).",
+    ),
+    OpenApiParameter(
+        name="X-Quota-Reset",
+        location=OpenApiParameter.HEADER,
+        type=OpenApiTypes.DATETIME,
+        response=_COUNTED_CODES,
+        description="When the quota resets: the start of next month, UTC (as `usage/`'s `period_end`).",
+    ),
+]
+
 
 def error(description: str, example: str, serializer: Any = ErrorSerializer) -> OpenApiResponse:
     return OpenApiResponse(
@@ -92,4 +120,7 @@ QUOTA = {
 
 
 def counted(*, description: str) -> str:
-    return f"{description}\n\nCounts one call against the user's monthly quota."
+    return (
+        f"{description}\n\nCounts one call against the user's monthly quota; the answer's "
+        "X-Quota-Limit, X-Quota-Remaining and X-Quota-Reset headers say where it stands."
+    )

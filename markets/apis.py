@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from accounts.throttling import CountedApiView
 from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
 from makeusrich.api_fields import QueryDateTimeField, QueryIntegerField
-from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, RETRY_AFTER, UNAUTHORIZED, counted
+from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted
 from markets.models import Asset
 from markets.selectors import candle_list
 
@@ -124,7 +124,7 @@ class AssetListApi(CountedApiView):
         operation_id="assets_list",
         summary="Followed assets",
         description=counted(description="Active assets with last price and latest forecast summary."),
-        parameters=[RETRY_AFTER],
+        parameters=QUOTA_HEADERS,
         responses={200: AssetSerializer(many=True), **UNAUTHORIZED, **QUOTA},
     )
     def get(self, request: Request) -> Response:
@@ -136,7 +136,7 @@ class AssetDetailApi(CountedApiView):
         operation_id="assets_retrieve",
         summary="One asset",
         description=counted(description="One asset with last price and latest forecast summary."),
-        parameters=[SYMBOL, RETRY_AFTER],
+        parameters=[SYMBOL, *QUOTA_HEADERS],
         responses={200: AssetSerializer, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:
@@ -154,7 +154,7 @@ class CandleListApi(CountedApiView):
             "oldest first. Prices and volumes are decimal strings: exactly as the exchange sent them "
             "on PostgreSQL; the embedded SQLite setup keeps 15 significant digits."
         ),
-        parameters=[SYMBOL, CandleQuerySerializer, RETRY_AFTER],
+        parameters=[SYMBOL, CandleQuerySerializer, *QUOTA_HEADERS],
         responses={200: CandlesSerializer, **BAD_REQUEST, **UNAUTHORIZED, **NOT_FOUND, **QUOTA},
     )
     def get(self, request: Request, symbol: str) -> Response:

@@ -4,10 +4,13 @@ Django 5 always localizes, so a language's formats win over settings such as
 DATETIME_FORMAT; settings.FORMAT_MODULE_PATH points here so that en/formats.py
 is read before Django's own English formats, by the `date` filter and by the
 admin alike. Python code writes a moment with `datetime_text`.
+
+The API writes moments with `iso_z` and floats with `api_float`.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from django.utils import dateformat, timezone
@@ -27,3 +30,26 @@ def datetime_text(value: datetime) -> str:
     says the same in a Celery task or a command, where no language may be active.
     """
     return dateformat.format(timezone.localtime(value), DATETIME_FORMAT)
+
+
+# Floats in the API's JSON keep 12 significant digits. Arithmetic leaves noise in the last of
+# a float's ~16 (an MAE of 86.05999999999767 for 86.06); prices and the model's float32 outputs
+# have fewer than 12 to lose. Significant digits, not decimal places: a coin at 0.00001234
+# keeps all of them.
+API_FLOAT_DIGITS = 12
+
+
+def api_float(value: float, *, scale: float | None = None) -> float:
+    """`value` to API_FLOAT_DIGITS significant digits: 86.05999999999767 -> 86.06.
+
+    `scale`: a difference of two prices is only as precise as the prices (its last
+    digits are theirs, cancelled), so round it at the digit where `scale`'s stop:
+    38908.27 - 38908.26 = 0.00999999999476131 -> 0.01 with scale=38908.26.
+    Non-finite values stay as they are.
+    """
+    if not math.isfinite(value):
+        return value
+    if scale and math.isfinite(scale) and abs(scale) > abs(value):
+        exponent = math.floor(math.log10(abs(scale)))
+        return round(value, API_FLOAT_DIGITS - 1 - exponent)
+    return float(f"{value:.{API_FLOAT_DIGITS}g}")

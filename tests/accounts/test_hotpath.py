@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.hotpath import token_lookup, token_lookup_and_take_unit, usage_take_unit
+from accounts.hotpath import _statements, token_lookup, token_lookup_and_take_unit, usage_take_unit
 from accounts.models import ApiQuota, ApiUsage
 from accounts.selectors import api_token_hash, month_period
 from accounts.services import api_quota_set, api_token_create
@@ -52,12 +52,12 @@ def test_an_unknown_hash_finds_nothing_and_takes_nothing(member, key):
     assert token_lookup(key_hash=api_token_hash(key + "x")) is None
     assert token_lookup_and_take_unit(
         key_hash=api_token_hash(key + "x"), period_start=_month(), default_limit=10
-    ) == (None, False)
+    ) == (None, None)
     assert ApiUsage.objects.get(user=member).used == 0
 
 
 @pytest.mark.django_db
-def test_lookup_and_take_counts_up_to_the_users_override_then_refuses(member, key):
+def test_lookup_and_take_counts_up_to_the_users_override_then_refuses_saying_the_count(member, key):
     api_quota_set(user=member, monthly_limit=3)
     ApiUsage.objects.create(user=member, period_start=_month())
     key_hash = api_token_hash(key)
@@ -67,7 +67,7 @@ def test_lookup_and_take_counts_up_to_the_users_override_then_refuses(member, ke
         for _ in range(5)
     ]
 
-    assert [taken for _, taken in results] == [True, True, True, False, False]
+    assert [used for _, used in results] == [1, 2, 3, None, None]
     assert all(token.user == member for token, _ in results)
     assert ApiUsage.objects.get(user=member).used == 3
 
@@ -81,7 +81,7 @@ def test_without_an_override_the_default_limit_applies(member, key):
         for _ in range(3)
     ]
 
-    assert taken == [True, False, False]
+    assert taken == [2, None, None]
     assert ApiUsage.objects.get(user=member).used == 2
 
 
@@ -91,7 +91,7 @@ def test_nothing_is_taken_before_the_months_row_exists(member, key):
         key_hash=api_token_hash(key), period_start=_month(), default_limit=5
     )
 
-    assert token.user == member and taken is False
+    assert token.user == member and taken is None
     assert not ApiUsage.objects.exists()  # creating it is the service's slow path
 
 
@@ -104,7 +104,7 @@ def test_nothing_is_taken_for_a_disabled_account(member, key):
         key_hash=api_token_hash(key), period_start=_month(), default_limit=5
     )
 
-    assert token.user.is_active is False and taken is False
+    assert token.user.is_active is False and taken is None
     assert ApiUsage.objects.get(user=member).used == 0
 
 
@@ -113,12 +113,30 @@ def test_take_unit_moves_only_the_given_month(member):
     ApiUsage.objects.create(user=member, period_start=dt.date(2026, 1, 1), used=4)
     ApiUsage.objects.create(user=member, period_start=dt.date(2026, 2, 1))
 
-    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=1)
-    assert not usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=1)
-    assert not usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 3, 1), limit=9)
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=2) == 1
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=2) == 2
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=2) is None
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 3, 1), limit=9) is None
 
     used = dict(ApiUsage.objects.values_list("period_start", "used"))
-    assert used == {dt.date(2026, 1, 1): 4, dt.date(2026, 2, 1): 1}
+    assert used == {dt.date(2026, 1, 1): 4, dt.date(2026, 2, 1): 2}
+
+
+@pytest.fixture
+def no_update_returning(monkeypatch):
+    """A database without UPDATE ... RETURNING (SQLite before 3.35; PostgreSQL always has it)."""
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    _statements.cache_clear()
+    yield
+    _statements.cache_clear()
+
+
+@pytest.mark.django_db
+def test_without_update_returning_the_count_is_still_given(member, no_update_returning):
+    ApiUsage.objects.create(user=member, period_start=dt.date(2026, 2, 1), used=3)
+
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=5) == 4
+    assert usage_take_unit(user_id=member.pk, period_start=dt.date(2026, 2, 1), limit=4) is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -141,8 +159,11 @@ def test_each_postgresql_connection_prepares_the_statements_once(require_postgre
 def test_relaxed_durability_stays_inside_the_counting_statement(require_postgres, member, key):
     ApiUsage.objects.create(user=member, period_start=_month())
 
-    assert token_lookup_and_take_unit(key_hash=api_token_hash(key), period_start=_month(), default_limit=5)[1]
-    assert usage_take_unit(user_id=member.pk, period_start=_month(), limit=5)
+    assert (
+        token_lookup_and_take_unit(key_hash=api_token_hash(key), period_start=_month(), default_limit=5)[1]
+        == 1
+    )
+    assert usage_take_unit(user_id=member.pk, period_start=_month(), limit=5) == 2
 
     with connection.cursor() as cursor:  # the next statement of the same session
         cursor.execute("SHOW synchronous_commit")

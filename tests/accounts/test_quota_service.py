@@ -36,9 +36,10 @@ def test_the_default_limit_comes_from_settings_and_the_override_wins(member, set
 @pytest.mark.django_db
 def test_exactly_limit_calls_are_allowed_in_a_month(member, settings):
     settings.API_MONTHLY_QUOTA = 3
-    decisions = [api_quota_consume(user=member).allowed for _ in range(5)]
+    decisions = [api_quota_consume(user=member) for _ in range(5)]
 
-    assert decisions == [True, True, True, False, False]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0, 0]  # what X-Quota-Remaining says
     assert api_usage_get(user=member).used == 3
 
 

@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from forecasting.models import ModelVersion
+from forecasting.selectors import asset_find, forecast_staleness
 from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.api.conftest import HOUR, METRICS, candles_create, forecast_create, iso, version_create
 
@@ -40,14 +41,33 @@ def test_a_newer_forecast_of_a_retired_version_is_not_served(member_api, market)
     forecast_create(retired, market["last"] + HOUR)
 
     body = member_api.get(URL).json()
+    summary = member_api.get("/api/v1/assets/BTCUSDT/").json()["forecast"]
 
     assert body["model_version"] == 2
     assert body["stale"] is True
     newer = market["last"] + HOUR
-    assert body["stale_reason"] == (
+    # ISO 8601 Z, like every other time in the API (the pages write "25 Nov 2026 07:00 UTC").
+    expected = (
+        f"forecast starts from the candle opened {iso(market['last'])}, "
+        f"but a newer one (opened {iso(newer)}) exists"
+    )
+    assert body["stale_reason"] == expected
+    assert summary["stale"] is True and summary["stale_reason"] == expected
+
+
+@pytest.mark.django_db
+def test_the_pages_staleness_keeps_their_own_time_format(market):
+    asset = asset_find(symbol="BTCUSDT")
+    newer = market["last"] + HOUR
+
+    reasons = forecast_staleness(
+        asset=asset, version=market["active"], base_time=market["last"], last_candle_time=newer
+    )
+
+    assert reasons == [
         f"forecast starts from the candle opened {market['last'].day} {market['last']:%b %Y %H:%M} UTC, "
         f"but a newer one (opened {newer.day} {newer:%b %Y %H:%M} UTC) exists"
-    )
+    ]
 
 
 @pytest.mark.django_db
