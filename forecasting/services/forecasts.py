@@ -13,7 +13,7 @@ from forecasting.artifacts import ArtifactIntegrityError
 from forecasting.ml import inference
 from forecasting.models import Forecast, ModelVersion
 from forecasting.serving import session_for
-from makeusrich.formats import iso_z
+from makeusrich.formats import api_float, iso_z
 from markets.models import Asset, Candle
 from markets.selectors import candles_frame
 
@@ -149,9 +149,11 @@ def _scores_of(forecast: Forecast, *, closes: dict[dt.datetime, float], last: dt
             {
                 "time": point["time"],
                 "actual": actual,
-                "error": point["close"] - actual,
+                # Differences of two prices: rounded where the price's digits stop, so that
+                # 38908.27 - 38908.26 is stored as 0.01, not 0.00999999999476131.
+                "error": api_float(point["close"] - actual, scale=actual),
                 "inside": point["lower"] <= actual <= point["upper"],
-                "persistence_error": last_close - actual,
+                "persistence_error": api_float(last_close - actual, scale=actual),
             }
         )
     return scores

@@ -1,4 +1,5 @@
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -64,6 +65,22 @@ def test_forecasts_are_scored_as_the_realised_candles_arrive(tiny_asset, active)
     services.forecasts_score(asset=tiny_asset)
     forecast.refresh_from_db()
     assert len(forecast.scores) == 6 and forecast.fully_scored
+
+
+def test_errors_are_stored_to_the_prices_digits_not_float_noise(tiny_asset, active):
+    forecast = services.forecast_refresh(asset=tiny_asset)
+    forecast.last_close = Decimal("38908.27")
+    forecast.points[0]["close"] = 38908.29
+    forecast.save(update_fields=["last_close", "points"])
+    candles_create(tiny_asset, 1, start=forecast.base_time + HOUR, seed=3)
+    tiny_asset.candles.filter(open_time=forecast.base_time + HOUR).update(close=Decimal("38908.26"))
+    assert 38908.27 - 38908.26 != 0.01 and 38908.29 - 38908.26 != 0.03  # what float subtraction gives
+
+    services.forecasts_score(asset=tiny_asset)
+
+    forecast.refresh_from_db()
+    assert forecast.scores[0]["persistence_error"] == 0.01
+    assert forecast.scores[0]["error"] == 0.03
 
 
 def test_an_hour_lost_to_an_outage_is_scored_as_missing_not_invented(tiny_asset, active):
