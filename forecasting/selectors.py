@@ -39,10 +39,6 @@ class ForecastUnavailable(Exception):
     """No forecast can be shown (no active model, or none stored yet); str() says why."""
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
@@ -193,7 +189,7 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
     if latest is None:
         why = "no model has been trained yet; training runs every hour"
     elif latest.status == ModelVersion.Status.TRAINING:
-        why = f"training v{latest.version} (started {_iso(latest.created_at)})"
+        why = f"training v{latest.version} (started {iso_z(latest.created_at)})"
     elif latest.status == ModelVersion.Status.FAILED:
         why = f"training v{latest.version} failed: {latest.reason or 'no reason recorded'}"
     else:

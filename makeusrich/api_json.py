@@ -11,21 +11,7 @@ from typing import Any
 
 from rest_framework.renderers import JSONRenderer
 
-from makeusrich.formats import api_float
-
-# What cannot hold a float: kept without a call (a page of candles is mostly strings).
-_LEAVES = frozenset({str, int, bool, type(None)})
-
-
-def api_floats(data: Any) -> Any:
-    """`data` with every float rounded by `api_float`; dicts, lists and tuples are rebuilt, in order."""
-    if isinstance(data, float):
-        return api_float(data)
-    if isinstance(data, dict):
-        return {key: value if type(value) in _LEAVES else api_floats(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [value if type(value) in _LEAVES else api_floats(value) for value in data]
-    return data
+from makeusrich.formats import api_floats
 
 
 class ApiJSONRenderer(JSONRenderer):

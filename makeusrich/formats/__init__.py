@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils import dateformat, timezone
 
@@ -53,3 +54,18 @@ def api_float(value: float, *, scale: float | None = None) -> float:
         exponent = math.floor(math.log10(abs(scale)))
         return round(value, API_FLOAT_DIGITS - 1 - exponent)
     return float(f"{value:.{API_FLOAT_DIGITS}g}")
+
+
+# What cannot hold a float: kept without a call (a page of candles is mostly strings).
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
+def api_floats(data: Any) -> Any:
+    """`data` with every float rounded by `api_float`; dicts, lists and tuples are rebuilt, in order."""
+    if isinstance(data, float):
+        return api_float(data)
+    if isinstance(data, dict):
+        return {key: value if type(value) in _LEAVES else api_floats(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [value if type(value) in _LEAVES else api_floats(value) for value in data]
+    return data

@@ -6,8 +6,7 @@ from decimal import Decimal
 import pytest
 
 from forecasting.models import Forecast, ModelVersion
-from makeusrich.api_json import api_floats
-from makeusrich.formats import api_float
+from makeusrich.formats import api_float, api_floats
 from markets.models import Candle
 from tests.api.conftest import METRICS, iso
 

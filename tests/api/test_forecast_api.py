@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 from django.utils import timezone
@@ -153,6 +154,8 @@ def test_the_503_says_what_training_is_doing(member_api, btc, status, reason, ex
     response = member_api.get(URL)
     assert response.status_code == 503
     assert expected in response.json()["detail"]
+    if status == "training":  # the start time as the API writes times: ISO 8601 Z, whole seconds
+        assert re.search(r"\(started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", response.json()["detail"])
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from forecasting.management.commands.forecast import price_text
 from forecasting.management.commands.train import metrics_table
 from forecasting.ml.evaluation import METRIC_KEYS as EVALUATION_METRIC_KEYS
 from forecasting.models import Forecast, ModelVersion
+from makeusrich.formats import api_float
 from markets.models import Asset
 from tests.fakes import FakeBinance
 
@@ -95,6 +96,9 @@ def test_forecast_prints_24_points_with_intervals(bundled_btc):
     assert len(body["points"]) == 24
     assert body["points"][0]["time"] == "2022-03-06T17:00:00Z"
     assert all(p["lower"] <= p["close"] <= p["upper"] for p in body["points"])
+    # Floats as the API writes them (12 significant digits), not the float32 decode's noise.
+    values = [p[key] for p in body["points"] for key in ("close", "lower", "upper")]
+    assert values == [api_float(v) for v in values]
     assert Forecast.objects.count() == 1
 
     text = _run("forecast", "BTCUSDT")

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from forecasting import services
 from forecasting.models import Forecast
 from forecasting.templatetags.market_format import price_decimals
-from makeusrich.formats import iso_z
+from makeusrich.formats import api_floats, iso_z
 from markets.models import Asset
 
 
@@ -55,7 +55,9 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(no_forecast_summary(options["symbol"], str(exc))))
             raise
         if options["json"]:
-            self.stdout.write(json.dumps(forecast_summary(forecast)))
+            self.stdout.write(
+                json.dumps(api_floats(forecast_summary(forecast)))
+            )  # floats as the API writes them
             return
         self.stdout.write(
             f"{forecast.asset.symbol} from {iso_z(forecast.base_time)} "
