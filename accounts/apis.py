@@ -26,7 +26,10 @@ class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
     name = serializers.CharField(
-        max_length=100, required=False, help_text='What the token is for; default "api <date time>".'
+        max_length=100,
+        required=False,
+        allow_blank=True,  # as the tokens page: empty or left out, the token gets the default name
+        help_text='What the token is for; empty or left out: "api <date time>" (UTC).',
     )
 
 

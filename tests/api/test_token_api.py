@@ -21,6 +21,21 @@ def test_it_creates_a_named_token_and_shows_the_key_once(api, member):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_name_gets_the_default_as_on_the_tokens_page(api, member, name):
+    response = api.post(URL, {**CREDENTIALS, "name": name}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert api_token_find(key=response.json()["token"]).name.startswith("api ")
+
+
+@pytest.mark.django_db
+def test_a_given_name_is_kept(api, member):
+    response = api.post(URL, {**CREDENTIALS, "name": "my notebook"}, format="json")
+    assert api_token_find(key=response.json()["token"]).name == "my notebook"
+
+
+@pytest.mark.django_db
 def test_each_login_creates_another_token(api, member):
     keys = {api.post(URL, CREDENTIALS, format="json").json()["token"] for _ in range(2)}
     assert len(keys) == 2
