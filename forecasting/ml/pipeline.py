@@ -16,7 +16,13 @@ import pandas as pd
 import torch
 
 from forecasting.ml.config import TrainingConfig
-from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, window_inputs
+from forecasting.ml.evaluation import (
+    conformal_bounds,
+    evaluate_windows,
+    fit_shrinkage,
+    shrinkage_block,
+    window_inputs,
+)
 from forecasting.ml.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, validate_onnx
 from forecasting.ml.features import CALENDAR_COLUMNS, FEATURES, check_candles, compute_features
 from forecasting.ml.inference import load_session, run_session
@@ -381,7 +387,7 @@ def _calibrate(
     network = run(windows)
     predicted = network.astype("float64") * np.asarray(data.target_scale)
     actual = future_returns(data.close, split.validation, config.horizon)
-    shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=max(24, config.horizon))
+    shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=shrinkage_block(config.horizon))
     positive = volatility[volatility > 0]
     # A flat stretch would give a zero-width interval; a tenth of the typical volatility bounds it.
     floor = float(np.median(positive) * 0.1) if len(positive) else 1e-6
