@@ -42,7 +42,7 @@ def test_a_second_version_is_compared_with_the_active_one_on_the_same_validation
     second = services.model_version_train(asset=tiny_asset)
 
     assert second.version == 2
-    assert "mean validation skill" in second.reason and "on the same windows" in second.reason
+    assert "mean validation skill" in second.reason and "on the same held-out gate windows" in second.reason
     statuses = {first.version: first.status, second.version: second.status}
     first.refresh_from_db()
     assert [v.status for v in ModelVersion.objects.filter(status=Status.ACTIVE)] == [Status.ACTIVE]
@@ -534,7 +534,7 @@ def test_the_gate_never_promotes_a_candidate_on_a_null_skill(tiny_asset, setting
     _version_gate(
         candidate,
         frame=candles_frame(asset=tiny_asset),
-        validation_range=(START + 400 * HOUR, START + 500 * HOUR),
+        gate_range=(START + 400 * HOUR, START + 500 * HOUR),
     )
 
     candidate.refresh_from_db()
