@@ -29,7 +29,7 @@ MIN_TEST_WINDOWS = 5
 # validation window calibrated; the rule now holds for the calibration part alone.)
 VALIDATION_WINDOWS_PER_HORIZON_HOUR = 7
 # The newest share of the validation windows is held out for the promotion gate and the
-# reported validation figures; the older rest (less a purge of `horizon` windows) is what
+# reported validation figures; the older rest (less horizon - 1 purged windows) is what
 # early stopping, the shrinkage and the intervals are fitted on. The calibration part fits
 # 3 numbers per step (a factor and two bounds) and needs 7 windows per horizon hour; the gate
 # estimates one (the mean skill) from the same overlapping errors: it gets the smaller part,
@@ -83,12 +83,13 @@ def future_returns(close: np.ndarray, bases: np.ndarray, horizon: int) -> np.nda
 
 @dataclass(frozen=True)
 class Split:
-    """Base rows of each split, each chronological; no window of one split holds an input or
-    target hour that is a target hour of an earlier split (the purge between them).
+    """Base rows of each split, each chronological; no window of train, validation or test
+    holds an input or target hour that is a target hour of an earlier one (the purge between
+    them).
 
     `validation` is every validation window; it is two parts, `calibration` (the older) then
-    `gate` (the newest), with `horizon` windows dropped between them so that no calibration
-    window reads an hour that a gate window predicts. Fitting (early stopping, shrinkage,
+    `gate` (the newest), with the horizon - 1 windows between them dropped, so that no
+    calibration window reads an hour that a gate window predicts. Fitting (early stopping, shrinkage,
     intervals) reads only `calibration`; the gate and the reported validation metrics read
     only `gate`, so they are held out as the test split is.
     """
@@ -112,7 +113,7 @@ def validation_parts(
 
     Gate windows do read calibration hours as inputs, as every served forecast reads hours the
     model was fitted on; what keeps a score out of sample is that no fitted step saw its
-    targets, so a purge of `horizon` windows is enough here (the train/validation/test
+    targets, so a purge of horizon - 1 windows is enough here (the train/validation/test
     purges are `window + horizon - 1`, since later inputs must not hold an earlier target).
     """
     n_gate = int(round(len(validation) * gate_fraction))
