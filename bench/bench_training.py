@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict = {"threads": args.threads}
     recipe_epochs = 100
     if args.quick:
-        candles = candles.tail(1500).reset_index(drop=True)
+        candles = candles.tail(2000).reset_index(drop=True)  # a split with a gate part needs ~1,823
         overrides |= {"max_epochs": 1, "epoch_windows": 256, "warm_max_epochs": 1, "warm_windows": 128}
         recipe_epochs = 1
     load_before = _load()

@@ -44,12 +44,14 @@ SKILL_HELP = (
 
 
 class ValidationMetricsSerializer(serializers.Serializer):
-    """The same errors on the validation split (the last 20 % of the training windows).
+    """The same errors on the held-out gate part of the validation split.
 
-    Not held-out figures: early stopping, the shrinkage toward persistence and the interval
-    calibration were fitted on these windows, so skill >= 0 and coverage near 0.80 hold here
-    largely by construction. The promotion gate compares versions on them; the test metrics
-    are the honest ones.
+    Validation is the last 20 % of the training windows: its older part calibrates (early
+    stopping, the shrinkage toward persistence, the intervals), its newest 30 % (the gate
+    windows) is held out from all of that and scored here. The promotion gate compares the
+    new version with the active one on these windows. They are chosen on, so the test
+    metrics remain the figures to quote. Versions trained before the gate part scored every
+    validation window here, the ones they were calibrated on.
     """
 
     rmse = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
@@ -58,7 +60,10 @@ class ValidationMetricsSerializer(serializers.Serializer):
         child=serializers.FloatField(allow_null=True), required=False, help_text=SKILL_HELP
     )
     coverage_80 = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
-    windows = serializers.IntegerField(required=False, help_text="Validation windows scored.")
+    windows = serializers.IntegerField(
+        required=False,
+        help_text="Gate windows scored (versions trained before the gate part: every validation window).",
+    )
 
 
 class MetricsSerializer(serializers.Serializer):

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from forecasting.ml.windows import GATE_FRACTION
+
 # Upper limits of the integer hyperparameters: generous for this product (hourly candles,
 # CPU training), and far below what would make a training exhaust a worker's memory.
 UPPER_BOUNDS = {
@@ -55,6 +57,9 @@ class TrainingConfig:
     seed: int = 42
     test_fraction: float = 0.1
     validation_fraction: float = 0.2
+    # The newest share of the validation windows, held out from every fitted step for the
+    # promotion gate and the reported validation figures (forecasting/ml/windows.py).
+    gate_fraction: float = GATE_FRACTION
     interval_coverage: float = 0.8
     # Warm start: fine-tune the parent's weights on the newest training windows only.
     warm_max_epochs: int = 2
@@ -95,6 +100,7 @@ class TrainingConfig:
         self._check_float("weight_decay", 0.0, 1.0, low_open=False)
         self._check_float("test_fraction", 0.0, 0.5)
         self._check_float("validation_fraction", 0.0, 0.5)
+        self._check_float("gate_fraction", 0.0, 0.5)
         self._check_float("interval_coverage", 0.0, 1.0, high_open=True)
         self._check_float("shrink_z", 0.0, 10.0, low_open=False)
         if self.test_fraction + self.validation_fraction >= 0.8:

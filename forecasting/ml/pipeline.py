@@ -16,7 +16,13 @@ import pandas as pd
 import torch
 
 from forecasting.ml.config import TrainingConfig
-from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, window_inputs
+from forecasting.ml.evaluation import (
+    conformal_bounds,
+    evaluate_windows,
+    fit_shrinkage,
+    shrinkage_block,
+    window_inputs,
+)
 from forecasting.ml.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, validate_onnx
 from forecasting.ml.features import CALENDAR_COLUMNS, FEATURES, check_candles, compute_features
 from forecasting.ml.inference import load_session, run_session
@@ -32,7 +38,7 @@ from forecasting.ml.windows import (
     window_bases,
 )
 
-# Validation windows on which torch and onnxruntime must agree: held out from the fit, and
+# Calibration windows on which torch and onnxruntime must agree: held out from the fit, and
 # not the test windows, which nothing may look at before the final evaluation.
 PARITY_WINDOWS = 256
 PREPROCESSING_FORMAT = 1
@@ -60,7 +66,7 @@ class TrainingResult:
     data_last: datetime
     candles: int
     test_start: datetime  # base time of the first test window
-    validation_range: tuple[datetime, datetime]  # base times of the first and last validation windows
+    gate_range: tuple[datetime, datetime]  # base times of the first and last gate windows
     valid: bool
     invalid_reason: str
     warm_start: bool = False
@@ -94,8 +100,9 @@ def warm_start_check(candles: pd.DataFrame, config: TrainingConfig, parent: dict
 
     Its weights mean something only with its window, horizon, features, scaler and target
     scale. And they must not have been fitted on an hour this run validates or tests on: the
-    split fractions must be the parent's, and the first validation window must start after
-    the last hour the weights (through every warm ancestor) and the scaler were fitted on,
+    split fractions must be the parent's, and the first validation window (the older,
+    calibration part comes first, then the gate part, then test) must start after the last
+    hour the weights (through every warm ancestor) and the scaler were fitted on,
     which a hole filled in the history would otherwise move the split onto. Raises
     InsufficientDataError, as train() does, when the candles cannot be split.
     """
@@ -192,7 +199,9 @@ class _Fitted:
 def _split(candles: pd.DataFrame, config: TrainingConfig) -> Split:
     window, horizon = config.window, config.horizon
     bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
-    return chronological_split(bases, window, horizon, config.test_fraction, config.validation_fraction)
+    return chronological_split(
+        bases, window, horizon, config.test_fraction, config.validation_fraction, config.gate_fraction
+    )
 
 
 def _prepare(candles: pd.DataFrame, config: TrainingConfig, parent: dict[str, Any] | None) -> _Prepared:
@@ -233,7 +242,7 @@ def _fit_and_export(
             model,
             data.view,
             data.examples(fit_bases, window, horizon),
-            data.examples(data.split.validation, window, horizon),
+            data.examples(data.split.calibration, window, horizon),  # never the gate windows
             learning_rate=config.learning_rate,
             weight_decay=config.weight_decay,
             batch_size=config.batch_size,
@@ -245,7 +254,7 @@ def _fit_and_export(
             on_epoch=on_epoch,
         )
         onnx_bytes = export_onnx(model, window, len(FEATURES))
-        held_out = data.view[data.split.validation[:PARITY_WINDOWS] - window + 1]
+        held_out = data.view[data.split.calibration[:PARITY_WINDOWS] - window + 1]
         reason = validate_onnx(onnx_bytes, model, held_out, horizon)
         weights = io.BytesIO()
         torch.save(model.state_dict(), weights)
@@ -286,7 +295,7 @@ def train(
     data = _prepare(candles, config, warm_start[1] if warm_start else None)
     fitted = _fit_and_export(data, config, warm_start[0] if warm_start else None, progress)
     split, times = data.split, candles["open_time"]
-    preprocessing, val_network = _calibrate(fitted.run, config, data, split)
+    preprocessing = _calibrate(fitted.run, config, data, split)
     if warm_start is None:
         scaler_rows = [_iso(times.iloc[0]), _iso(times.iloc[split.training_rows_end(config.horizon) - 1])]
     else:  # the inherited scaler was fitted on the rows of the parent's (or its ancestor's) split
@@ -299,7 +308,8 @@ def train(
     preprocessing["training"] = {
         "warm_start": warm_start is not None,
         "best_epoch": fitted.outcome.best_epoch,
-        # The loss_history's reference: "no change" on the fitted and the validation windows.
+        # The loss_history's reference: "no change" on the fitted and the calibration windows
+        # (the validation loss of early stopping).
         "no_change_loss": {
             "train": fitted.outcome.no_change_train_loss,
             "validation": fitted.outcome.no_change_val_loss,
@@ -308,22 +318,25 @@ def train(
         "trained_through": _iso(trained_through),
         "test_fraction": config.test_fraction,
         "validation_fraction": config.validation_fraction,
+        "gate_fraction": config.gate_fraction,
         "fit_windows": fitted.fit_windows,
         "train_windows": len(split.train),
-        "validation_windows": len(split.validation),
+        "validation_windows": len(split.validation),  # both parts and the purge between them
+        "calibration_windows": len(split.calibration),
+        "gate_windows": len(split.gate),
         "test_windows": len(split.test),
     }
     metrics = evaluate_windows(fitted.run, preprocessing, data.scaled, data.close, split.test)
     metrics["test_windows"] = metrics.pop("windows")
     test_start = times.iloc[int(split.test[0])].to_pydatetime()
     metrics["test_start"] = _iso(test_start)
-    validation_range = (
-        times.iloc[int(split.validation[0])].to_pydatetime(),
-        times.iloc[int(split.validation[-1])].to_pydatetime(),
+    gate_range = (
+        times.iloc[int(split.gate[0])].to_pydatetime(),
+        times.iloc[int(split.gate[-1])].to_pydatetime(),
     )
-    validation = evaluate_windows(
-        fitted.run, preprocessing, data.scaled, data.close, split.validation, network=val_network
-    )
+    preprocessing["training"]["gate_range"] = [_iso(moment) for moment in gate_range]
+    # The reported validation figures are the gate's: windows no fitted step has read.
+    validation = evaluate_windows(fitted.run, preprocessing, data.scaled, data.close, split.gate)
     metrics["validation"] = {
         key: validation[key] for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80", "windows")
     }
@@ -346,7 +359,7 @@ def train(
         data_last=times.iloc[-1].to_pydatetime(),
         candles=len(candles),
         test_start=test_start,
-        validation_range=validation_range,
+        gate_range=gate_range,
         valid=not reason,
         invalid_reason=reason,
         warm_start=warm_start is not None,
@@ -372,16 +385,16 @@ def _iso(stamp: datetime | pd.Timestamp) -> str:
 
 def _calibrate(
     run: Callable[[np.ndarray], np.ndarray], config: TrainingConfig, data: _Prepared, split: Split
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Preprocessing with the shrinkage and conformal interval fitted on validation windows,
-    and the network's outputs on those windows."""
+) -> dict[str, Any]:
+    """Preprocessing with the shrinkage and conformal interval fitted on the calibration
+    windows (never the gate windows)."""
     windows, _, volatility = window_inputs(
-        data.scaled, data.close, split.validation, config.window, config.volatility_hours
+        data.scaled, data.close, split.calibration, config.window, config.volatility_hours
     )
     network = run(windows)
     predicted = network.astype("float64") * np.asarray(data.target_scale)
-    actual = future_returns(data.close, split.validation, config.horizon)
-    shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=max(24, config.horizon))
+    actual = future_returns(data.close, split.calibration, config.horizon)
+    shrink = fit_shrinkage(predicted, actual, z=config.shrink_z, block=shrinkage_block(config.horizon))
     positive = volatility[volatility > 0]
     # A flat stretch would give a zero-width interval; a tenth of the typical volatility bounds it.
     floor = float(np.median(positive) * 0.1) if len(positive) else 1e-6
@@ -407,7 +420,7 @@ def _calibrate(
             "volatility_floor": floor,
             "lower": [float(v) for v in lower],
             "upper": [float(v) for v in upper],
-            "calibration_windows": len(split.validation),
+            "calibration_windows": len(split.calibration),
         },
         "onnx": {
             "input": INPUT_NAME,
@@ -418,4 +431,4 @@ def _calibrate(
         },
         "gaps": {"max_filled_hours": config.max_filled_hours},
     }
-    return preprocessing, network
+    return preprocessing

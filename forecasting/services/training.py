@@ -248,7 +248,7 @@ def _version_train(
             version, f"storing the artifacts failed: {type(exc).__name__}: {exc}", kind=Kind.STORAGE
         )
         return
-    _version_gate(version, frame=frame, validation_range=result.validation_range)
+    _version_gate(version, frame=frame, gate_range=result.gate_range)
 
 
 def _has_new_candles(*, asset: Asset) -> bool:
@@ -445,12 +445,12 @@ def _skill_text(skill: float) -> str:
     return f"{skill:+.4f}" if math.isfinite(skill) else "null (erred where no change was exact)"
 
 
-def _version_gate(
-    version: ModelVersion, *, frame: Any, validation_range: tuple[dt.datetime, dt.datetime]
-) -> None:
-    """Promote `version` unless it is worse than the active one on the candidate's validation
-    windows. Choosing between versions is model selection: it never looks at the test split,
-    so the test metrics of whatever is served stay honest."""
+def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.datetime, dt.datetime]) -> None:
+    """Promote `version` unless it is worse than the active one on the candidate's gate
+    windows (the newest part of its validation windows, which none of its fitted steps read;
+    its `metrics["validation"]` are its scores there). Choosing between versions is model
+    selection: it never looks at the test split, so the test metrics of whatever is served
+    stay honest."""
     from forecasting.ml.evaluation import evaluate_onnx
 
     active = ModelVersion.objects.filter(asset=version.asset, status=Status.ACTIVE).first()
@@ -478,7 +478,7 @@ def _version_gate(
         return
     candidate = _mean_skill(version.metrics.get("validation") or {})
     try:
-        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, *validation_range))
+        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, *gate_range))
     except OperationalError:
         raise
     except Exception as exc:  # the candidate is fine: keep it for an admin to look at
@@ -489,8 +489,12 @@ def _version_gate(
     tolerance = settings.PROMOTION_TOLERANCE
     comparison = (
         f"mean validation skill {_skill_text(candidate)} vs active v{active.version} "
-        f"{_skill_text(active_skill)} on the same windows (tolerance {tolerance})"
+        f"{_skill_text(active_skill)} on the same held-out gate windows (tolerance {tolerance})"
     )
+    if "gate_windows" not in ((active.preprocessing or {}).get("training") or {}):
+        # Trained before the gate part was held out: its shrinkage and intervals were fitted on
+        # all its validation windows, which reach into these; its score here is not held out.
+        comparison += f"; v{active.version} predates the held-out gate: it may have been calibrated on them"
     if candidate >= active_skill - tolerance:
         model_version_activate(version=version, reason=f"promoted: {comparison}")
     else:

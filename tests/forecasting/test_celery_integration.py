@@ -66,7 +66,7 @@ def _tiny_assets() -> tuple[Asset, Asset, Asset]:
         asset = Asset.objects.create(
             symbol=symbol, base=symbol[:3], quote="USDT", is_active=active, hyperparameters=TINY
         )
-        candles_create(asset, 400, seed=len(assets))
+        candles_create(asset, 480, seed=len(assets))  # the tiny hyperparameters need 439 hours
         assets.append(asset)
     return tuple(assets)
 

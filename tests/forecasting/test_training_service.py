@@ -43,7 +43,7 @@ def test_a_second_version_is_compared_with_the_active_one_on_the_same_validation
     second = services.model_version_train(asset=tiny_asset)
 
     assert second.version == 2
-    assert "mean validation skill" in second.reason and "on the same windows" in second.reason
+    assert "mean validation skill" in second.reason and "on the same held-out gate windows" in second.reason
     statuses = {first.version: first.status, second.version: second.status}
     first.refresh_from_db()
     assert [v.status for v in ModelVersion.objects.filter(status=Status.ACTIVE)] == [Status.ACTIVE]
@@ -97,7 +97,7 @@ def test_an_hourly_warm_chain_fine_tunes_warm_versions_and_reports_the_inherited
 def test_a_warm_retrain_after_a_hole_fill_moved_validation_onto_trained_hours_trains_from_scratch(
     tiny_asset, caplog
 ):
-    hole = range(100, 300)
+    hole = range(100, 220)  # leaves just enough gap-free windows to train the parent
     Candle.objects.filter(
         asset=tiny_asset, open_time__gte=START + hole.start * HOUR, open_time__lt=START + hole.stop * HOUR
     ).delete()
@@ -326,24 +326,99 @@ def test_a_training_that_fails_is_recorded_and_leaves_the_active_version_serving
     assert TrainingLease.objects.get(asset=tiny_asset).owner == ""
 
 
-def test_the_gate_chooses_on_validation_windows_and_never_reads_the_test_split(tiny_asset, monkeypatch):
+def _spy_on_the_gates_scoring(monkeypatch) -> list[tuple[datetime, datetime | None, int]]:
+    """(start, end, windows scored) of every evaluate_onnx call the gate makes from now on."""
     from forecasting.ml import evaluation
 
-    services.model_version_train(asset=tiny_asset)
-    ranges = []
+    calls = []
     real = evaluation.evaluate_onnx
 
     def spy(content, preprocessing, frame, start, end=None):
-        ranges.append((start, end))
-        return real(content, preprocessing, frame, start, end)
+        metrics = real(content, preprocessing, frame, start, end)
+        calls.append((start, end, metrics["windows"]))
+        return metrics
 
     monkeypatch.setattr(evaluation, "evaluate_onnx", spy)
+    return calls
+
+
+def _iso_range(version: ModelVersion) -> tuple[datetime, datetime]:
+    first, last = version.preprocessing["training"]["gate_range"]
+    return datetime.fromisoformat(first), datetime.fromisoformat(last)
+
+
+def test_the_gate_scores_the_active_on_the_candidates_held_out_gate_windows_never_the_test_split(
+    tiny_asset, monkeypatch
+):
+    services.model_version_train(asset=tiny_asset)
+    calls = _spy_on_the_gates_scoring(monkeypatch)
     second = services.model_version_train(asset=tiny_asset)
 
-    assert len(ranges) == 1
-    start, end = ranges[0]
+    [(start, end, windows)] = calls
+    assert (start, end) == _iso_range(second)  # the candidate's gate windows...
+    # ...all of them, as many as its own validation figures were computed on
+    assert (
+        windows == second.metrics["validation"]["windows"] == second.preprocessing["training"]["gate_windows"]
+    )
     test_start = datetime.fromisoformat(second.metrics["test_start"].replace("Z", "+00:00"))
-    assert end is not None and start < end < test_start
+    assert end < test_start
+    # Not the calibration windows: they end before the gate's first window (the newest part).
+    frame = candles_frame(asset=tiny_asset)
+    split = chronological_split(
+        window_bases(hour_numbers(frame["open_time"]), second.window, second.horizon),
+        second.window,
+        second.horizon,
+        0.1,
+        0.2,
+    )
+    assert frame["open_time"].iloc[split.gate[0]].to_pydatetime() == start
+    assert frame["open_time"].iloc[split.calibration[-1]].to_pydatetime() < start
+    assert second.hyperparameters["gate_fraction"] == 0.3
+
+
+def _as_before_the_gate_split(version: ModelVersion) -> None:
+    """Make `version` look stored before the held-out gate: no split record anywhere."""
+    new_keys = ("gate_fraction", "calibration_windows", "gate_windows", "gate_range")
+    training = {k: v for k, v in version.preprocessing["training"].items() if k not in new_keys}
+    version.preprocessing = {**version.preprocessing, "training": training}
+    version.hyperparameters = {k: v for k, v in version.hyperparameters.items() if k != "gate_fraction"}
+    version.metrics = {**version.metrics, "validation": {**version.metrics["validation"], "windows": 97}}
+    version.save()
+
+
+def test_an_active_version_stored_before_the_gate_split_still_serves_and_is_gated(tiny_asset, monkeypatch):
+    old = services.model_version_train(asset=tiny_asset)
+    _as_before_the_gate_split(old)
+    assert services.forecast_refresh(asset=tiny_asset).model_version_id == old.pk  # it serves
+    calls = _spy_on_the_gates_scoring(monkeypatch)
+
+    new = services.model_version_train(asset=tiny_asset)
+
+    assert new.status in (Status.ACTIVE, Status.VALIDATED), new.reason
+    [(start, end, windows)] = calls  # scored, on the new version's gate windows
+    assert (start, end) == _iso_range(new) and windows == new.metrics["validation"]["windows"]
+    assert "on the same held-out gate windows" in new.reason
+    assert f"v{old.version} predates the held-out gate: it may have been calibrated on them" in new.reason
+
+
+def test_a_version_that_records_its_split_gets_no_predates_note(tiny_asset):
+    services.model_version_train(asset=tiny_asset)
+    second = services.model_version_train(asset=tiny_asset)
+    assert "on the same held-out gate windows" in second.reason and "predates" not in second.reason
+
+
+def test_a_warm_retrain_fine_tunes_an_active_version_stored_before_the_gate_split(tiny_asset):
+    old = services.model_version_train(asset=tiny_asset)
+    _as_before_the_gate_split(old)
+    candles_create(tiny_asset, 1, start=old.data_last + HOUR, seed=7)
+
+    warm = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert warm.mode == "warm" and warm.parent_id == old.pk, warm.reason
+    assert warm.status in (Status.ACTIVE, Status.VALIDATED), warm.reason
+    assert warm.preprocessing["training"]["gate_windows"] == warm.metrics["validation"]["windows"]
+    # The parent's training hours stay out of both validation parts (and the test windows after).
+    assert _first_validation_input(tiny_asset, warm) > _trained_through(old)
 
 
 def test_a_failed_artifact_write_fails_the_version_and_leaves_no_file(tiny_asset, monkeypatch):
@@ -609,7 +684,7 @@ def test_the_gate_never_promotes_a_candidate_on_a_null_skill(tiny_asset, setting
     _version_gate(
         candidate,
         frame=candles_frame(asset=tiny_asset),
-        validation_range=(START + 400 * HOUR, START + 500 * HOUR),
+        gate_range=(START + 400 * HOUR, START + 500 * HOUR),
     )
 
     candidate.refresh_from_db()

@@ -12,6 +12,7 @@ def test_its_defaults_are_the_reports_model():
     assert (config.window, config.horizon, config.hidden_size, config.num_layers) == (120, 24, 128, 2)
     assert (config.dropout, config.learning_rate, config.patience) == (0.2, 1e-3, 2)
     assert (config.test_fraction, config.validation_fraction, config.interval_coverage) == (0.1, 0.2, 0.8)
+    assert config.gate_fraction == 0.3  # the newest 30 % of the validation windows: held out
 
 
 def test_it_applies_overrides_over_defaults_and_round_trips_through_json():
@@ -36,6 +37,8 @@ def test_it_applies_overrides_over_defaults_and_round_trips_through_json():
         ({"seed": 1e300}, "seed must be at most 4294967295"),
         ({"horizon": 500}, "horizon must be at most 168"),
         ({"batch_size": 10**6}, "batch_size must be at most 4096"),
+        ({"gate_fraction": 0}, "gate_fraction must be in \\(0.0, 0.5\\]"),
+        ({"gate_fraction": 0.6}, "gate_fraction must be in"),
         (
             {"test_fraction": 0.5, "validation_fraction": 0.4},
             "test_fraction \\+ validation_fraction must be below 0.8",

@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.ml.evaluation import conformal_bounds, evaluate_windows, fit_shrinkage, forecast_metrics
+from forecasting.ml.evaluation import (
+    conformal_bounds,
+    evaluate_windows,
+    fit_shrinkage,
+    forecast_metrics,
+    shrinkage_block,
+    t_quantile,
+)
 
 
 def test_metrics_match_hand_computed_values_per_step():
@@ -164,3 +171,41 @@ def test_shrinkage_falls_to_persistence_when_the_validation_benefit_is_not_signi
     assert plain[0] > 0
     assert gated[0] == 0.0
     assert 0.45 < gated[1] < plain[1] < 0.55
+
+
+def _noise_passing_rate(block: int, *, seeds: int = 1000, windows: int = 200, horizon: int = 24) -> float:
+    """Share of (series, step) pairs whose shrink factor is not 0 when the predictions know
+    nothing: a random walk's h-step returns against another, independent walk's, both from
+    overlapping windows, as the network's outputs and the targets on validation are."""
+    steps = np.arange(1, horizon + 1)
+    passed = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        bases = np.arange(windows)
+        price, guess = (np.cumsum(rng.normal(size=windows + horizon)) for _ in range(2))
+        actual = price[bases[:, None] + steps] - price[bases, None]
+        predicted = guess[bases[:, None] + steps] - guess[bases, None]
+        passed += int(np.count_nonzero(fit_shrinkage(predicted, actual, z=1.645, block=block)))
+    return passed / (seeds * horizon)
+
+
+def test_noise_predictions_get_a_shrink_factor_of_zero_at_nearly_the_nominal_rate():
+    # A one-sided 5 % test. 200 windows hold about 8 independent 24-hour errors, which
+    # leaves it somewhat liberal (about 8 % here); the rule before (clusters of one horizon,
+    # normal critical value) let 11.5 % of these through, and fails this assertion.
+    assert shrinkage_block(24) == 48
+    assert _noise_passing_rate(shrinkage_block(24)) < 0.095
+
+
+def test_t_quantile_matches_the_student_t_table():
+    assert t_quantile(1.645, 3) == pytest.approx(2.353, abs=0.002)
+    assert t_quantile(1.645, 9) == pytest.approx(1.833, abs=0.001)
+    assert t_quantile(1.645, 10_000) == pytest.approx(1.645, abs=0.001)
+
+
+def test_shrinkage_is_zero_with_too_few_clusters_to_estimate_its_error():
+    rng = np.random.default_rng(5)
+    predicted = rng.normal(size=(60, 1))
+    actual = 0.5 * predicted + rng.normal(0, 0.1, (60, 1))
+    assert fit_shrinkage(predicted, actual, z=1.645, block=24)[0] > 0.4  # 3 clusters
+    assert fit_shrinkage(predicted, actual, z=1.645, block=30)[0] == 0.0  # 2 clusters

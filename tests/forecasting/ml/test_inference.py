@@ -116,7 +116,9 @@ def test_interval_bounds_below_zero_are_clamped_at_zero():
 
 def _tick_coin(count: int = 600) -> pd.DataFrame:
     """A coin priced in a few ticks of 1e-8 (1 to 6 ticks): one tick is a large part of its price."""
-    rng = np.random.default_rng(3)
+    # A path whose unclamped lower bounds fall below 0 (seed 3 stopped doing so once the
+    # intervals were calibrated on the calibration part of validation only).
+    rng = np.random.default_rng(2)
     ticks = [3]
     for _ in range(count - 1):
         ticks.append(min(max(ticks[-1] + rng.choice([-1, 0, 0, 0, 1]), 1), 6))

@@ -75,25 +75,29 @@ def test_evaluating_the_artifact_from_the_test_start_reproduces_its_test_metrics
     assert again["windows"] == result.metrics["test_windows"]
 
 
-def test_the_gate_scores_the_artifact_on_exactly_the_validation_windows(trained, candles):
+def test_the_gate_scores_the_artifact_on_exactly_the_gate_windows(trained, candles):
     result, _ = trained
     split = _split(candles, tiny_config())
-    first, last = result.validation_range
+    first, last = result.gate_range
     assert (first, last) == (
-        candles["open_time"].iloc[split.validation[0]].to_pydatetime(),
-        candles["open_time"].iloc[split.validation[-1]].to_pydatetime(),
+        candles["open_time"].iloc[split.gate[0]].to_pydatetime(),
+        candles["open_time"].iloc[split.gate[-1]].to_pydatetime(),
     )
     assert last < result.test_start  # model selection never reaches the test split
+    assert result.preprocessing["training"]["gate_range"] == [
+        first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ]
 
     again = evaluate_onnx(result.onnx_bytes, result.preprocessing, candles, first, last)
 
     validation = result.metrics["validation"]
-    assert again["windows"] == validation["windows"] == len(split.validation)
+    assert again["windows"] == validation["windows"] == len(split.gate)
     for key in ("rmse", "persistence_rmse", "skill_rmse", "coverage_80"):
         np.testing.assert_allclose(again[key], validation[key], rtol=1e-9)
 
 
-def test_it_records_the_loss_of_no_change_on_the_validation_and_training_windows(trained, candles):
+def test_it_records_the_loss_of_no_change_on_the_calibration_and_training_windows(trained, candles):
     result, _ = trained
     config = tiny_config()
     split = _split(candles, config)
@@ -104,7 +108,8 @@ def test_it_records_the_loss_of_no_change_on_the_validation_and_training_windows
         return float(np.mean((future_returns(close, bases, config.horizon) / scale) ** 2))
 
     stored = result.preprocessing["training"]["no_change_loss"]
-    assert stored["validation"] == pytest.approx(no_change(split.validation), rel=1e-5)
+    # Early stopping's validation loss is on the calibration part of the validation windows.
+    assert stored["validation"] == pytest.approx(no_change(split.calibration), rel=1e-5)
     assert stored["train"] == pytest.approx(no_change(split.train), rel=1e-5)
     # Scaled by the training spread, so about 1 on training only; validation has its own level.
     assert stored["train"] == pytest.approx(1.0, abs=0.05)
@@ -121,7 +126,7 @@ def test_the_scaler_is_fitted_on_training_rows_only(trained, candles):
     assert result.preprocessing["training"]["scaler_rows"][1] < result.metrics["test_start"]
 
 
-def test_the_onnx_parity_check_runs_on_validation_windows_never_on_test_windows(candles, monkeypatch):
+def test_the_onnx_parity_check_runs_on_calibration_windows_never_on_test_windows(candles, monkeypatch):
     checked: list[np.ndarray] = []
 
     def validate_onnx(onnx_bytes, model, held_out, horizon):
@@ -135,8 +140,8 @@ def test_the_onnx_parity_check_runs_on_validation_windows_never_on_test_windows(
     assert result.valid, result.invalid_reason
     split = _split(candles, config)
     scaled = minmax_transform(compute_features(candles), result.preprocessing["scaler"])
-    validation = split.validation[: pipeline.PARITY_WINDOWS]
-    expected = np.stack([scaled[base - config.window + 1 : base + 1] for base in validation])
+    calibration = split.calibration[: pipeline.PARITY_WINDOWS]
+    expected = np.stack([scaled[base - config.window + 1 : base + 1] for base in calibration])
     [held_out] = checked
     np.testing.assert_array_equal(held_out, expected)
 
@@ -174,6 +179,62 @@ def test_test_hours_cannot_change_the_model_nor_its_calibration(trained, candles
     for key in ("scaler", "target", "interval"):
         assert other.preprocessing[key] == result.preprocessing[key]
     assert other.metrics["rmse"] != result.metrics["rmse"]
+
+
+def test_it_records_how_the_validation_windows_were_split(trained, candles):
+    result, _ = trained
+    split = _split(candles, tiny_config())
+    training = result.preprocessing["training"]
+    assert training["gate_fraction"] == tiny_config().gate_fraction == 0.3
+    assert (training["calibration_windows"], training["gate_windows"], training["validation_windows"]) == (
+        len(split.calibration),
+        len(split.gate),
+        len(split.validation),
+    )
+    assert result.preprocessing["interval"]["calibration_windows"] == len(split.calibration)
+    assert result.metrics["validation"]["windows"] == len(split.gate)
+
+
+def _scaled_prices(candles: pd.DataFrame, rows: range, factor: float) -> pd.DataFrame:
+    altered = candles.copy()
+    altered.loc[rows.start : rows.stop - 1, ["open", "high", "low", "close"]] *= factor
+    return altered
+
+
+def test_no_fitted_step_reads_the_gate_windows_targets(trained, candles):
+    """Every hour a gate window predicts, 20 % higher: weights, early stopping, shrinkage and
+    intervals stay bit-identical; only the gate's (validation) figures move."""
+    result, _ = trained
+    config = tiny_config()
+    split = _split(candles, config)
+    gate_targets = range(int(split.gate[0]) + 1, int(split.gate[-1]) + config.horizon + 1)
+
+    other = train(_scaled_prices(candles, gate_targets, 1.2), config)
+
+    assert _same_weights(result, other)
+    assert other.best_epoch == result.best_epoch
+    assert [e["val_loss"] for e in other.loss_history] == [e["val_loss"] for e in result.loss_history]
+    for key in ("scaler", "target", "interval"):
+        assert other.preprocessing[key] == result.preprocessing[key]
+    assert other.metrics["validation"]["rmse"] != result.metrics["validation"]["rmse"]
+    assert other.metrics["validation"]["coverage_80"] != result.metrics["validation"]["coverage_80"]
+    assert other.metrics["rmse"] == result.metrics["rmse"]  # test windows start after them too
+
+
+def test_the_calibration_windows_targets_do_set_the_intervals(trained, candles):
+    """The converse, so the test above could fail: the calibration part's target hours move them."""
+    result, _ = trained
+    config = tiny_config()
+    split = _split(candles, config)
+    calibration_targets = range(
+        int(split.calibration[0]) + 1, int(split.calibration[-1]) + config.horizon + 1
+    )
+    assert calibration_targets.stop <= split.gate[0] + 1  # the purge: none of them is a gate target
+
+    other = train(_scaled_prices(candles, calibration_targets, 1.2), config)
+
+    assert other.preprocessing["interval"] != result.preprocessing["interval"]
+    assert [e["val_loss"] for e in other.loss_history] != [e["val_loss"] for e in result.loss_history]
 
 
 def test_validation_hours_cannot_change_the_scaler_nor_the_target_scale(trained, candles):

@@ -84,14 +84,36 @@ def test_it_refuses_too_little_gap_free_data_with_a_clear_message():
         chronological_split(bases, 16, 4, 0.1, 0.2)
 
 
-def test_the_validation_split_must_hold_seven_windows_per_horizon_hour_to_calibrate_intervals():
-    # Horizon 8: 56 validation windows, where 10 used to be enough.
+def test_the_calibration_part_must_hold_seven_windows_per_horizon_hour_to_calibrate_intervals():
+    # Horizon 8: 56 calibration windows (10 once were enough), and 16 gate windows.
     enough = minimum_candles(16, 8, 0.1, 0.2)
     bases = window_bases(hour_numbers(synthetic_candles(enough)["open_time"]), 16, 8)
-    assert len(chronological_split(bases, 16, 8, 0.1, 0.2).validation) >= 56
+    split = chronological_split(bases, 16, 8, 0.1, 0.2)
+    assert len(split.calibration) >= 56 and len(split.gate) >= 16
     bases = window_bases(hour_numbers(synthetic_candles(enough - 50)["open_time"]), 16, 8)
-    with pytest.raises(InsufficientDataError, match=r"validation .* at least 20 / 56 / 5 are needed"):
+    with pytest.raises(
+        InsufficientDataError,
+        match=r"calibration \+ \d+ gate validation .* at least 20 / 56 \+ 16 / 5 are needed",
+    ):
         chronological_split(bases, 16, 8, 0.1, 0.2)
+
+
+def test_the_gate_part_is_the_newest_validation_windows_and_no_calibration_target_is_a_gate_target():
+    candles = synthetic_candles(1000, skip=GAPS)
+    window, horizon = 16, 4
+    bases = window_bases(hour_numbers(candles["open_time"]), window, horizon)
+    split = chronological_split(bases, window, horizon, 0.1, 0.2, 0.3)
+    validation = split.validation.tolist()
+    assert len(split.gate) == round(len(validation) * 0.3)
+    assert split.gate.tolist() == validation[-len(split.gate) :]
+    assert split.calibration.tolist() == validation[: len(split.calibration)]
+    # The last calibration window predicts up to the first gate window's last input hour at most;
+    # the windows between them (whose targets would be gate targets) are dropped.
+    assert split.calibration.max() + horizon <= split.gate.min()
+    assert len(validation) - len(split.calibration) - len(split.gate) == horizon - 1
+    # Another fraction moves the boundary, not the validation windows.
+    other = chronological_split(bases, window, horizon, 0.1, 0.2, 0.5)
+    assert other.validation.tolist() == validation and len(other.gate) == round(len(validation) * 0.5)
 
 
 def test_no_window_of_the_bundled_year_spans_one_of_its_four_outages():
