@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
+from makeusrich.formats import api_float
 from markets.models import Asset, Candle
 from tests.candles import candle_row
 
@@ -116,9 +117,10 @@ def forecast_create(
                 {
                     "time": time,
                     "actual": actual,
-                    "error": close - actual,
+                    # Rounded as forecasts_score stores them (a price difference to the prices' digits).
+                    "error": api_float(close - actual, scale=actual),
                     "inside": close - spread <= actual <= close + spread,
-                    "persistence_error": last_close - actual,
+                    "persistence_error": api_float(last_close - actual, scale=actual),
                 }
             )
     return Forecast.objects.create(
