@@ -122,10 +122,10 @@ def test_the_history_exploration_still_runs_and_scores_coverage(tmp_path):
     # bench/explore_min_history.py backs the history rule in forecasting/ml/windows.py.
     out = tmp_path / "rows.json"
     result = subprocess.run(
-        [sys.executable, "bench/explore_min_history.py", "--lengths", "1500", "--offsets", "1", "--json", str(out)],
+        [sys.executable, "bench/explore_min_history.py", "--lengths", "1900", "--offsets", "1", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = json.loads(out.read_text())
-    assert row["candles"] == 1500 and row["start"] < "2022-01-30"
-    assert 0 <= row["mean_abs_coverage_error"] <= 0.8 and row["validation_per_horizon_hour"] > 7
+    assert row["candles"] == 1900 and row["start"] < "2022-01-30"
+    assert 0 <= row["mean_abs_coverage_error"] <= 0.8 and row["calibration_per_horizon_hour"] > 7
