@@ -111,3 +111,23 @@ def test_the_server_error_page_links_lead_to_real_pages():
         "/account/tokens/": "tokens",
         "/api/v1/docs/": "api-docs",
     }
+
+
+def test_a_request_for_another_host_gets_the_site_bad_request_page(client):
+    # Django answers a Host outside ALLOWED_HOSTS through handler400, with no request context.
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'data-state="bad_request"' in html and "<title>Bad request · Make Us Rich</title>" in html
+    assert 'class="site-header"' in html and 'href="/">Back to the dashboard' in html
+    assert "evil.example" not in html  # nothing of the request is echoed
+
+
+def test_an_api_bad_request_stays_json(client):
+    response = client.get("/api/v1/assets/", HTTP_HOST="evil.example")
+    assert response.status_code == 400 and response.json()["detail"].startswith("Bad request")
+
+
+def test_the_server_error_page_keeps_its_title_in_the_shared_layout():
+    html = get_resolver().resolve_error_handler(500)(RequestFactory().get("/")).content.decode()
+    assert "<title>Server error · Make Us Rich</title>" in html and html.count("<main") == 1
