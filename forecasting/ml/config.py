@@ -9,6 +9,8 @@ from typing import Any
 
 from forecasting.ml.windows import GATE_FRACTION
 
+INTERVAL_COVERAGE = 0.8  # the share of outcomes each forecast band is meant to hold
+
 # Upper limits of the integer hyperparameters: generous for this product (hourly candles,
 # CPU training), and far below what would make a training exhaust a worker's memory.
 UPPER_BOUNDS = {
@@ -60,7 +62,8 @@ class TrainingConfig:
     # The newest share of the validation windows, held out from every fitted step for the
     # promotion gate and the reported validation figures (forecasting/ml/windows.py).
     gate_fraction: float = GATE_FRACTION
-    interval_coverage: float = 0.8
+    # Fixed: the contract's metric (coverage_80), the API and every page call the band 80 %.
+    interval_coverage: float = INTERVAL_COVERAGE
     # Warm start: fine-tune the parent's weights on the newest training windows only.
     warm_max_epochs: int = 2
     warm_windows: int = 768  # 32 days of hourly windows
@@ -101,7 +104,11 @@ class TrainingConfig:
         self._check_float("test_fraction", 0.0, 0.5)
         self._check_float("validation_fraction", 0.0, 0.5)
         self._check_float("gate_fraction", 0.0, 0.5)
-        self._check_float("interval_coverage", 0.0, 1.0, high_open=True)
+        if self.interval_coverage != INTERVAL_COVERAGE:
+            raise ValueError(
+                f"interval_coverage must be {INTERVAL_COVERAGE}: the bands are 80 % intervals wherever "
+                f"they are shown and scored (coverage_80, the API, the pages), got {self.interval_coverage!r}"
+            )
         self._check_float("shrink_z", 0.0, 10.0, low_open=False)
         if self.test_fraction + self.validation_fraction >= 0.8:
             raise ValueError(
