@@ -34,7 +34,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -44,6 +44,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -288,7 +290,8 @@ SYNC_GAP_REQUESTS = env_int("SYNC_GAP_REQUESTS", 4, minimum=0)
 BUNDLED_DATA_FILE = BASE_DIR / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
 
 # Forecasting.
-FORECAST_HORIZON = env_int("FORECAST_HORIZON", 24, minimum=1)
+# At most a week, as the asset's Horizon field and the training's bound (forecasting.ml.config).
+FORECAST_HORIZON = env_int("FORECAST_HORIZON", 24, minimum=1, maximum=168)
 PROMOTION_TOLERANCE = env_float("PROMOTION_TOLERANCE", 0.02)
 TRAINING_TIME_LIMIT_SECONDS = env_int("TRAINING_TIME_LIMIT_SECONDS", 1800, minimum=60)
 TRAINING_LOCK_SECONDS = env_int("TRAINING_LOCK_SECONDS", 2400, minimum=60)

@@ -112,3 +112,10 @@ def test_a_django_warning_is_logged_once_when_debug_is_on(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("Not Found: /api/v1/nope/") == 1, result.stderr
     assert "WARNING django.request: Not Found: /api/v1/nope/" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [("169", "must be at most 168"), ("0", "must be at least 1")])
+def test_a_forecast_horizon_that_no_training_accepts_is_refused_at_start(tmp_path, value, message):
+    # Refused when the settings load, not by every training later ("horizon must be at most 168").
+    result = _manage("check", FORECAST_HORIZON=value, VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and f"FORECAST_HORIZON={value} {message}" in result.stderr
