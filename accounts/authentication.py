@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 from accounts.models import ApiToken
 from accounts.selectors import TOKEN_KEYWORD
-from accounts.services import api_token_authenticate, api_token_touch
+from accounts.services import KEY_PREFIX, api_token_authenticate, api_token_touch
 
 # What reads data; anything else on a counted endpoint is a 405 (or OPTIONS' metadata) and free.
 COUNTED_METHODS = frozenset({"GET", "HEAD"})
@@ -48,11 +48,7 @@ class HashedTokenAuthentication(BaseAuthentication):
             # No credentials: the permission check then answers 401 with WWW-Authenticate.
             return None
         if parts[0].lower() != self.keyword.lower().encode():
-            # Credentials of another kind (Bearer, Basic...): say which kind works.
-            scheme = parts[0].decode("ascii", errors="replace")[:20]
-            raise exceptions.AuthenticationFailed(
-                f"Unsupported authorization scheme {scheme!r}: use 'Authorization: Token <key>'."
-            )
+            raise exceptions.AuthenticationFailed(_scheme_refused(parts[0]))
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: use 'Authorization: Token <key>'.")
         try:
@@ -74,3 +70,14 @@ class HashedTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def _scheme_refused(first: bytes) -> str:
+    """Why a header of another kind is refused, without echoing anything that may be a secret."""
+    if first.startswith(KEY_PREFIX.encode()):  # a bare key, e.g. pasted into Swagger's Authorize box
+        return "The key needs the word Token before it: 'Authorization: Token <key>'."
+    if first.isalpha() and len(first) <= 20:  # Bearer, Basic...: say which kind works
+        return (
+            f"Unsupported authorization scheme {first.decode('ascii')!r}: use 'Authorization: Token <key>'."
+        )
+    return "Unsupported authorization header: use 'Authorization: Token <key>'."

@@ -67,6 +67,18 @@ def test_credentials_of_another_scheme_are_refused_saying_which_works(member, he
 
 
 @pytest.mark.django_db
+def test_a_bare_key_is_told_to_add_the_scheme_and_never_echoed(member):
+    _, key = api_token_create(user=member, name="laptop")
+    for header in (key, f"{key} extra", "x" * 30 + "-secret"):
+        response = _get(header=header)
+        assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Token")
+        assert key[:8] not in response.content.decode() and "secret" not in response.content.decode()
+    assert _get(header=key).json() == {
+        "detail": "The key needs the word Token before it: 'Authorization: Token <key>'."
+    }
+
+
+@pytest.mark.django_db
 def test_it_rejects_a_revoked_token(member):
     token, key = api_token_create(user=member, name="laptop")
     assert _get(key).status_code == 200
