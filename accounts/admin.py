@@ -45,6 +45,7 @@ class ApiTokenInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = True
     verbose_name = "API token (delete = revoke)"
+    verbose_name_plural = "API tokens (delete = revoke)"  # else Django appends "s" after the ")"
 
     @admin.display(description="name")
     def name_shown(self, token: ApiToken) -> str:

@@ -165,6 +165,8 @@ class AdminLoginView(ThrottledLoginView):
             "subtitle": None,
             "site_name": admin.site.site_header,
             "app_path": self.request.get_full_path(),
+            # admin/login.html names a logged-in non-staff user: "You are authenticated as …"
+            "username": self.request.user.get_username(),
             **super().get_context_data(**kwargs),
         }
 

@@ -70,3 +70,21 @@ def test_the_admin_cannot_create_tokens_whose_key_nobody_would_see(client, staff
     client.force_login(staff)
     page = client.get(_change_url(member)).content.decode()
     assert 'name="api_tokens-MAX_NUM_FORMS" value="0"' in page
+
+
+@pytest.mark.django_db
+def test_the_token_inline_is_headed_in_the_plural(client, staff, member):
+    api_token_create(user=member, name="laptop")
+    client.force_login(staff)
+    page = client.get(_change_url(member)).content.decode()
+    assert "API tokens (delete = revoke)" in page
+    assert "(delete = revoke)s" not in page
+
+
+@pytest.mark.django_db
+def test_the_admin_names_the_logged_in_user_it_refuses(client, member):
+    client.force_login(member)
+    response = client.get("/admin/", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0].startswith("/admin/login/")
+    assert "You are authenticated as alice, but are not authorized" in page
