@@ -81,7 +81,11 @@ class ApiUsageAdmin(admin.ModelAdmin):
     search_fields = ("user__username",)
     readonly_fields = ("user", "period_start", "used")
 
+    # Counted by the API, never edited: view-only, so the admin offers "View", not "Change".
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
         return False
 
 

@@ -1,7 +1,9 @@
+import re
+
 import pytest
 from django.utils import timezone
 
-from accounts.models import ApiQuota
+from accounts.models import ApiQuota, ApiUsage
 from accounts.services import api_quota_consume, api_token_create
 
 
@@ -88,3 +90,20 @@ def test_the_admin_names_the_logged_in_user_it_refuses(client, member):
     page = response.content.decode()
     assert response.redirect_chain[-1][0].startswith("/admin/login/")
     assert "You are authenticated as alice, but are not authorized" in page
+
+
+@pytest.mark.django_db
+def test_api_usage_is_view_only_in_the_admin(client, staff, member):
+    api_quota_consume(user=member)
+    usage = ApiUsage.objects.get(user=member)
+    client.force_login(staff)
+
+    index = client.get("/admin/").content.decode()
+    detail = client.get(f"/admin/accounts/apiusage/{usage.pk}/change/")
+
+    assert re.search(r'href="/admin/accounts/apiusage/" class="viewlink"', index)
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    posted = client.post(f"/admin/accounts/apiusage/{usage.pk}/change/", {"used": "0"})
+    assert posted.status_code == 403
+    usage.refresh_from_db()
+    assert usage.used == 1
