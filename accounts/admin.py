@@ -7,12 +7,16 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from accounts.models import ApiQuota, ApiToken, ApiUsage
 from accounts.selectors import api_usage_get
 from makeusrich.formats import datetime_text
 
 User = get_user_model()
+
+# The longest token name the user page shows whole; a longer one is cut, in full in its title.
+NAME_SHOWN_CHARS = 40
 
 
 class ApiQuotaInline(admin.StackedInline):
@@ -37,10 +41,18 @@ class ApiTokenInline(admin.TabularInline):
 
     model = ApiToken
     extra = 0
-    fields = ("name", "prefix", "created_at", "last_used_at")
+    fields = ("name_shown", "prefix", "created_at", "last_used_at")
     readonly_fields = fields
     can_delete = True
     verbose_name = "API token (delete = revoke)"
+    verbose_name_plural = "API tokens (delete = revoke)"  # else Django appends "s" after the ")"
+
+    @admin.display(description="name")
+    def name_shown(self, token: ApiToken) -> str:
+        # A name may be 100 characters with no space: the whole of it would widen the page.
+        if len(token.name) <= NAME_SHOWN_CHARS:
+            return token.name
+        return format_html('<span title="{}">{}…</span>', token.name, token.name[: NAME_SHOWN_CHARS - 1])
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -69,7 +81,11 @@ class ApiUsageAdmin(admin.ModelAdmin):
     search_fields = ("user__username",)
     readonly_fields = ("user", "period_start", "used")
 
+    # Counted by the API, never edited: view-only, so the admin offers "View", not "Change".
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
         return False
 
 

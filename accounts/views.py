@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.login_throttle import client_address, login_attempt_start, login_attempt_succeeded
 from accounts.models import ApiToken
@@ -119,8 +119,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    if request.method == "GET":  # a typed or bookmarked address: revoke nothing, show the list
+        return redirect("tokens")
     if api_token_revoke(user=request.user, token_id=token_id):
         messages.success(request, "Token revoked: it no longer opens the API.")
     else:
@@ -165,6 +167,8 @@ class AdminLoginView(ThrottledLoginView):
             "subtitle": None,
             "site_name": admin.site.site_header,
             "app_path": self.request.get_full_path(),
+            # admin/login.html names a logged-in non-staff user: "You are authenticated as …"
+            "username": self.request.user.get_username(),
             **super().get_context_data(**kwargs),
         }
 
@@ -173,7 +177,17 @@ class AdminLoginView(ThrottledLoginView):
 
 
 class LogoutView(auth_views.LogoutView):
-    """Django's log out (POST only), then a message on the login page it redirects to."""
+    """Django's log out (on POST), then a message on the login page it redirects to.
+
+    A GET (the address typed or bookmarked) logs nobody out: it shows a page with the button.
+    """
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect("login")
+        return render(request, "registration/logout.html")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().post(request, *args, **kwargs)

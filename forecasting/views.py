@@ -63,6 +63,14 @@ def _chart_span(panel: AssetPanel, candles: list[dict[str, Any]]) -> dict[str, A
     return {"label": label, "missing": hours - len(candles)}
 
 
+def _version_reason(version: ModelVersion) -> str:
+    """Why a version has its status; for one no longer in service, why it was put in service
+    (its reason, "promoted: …", is not repeated after "When promoted: ")."""
+    if version.status != ModelVersion.Status.ACTIVE and version.activated_at:
+        return f"When promoted: {version.reason.removeprefix('promoted: ')}"
+    return version.reason
+
+
 def _no_change_loss(version: ModelVersion | None) -> dict[str, float]:
     """What "no change" scored by the training loss ({"train", "validation"}, finite values
     only); empty for versions trained before it was recorded."""
@@ -136,6 +144,7 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     ends = version_service_ends(versions)
     for version in versions:
         version.service_end = ends.get(version.pk)
+        version.reason_shown = _version_reason(version)
     horizon = forecast.horizon if forecast else (versions[0].horizon if versions else None)
     context = {
         "panel": panel,

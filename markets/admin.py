@@ -66,6 +66,10 @@ class SyncStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+# The horizons Asset.clean accepts, in hours.
+HORIZON_HOURS = (1, 168)
+
+
 def _horizon_hint() -> str:
     return f"Hours to forecast, 1 to 168. Empty: the default, {settings.FORECAST_HORIZON} hours."
 
@@ -130,6 +134,9 @@ class AssetAdmin(admin.ModelAdmin):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if field is not None and db_field.name in FORM_HINTS:
             field.help_text = FORM_HINTS[db_field.name]()
+        if field is not None and db_field.name == "horizon":
+            # The browser's bounds match Asset.clean's (the column alone would allow 0).
+            field.widget.attrs.update(min=HORIZON_HOURS[0], max=HORIZON_HOURS[1])
         return field
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:

@@ -113,7 +113,7 @@ class Candle(models.Model):
         indexes = [models.Index(fields=["asset", "-open_time"], name="candle_asset_recent")]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} {self.open_time:%Y-%m-%d %H:%M} {self.close}"
+        return f"{self.asset.symbol} {self.open_time:%Y-%m-%d %H:%M} {self.close}"
 
 
 class ConfirmedOutage(models.Model):
@@ -143,7 +143,7 @@ class ConfirmedOutage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} {self.source} {self.first_hour:%Y-%m-%d %H:%M} to {self.last_hour:%Y-%m-%d %H:%M}"
+        return f"{self.asset.symbol} {self.source} {self.first_hour:%Y-%m-%d %H:%M} to {self.last_hour:%Y-%m-%d %H:%M}"
 
     @property
     def hours(self) -> int:

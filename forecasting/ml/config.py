@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +141,9 @@ class TrainingConfig:
         for source in (defaults, dict(overrides or {})):
             for key, value in source.items():
                 if key not in known:
-                    raise ValueError(f"unknown hyperparameter {key!r} (known: {', '.join(sorted(known))})")
+                    # horizon is known but not listed: it is set apart (the asset's Horizon field)
+                    listed = ", ".join(sorted(name for name in known if name != "horizon"))
+                    raise ValueError(f"unknown hyperparameter {key!r} (known: {listed})")
                 values[key] = _coerce(key, known[key].type, value)
         return cls(**values)
 
@@ -150,8 +153,8 @@ class TrainingConfig:
 
 
 def _coerce(key: str, annotation: Any, value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, bool):  # written as JSON writes it: the overrides are a JSON object
+        raise ValueError(f"{key} must be a number, got {json.dumps(value)}")
     if annotation in ("int", int) and isinstance(value, float) and value.is_integer():
         return int(value)
     if annotation in ("float", float) and isinstance(value, int):

@@ -1,7 +1,9 @@
+import re
+
 import pytest
 from django.utils import timezone
 
-from accounts.models import ApiQuota
+from accounts.models import ApiQuota, ApiUsage
 from accounts.services import api_quota_consume, api_token_create
 
 
@@ -70,3 +72,38 @@ def test_the_admin_cannot_create_tokens_whose_key_nobody_would_see(client, staff
     client.force_login(staff)
     page = client.get(_change_url(member)).content.decode()
     assert 'name="api_tokens-MAX_NUM_FORMS" value="0"' in page
+
+
+@pytest.mark.django_db
+def test_the_token_inline_is_headed_in_the_plural(client, staff, member):
+    api_token_create(user=member, name="laptop")
+    client.force_login(staff)
+    page = client.get(_change_url(member)).content.decode()
+    assert "API tokens (delete = revoke)" in page
+    assert "(delete = revoke)s" not in page
+
+
+@pytest.mark.django_db
+def test_the_admin_names_the_logged_in_user_it_refuses(client, member):
+    client.force_login(member)
+    response = client.get("/admin/", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0].startswith("/admin/login/")
+    assert "You are authenticated as alice, but are not authorized" in page
+
+
+@pytest.mark.django_db
+def test_api_usage_is_view_only_in_the_admin(client, staff, member):
+    api_quota_consume(user=member)
+    usage = ApiUsage.objects.get(user=member)
+    client.force_login(staff)
+
+    index = client.get("/admin/").content.decode()
+    detail = client.get(f"/admin/accounts/apiusage/{usage.pk}/change/")
+
+    assert re.search(r'href="/admin/accounts/apiusage/" class="viewlink"', index)
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    posted = client.post(f"/admin/accounts/apiusage/{usage.pk}/change/", {"used": "0"})
+    assert posted.status_code == 403
+    usage.refresh_from_db()
+    assert usage.used == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -361,3 +362,60 @@ def test_an_asset_with_only_candles_can_still_be_deleted(admin_client, btc, bund
     response = admin_client.post(f"{ASSETS}{btc.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Asset.objects.filter(pk=btc.pk).exists() and not Candle.objects.exists()
+
+
+def _outage(asset: Asset, day: int) -> ConfirmedOutage:
+    return ConfirmedOutage.objects.create(
+        asset=asset,
+        source="replay",
+        first_hour=datetime(2021, 4, day, 2, tzinfo=UTC),
+        last_hour=datetime(2021, 4, day, 3, tzinfo=UTC),
+    )
+
+
+def test_candles_and_outages_are_named_by_symbol_in_the_admin(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:2])
+    candle, outage = Candle.objects.first(), _outage(btc, 20)
+
+    candle_page = admin_client.get(f"/admin/markets/candle/{candle.pk}/change/").content.decode()
+    outage_page = admin_client.get(f"/admin/markets/confirmedoutage/{outage.pk}/change/").content.decode()
+
+    assert str(candle).startswith("BTCUSDT 2021-03-06 ") and f"<h2>{escape(str(candle))}</h2>" in candle_page
+    assert str(outage) == "BTCUSDT replay 2021-04-20 02:00 to 2021-04-20 03:00"
+    assert f"<h2>{str(outage)}</h2>" in outage_page
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/markets/candle/", "/admin/markets/confirmedoutage/", f"{ASSETS}{{pk}}/delete/"]
+)
+def test_listing_candles_and_outages_by_symbol_costs_no_query_per_row(admin_client, btc, bundled, path):
+    path = path.format(pk=btc.pk)
+    candles_upsert(asset=btc, rows=bundled[:2])
+    _outage(btc, 1)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(path).status_code == 200
+    candles_upsert(asset=btc, rows=bundled[:40])
+    for day in range(2, 20):
+        _outage(btc, day)
+    with CaptureQueriesContext(connection) as many:
+        assert admin_client.get(path).status_code == 200
+    assert len(many) == len(few)
+
+
+def test_the_horizon_input_offers_only_the_hours_the_form_accepts(admin_client, btc):
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+    tag = re.search(r'<input [^>]*name="horizon"[^>]*>', page).group(0)
+    assert 'min="1"' in tag and 'max="168"' in tag
+
+
+def test_hyperparameter_errors_speak_json_and_list_only_keys_allowed_there(admin_client, btc):
+    change = f"{ASSETS}{btc.pk}/change/"
+    boolean = admin_client.post(change, {"is_active": "on", "hyperparameters": '{"max_epochs": true}'})
+    unknown = admin_client.post(change, {"is_active": "on", "hyperparameters": '{"bogus": 1}'})
+
+    assert "max_epochs must be a number, got true" in boolean.content.decode()
+    listed = re.search(
+        r"unknown hyperparameter &#x27;bogus&#x27; \(known: ([^)]*)\)", unknown.content.decode()
+    )
+    assert listed and "max_epochs" in listed.group(1).split(", ")
+    assert "horizon" not in listed.group(1)

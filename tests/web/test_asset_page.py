@@ -418,6 +418,9 @@ def test_versions_no_longer_serving_say_until_when_and_what_replaced_them(client
     ended = start + day
     assert f"was active until {ended.day} {ended:%b %Y %H:%M} UTC, replaced by v2" in _version_row(html, 1)
     assert "replaced by v4" in _version_row(html, 2)
+    # Why a former version was put in service, without repeating the word.
+    assert "When promoted: mean validation skill 0.05" in _version_row(html, 1)
+    assert "promoted: promoted" not in html
     never = _version_row(html, 3)
     assert "was active" not in never and "worse than no change" in never
     # The serving version says why it was put in service.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -72,7 +74,7 @@ def test_a_logged_in_user_is_sent_from_the_login_and_signup_pages_to_the_dashboa
 
 def test_logout_needs_a_post_and_then_ends_the_session(client, member):
     client.force_login(member)
-    assert client.get("/accounts/logout/").status_code == 405
+    assert client.get("/accounts/logout/").status_code == 200
     assert client.get("/").status_code == 200
     response = client.post("/accounts/logout/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
@@ -104,6 +106,31 @@ def test_the_header_shows_the_admin_link_to_staff_only(client, member, staff):
     assert "/admin/" not in client.get("/").content.decode()
     client.force_login(staff)
     assert 'href="/admin/"' in client.get("/").content.decode()
+
+
+def test_logout_by_its_address_offers_the_button_in_the_site_layout_and_logs_nobody_out(member):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(member)
+
+    response = strict.get("/accounts/logout/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<title>Log out" in page and 'class="site-header' in page
+    assert re.search(
+        r'<form method="post" action="/accounts/logout/"[^>]*>\s*<input type="hidden" name="csrfmiddlewaretoken"',
+        page,
+    )
+    assert "You are logged in as <strong>alice</strong>" in page
+    assert strict.get("/").status_code == 200, "a GET logs nobody out"
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert strict.post("/accounts/logout/", {"csrfmiddlewaretoken": token}).status_code == 302
+    assert strict.get("/").status_code == 302
+
+
+def test_logout_by_its_address_sends_an_anonymous_visitor_to_the_login_page(client):
+    response = client.get("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
 
 
 def test_logout_says_so_on_the_login_page(client, member):

@@ -169,10 +169,11 @@ def test_nobody_can_revoke_another_users_token(client, member, staff):
     assert api_token_find(key=key) is not None
 
 
-def test_revoking_needs_a_post(client, member):
+def test_revoking_needs_a_post_and_its_address_leads_back_to_the_tokens_page(client, member):
     token, _ = api_token_create(user=member, name="old")
     client.force_login(member)
-    assert client.get(f"/account/tokens/{token.pk}/revoke/").status_code == 405
+    response = client.get(f"/account/tokens/{token.pk}/revoke/")
+    assert response.status_code == 302 and response["Location"] == "/account/tokens/"
     assert ApiToken.objects.filter(pk=token.pk).exists()
 
 

@@ -141,7 +141,7 @@ class Command(BaseCommand):
         if not version.metrics:
             return
         write(
-            f"  {version.epochs} epochs in {version.train_seconds:.1f} s on {version.data_candles} candles "
+            f"  {version.epochs} epoch{'' if version.epochs == 1 else 's'} in {version.train_seconds:.1f} s on {version.data_candles} candles "
             f"({iso_z(version.data_first)} to {iso_z(version.data_last)})"
         )
         write(metrics_table(version.metrics))
