@@ -341,3 +341,8 @@ def test_forecast_without_json_keeps_its_plain_error_and_prints_nothing(db):
     with pytest.raises(CommandError, match="unknown asset 'DOGEUSDT'"):
         call_command("forecast", "DOGEUSDT", stdout=out)
     assert out.getvalue() == ""
+
+
+def test_train_says_one_epoch_in_the_singular(tiny_asset):
+    text = _run("train", "ETHUSDT", "--epochs", "1")
+    assert " 1 epoch in " in text and "1 epochs" not in text
