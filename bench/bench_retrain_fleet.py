@@ -121,7 +121,12 @@ def main() -> None:
 
     _manage(env, "migrate", "-v", "0")
     _manage(
-        env, "import_candles", "--symbol", "BTCUSDT", "markets/data/btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
+        env,
+        "import_candles",
+        "--activate",
+        "--symbol",
+        "BTCUSDT",
+        "markets/data/btcusdt_1h_2021-03-06_2022-03-06.csv.gz",
     )
     import django
 

@@ -2,7 +2,9 @@
 source: new closed candles, then holes in the stored history)."""
 
 from markets.services.candles import (
+    IMPORT_MAX_HOLE_HOURS,
     AssetError,
+    ImportHoleError,
     ImportSummary,
     Progress,
     UpsertResult,
@@ -21,7 +23,9 @@ from markets.services.sync import (
 )
 
 __all__ = [
+    "IMPORT_MAX_HOLE_HOURS",
     "AssetError",
+    "ImportHoleError",
     "GapFillResult",
     "ImportSummary",
     "Progress",

@@ -11,11 +11,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 
 from markets.csvfile import PathOrFile, file_name_check, read_klines_csv
 from markets.klines import (
+    INTERVAL,
     Gap,
     KlineError,
     KlineRow,
@@ -32,8 +33,28 @@ Progress = Callable[[int, int], None]  # (rows stored so far, rows to store)
 BATCH_SIZE = 500
 
 
+# An import may leave at most this many missing hours between the file and the stored history:
+# more is usually a file of another year or symbol (the caller may allow it, see ImportHoleError).
+IMPORT_MAX_HOLE_HOURS = 24
+
+
 class AssetError(ValueError):
     """An asset that cannot be created as asked; the message says why."""
+
+
+class ImportHoleError(ValueError):
+    """A file that would leave more than IMPORT_MAX_HOLE_HOURS missing hours between its candles
+    and the asset's stored ones; nothing was imported. `hole` is that gap."""
+
+    def __init__(self, symbol: str, hole: Gap, *, stored: tuple[datetime, datetime]) -> None:
+        self.hole = hole
+        super().__init__(
+            f"it would leave a hole of {hole.missing_hours} missing hours (about "
+            f"{hole.missing_hours / 24:,.0f} days, {hole.first_missing:%Y-%m-%d %H:%M} to "
+            f"{hole.last_missing:%Y-%m-%d %H:%M} UTC) between its candles and the stored {symbol} "
+            f"candles ({stored[0]:%Y-%m-%d %H:%M} to {stored[1]:%Y-%m-%d %H:%M} UTC). "
+            "Check that the file is the one you meant (symbol, dates)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +83,25 @@ class ImportSummary:
     last_open_time: datetime
     gaps: list[Gap]  # holes between the file's own rows
     seconds: float
+    active: bool = True  # the asset's state after the import
+    activated: bool = False  # the import made an inactive (or new) asset active (activate=True)
+    # Missing hours this import left between the file's candles and those stored before it.
+    new_hole: Gap | None = None
 
 
-def asset_get_or_create(*, symbol: str) -> tuple[Asset, bool]:
-    """The asset for `symbol` (any case), created with base/quote split from it."""
+def asset_get_or_create(*, symbol: str, active: bool = False) -> tuple[Asset, bool]:
+    """The asset for `symbol` (any case), created with base/quote split from it.
+
+    A new asset is inactive unless `active`: an active one is synced, trained and
+    published (pages, API) at once, which a typo in a symbol should not be. An
+    existing asset is returned as it is."""
     symbol = symbol.strip().upper()
     existing = Asset.objects.filter(symbol=symbol).first()
     if existing is not None:
         return existing, False
     try:
         base, quote = symbol_split(symbol)
-        asset = Asset(symbol=symbol, base=base, quote=quote)
+        asset = Asset(symbol=symbol, base=base, quote=quote, is_active=active)
         # Uniqueness is left to the database: a check here could pass for two imports at once.
         asset.full_clean(validate_unique=False)
     except (KlineError, ValidationError) as error:
@@ -196,14 +225,22 @@ def candles_import_csv(
     progress: Progress | None = None,
     now: datetime | None = None,
     replace: bool = False,
+    allow_hole: bool = False,
+    activate: bool = False,
 ) -> ImportSummary:
     """Import a Binance-kline CSV (plain or gzip) for `symbol`, all or nothing.
 
     A file named like a Binance dump of another symbol or interval is refused
     (markets.csvfile.file_name_check). Every row is checked first
     (markets.csvfile.CandleFileError names the lines and problems); then the
-    asset (created if missing) and the new candles are written in one
-    transaction. Re-importing adds nothing.
+    asset (created if missing, inactive unless `activate`) and the new candles
+    are written in one transaction. Re-importing adds nothing. `activate` makes
+    the asset active, new or not.
+
+    A file whose candles would stand more than IMPORT_MAX_HOLE_HOURS missing
+    hours apart from the stored ones is refused (ImportHoleError, nothing
+    written) unless `allow_hole`: a month of another year imported by mistake
+    would otherwise become the asset's newest candles.
 
     With `replace`, stored candles whose values differ from the file are
     overwritten in that transaction, and the stored forecasts that had been
@@ -215,7 +252,16 @@ def candles_import_csv(
     file_name_check(path_or_file, symbol=symbol)
     rows = read_klines_csv(path_or_file, now=now)
     with transaction.atomic():
-        asset, created = asset_get_or_create(symbol=symbol)
+        asset, created = asset_get_or_create(symbol=symbol, active=activate)
+        # Locked before the stored span is read: a concurrent import cannot move it meanwhile.
+        Asset.objects.select_for_update().filter(pk=asset.pk).exists()
+        stored = _stored_span(asset)
+        new_hole = _hole_between(stored, rows[0].open_time, rows[-1].open_time) if stored else None
+        if new_hole is not None and new_hole.missing_hours > IMPORT_MAX_HOLE_HOURS and not allow_hole:
+            raise ImportHoleError(asset.symbol, new_hole, stored=stored)
+        activated = activate and not created and not asset.is_active
+        if activated:
+            assets_set_active(assets=Asset.objects.filter(pk=asset.pk), active=True)
         result = candles_upsert(asset=asset, rows=rows, now=now, progress=progress, replace=replace)
         rescored = _forecasts_rescore(asset, result.replaced) if result.replaced else 0
     return ImportSummary(
@@ -232,7 +278,25 @@ def candles_import_csv(
         last_open_time=rows[-1].open_time,
         gaps=find_gaps(row.open_time for row in rows),
         seconds=time.perf_counter() - started,
+        active=activate or asset.is_active,
+        activated=activated or (created and activate),
+        new_hole=new_hole,
     )
+
+
+def _stored_span(asset: Asset) -> tuple[datetime, datetime] | None:
+    span = Candle.objects.filter(asset=asset).aggregate(first=Min("open_time"), last=Max("open_time"))
+    return None if span["first"] is None else (span["first"], span["last"])
+
+
+def _hole_between(stored: tuple[datetime, datetime], first: datetime, last: datetime) -> Gap | None:
+    """The missing hours between the stored span and the file's (`first` to `last`) when the
+    two neither overlap nor touch; None when the file fills or extends the stored span."""
+    if first > stored[1] + INTERVAL:
+        return Gap(after=stored[1], before=first)
+    if last < stored[0] - INTERVAL:
+        return Gap(after=last, before=stored[0])
+    return None
 
 
 def _forecasts_rescore(asset: Asset, hours: tuple[datetime, ...]) -> int:

@@ -48,10 +48,16 @@ class GapFillResult:
     requests: int = 0
     error: str = ""  # the request that failed; its hours are asked for again by the next sync
     outages: int = 0  # the runs of hours that make up confirmed_empty
+    # Missing hours outside the source's data (KlineSource.coverage): not asked about, never
+    # confirmed; `beyond_note` says where the source's data is.
+    beyond_source: int = 0
+    beyond_note: str = ""
 
     @property
     def anything(self) -> bool:
-        return bool(self.filled or self.confirmed_empty or self.still_missing or self.error)
+        return bool(
+            self.filled or self.confirmed_empty or self.still_missing or self.error or self.beyond_source
+        )
 
     def __str__(self) -> str:
         text = (
@@ -59,8 +65,12 @@ class GapFillResult:
             f"{f' ({self.outages} outage(s))' if self.confirmed_empty else ''}, {self.still_missing} still missing"
         )
         if self.error:
-            return f"{text} (failed, retried next sync: {self.error})"
-        return f"{text} (left for the next syncs)" if self.still_missing else text
+            text = f"{text} (failed, retried next sync: {self.error})"
+        elif self.still_missing:
+            text = f"{text} (left for the next syncs)"
+        if self.beyond_source:
+            text = f"{text}; {self.beyond_source} missing hour(s) {self.beyond_note}"
+        return text
 
 
 def _refresh_forecasts(
@@ -184,11 +194,30 @@ def asset_gaps_fill(
     committed on its own; the rest is left for the next syncs. A request that
     fails (after the source's retries) stops the filling, confirms nothing
     and is asked again next time; SourceError is reported, not raised.
+    Hours outside the source's data (KlineSource.coverage: the replay's bundled
+    year) are neither asked about nor confirmed, only counted (beyond_source).
     Forecasts are refreshed after each request that stored candles, as in `asset_sync`.
     """
     now = now or timezone.now()
     max_requests = settings.SYNC_GAP_REQUESTS if max_requests is None else max_requests
     holes = asset_unconfirmed_gaps(asset=asset, source=source.name)
+    if not holes:
+        return GapFillResult()
+    try:
+        coverage = source.coverage(symbol=asset.symbol)
+    except SourceError as fault:
+        return GapFillResult(still_missing=sum(_hours(hole) for hole in holes), error=str(fault))
+    beyond, beyond_note = 0, ""
+    if coverage is not None:
+        # An hour outside the source's data is not an outage: it is neither asked about nor confirmed.
+        inside = _hour_ranges_within(holes, coverage)
+        beyond = sum(_hours(hole) for hole in holes) - sum(_hours(hole) for hole in inside)
+        holes = inside
+        if beyond:
+            beyond_note = (
+                f"outside the {source.name} data ({coverage[0]:%Y-%m-%d %H:%M} to "
+                f"{coverage[1]:%Y-%m-%d %H:%M} UTC): {source.name} has nothing there, they stay missing"
+            )
     still_missing = sum(_hours(hole) for hole in holes)
     filled = confirmed = requests = outages = 0
     error = ""
@@ -221,7 +250,7 @@ def asset_gaps_fill(
         if failure is not None:
             error = str(failure)
             break
-    result = GapFillResult(filled, confirmed, still_missing, requests, error, outages)
+    result = GapFillResult(filled, confirmed, still_missing, requests, error, outages, beyond, beyond_note)
     if result.anything:
         logger.log(logging.WARNING if error else logging.INFO, "%s: %s", asset.symbol, result)
     return result
@@ -229,6 +258,12 @@ def asset_gaps_fill(
 
 def _hours(hole: HourRange) -> int:
     return (hole[1] - hole[0]) // INTERVAL + 1
+
+
+def _hour_ranges_within(ranges: list[HourRange], within: HourRange) -> list[HourRange]:
+    """The hours of `ranges` (sorted, inclusive ends) that lie within `within`."""
+    first, last = within
+    return [(max(a, first), min(b, last)) for a, b in ranges if a <= last and b >= first]
 
 
 def _gap_requests(holes: list[HourRange]) -> list[list[HourRange]]:

@@ -58,6 +58,12 @@ class KlineSource(Protocol):
         candle for; a fault raises SourceError."""
         ...
 
+    def coverage(self, *, symbol: str) -> tuple[datetime, datetime] | None:
+        """The first and last hour the source has data for, or None when it has no such bound
+        (an exchange). Only a missing hour inside these is an outage: the sync asks about no
+        hour outside them, and confirms none."""
+        ...
+
 
 def range_hours(first: datetime, last: datetime) -> int:
     """Hours from `first` to `last`, both included; ValueError beyond MAX_RANGE_HOURS."""

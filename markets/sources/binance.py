@@ -142,6 +142,9 @@ class BinanceSource:
             client.close_connection()
         return Fetched(rows, f"binance: {len(rows)} closed candle(s) from {start:%Y-%m-%d %H:%M} UTC")
 
+    def coverage(self, *, symbol: str) -> None:
+        return None  # the exchange's own history: an hour it answers for without a candle is an outage
+
     def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
         range_hours(first, last)  # one page holds the whole range
         client = self._client()

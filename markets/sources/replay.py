@@ -5,7 +5,9 @@ later sync reveals the next `candles_per_sync` candles after the asset's last
 stored one, so the pace is the sync schedule times that setting. A hole in
 the data (an exchange outage) is crossed in one step, exactly as the
 exchange itself would come back: the missing hours stay missing. When the
-data runs out a sync adds nothing and says so.
+data runs out a sync adds nothing and says so. Only the hours between the
+first and last bundled candle are known: an hour outside them is not an
+outage, the replay simply has nothing there (`coverage`).
 """
 
 from __future__ import annotations
@@ -52,10 +54,23 @@ class ReplaySource:
                 f"{symbol} needs MARKET_DATA_SOURCE=binance"
             )
 
-    def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
-        """The bundled candles in the range: its outages come back as hours without a candle."""
+    def coverage(self, *, symbol: str) -> tuple[datetime, datetime]:
         self._check_symbol(symbol)
+        rows = self.rows()
+        return rows[0].open_time, rows[-1].open_time
+
+    def fetch_range(self, *, symbol: str, first: datetime, last: datetime, now: datetime) -> Fetched:
+        """The bundled candles in the range: its outages come back as hours without a candle.
+
+        A range reaching outside the bundled data is refused: an hour there is not an
+        outage, and an answer without it would say it is."""
+        covered_first, covered_last = self.coverage(symbol=symbol)
         range_hours(first, last)
+        if first < covered_first or last > covered_last:
+            raise SourceError(
+                f"replay has no data from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: "
+                f"the bundled data covers {covered_first:%Y-%m-%d %H:%M} to {covered_last:%Y-%m-%d %H:%M} UTC"
+            )
         rows = self.rows()
         start = bisect.bisect_left(rows, first, key=lambda r: r.open_time)
         stop = bisect.bisect_right(rows, last, key=lambda r: r.open_time)

@@ -33,6 +33,7 @@ def test_it_imports_a_slice_and_creates_the_asset(write_csv):
     asset = Asset.objects.get(symbol="BTCUSDT")
     assert (asset.base, asset.quote) == ("BTC", "USDT")
     assert summary.asset_created
+    assert not asset.is_active and not summary.active  # published only once activated
     assert (summary.rows_read, summary.inserted, summary.already_present) == (300, 300, 0)
     assert summary.first_open_time == datetime(2021, 3, 6, 17, tzinfo=UTC)
     assert summary.last_open_time == datetime(2021, 3, 19, 4, tzinfo=UTC)

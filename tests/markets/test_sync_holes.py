@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,13 +11,14 @@ from django.conf import settings as django_settings
 
 from markets.models import HOLES_ERROR_PREFIX, Asset, Candle, ConfirmedOutage
 from markets.services import asset_gaps_fill, asset_sync, candles_upsert
-from markets.sources import source_for
+from markets.sources import SourceError, source_for
 from markets.sources.replay import ReplaySource
 from tests.markets.conftest import AFTER_BUNDLED_YEAR
 
 pytestmark = pytest.mark.django_db
 
 HOUR = timedelta(hours=1)
+MS = timedelta(milliseconds=1)
 LAST = datetime(2022, 3, 6, 16, tzinfo=UTC)  # the last bundled candle
 # The bundled year's third outage: no candle from 02:00 to 05:00 (4 hours).
 OUTAGE_FIRST, OUTAGE_LAST = datetime(2021, 8, 13, 2, tzinfo=UTC), datetime(2021, 8, 13, 5, tzinfo=UTC)
@@ -292,3 +294,53 @@ def test_the_replay_source_fills_holes_and_confirms_its_outages_for_itself_only(
 
     assert (switched.requests, switched.confirmed_empty) == (1, 4)
     assert len(fake_binance.kline_requests) == 1
+
+
+def test_the_replay_source_confirms_no_outage_beyond_its_data_and_says_replay_has_nothing_there(
+    btc, bundled, settings
+):
+    # The fresh-user review: the replay's first 90 % stored, then a Binance file of 2025 imported.
+    settings.MARKET_DATA_SOURCE = "replay"
+    revealed_last = datetime(2022, 1, 29, 4, tzinfo=UTC)
+    store(btc, bundled, first=datetime(2022, 1, 1, tzinfo=UTC), last=revealed_last)
+    year_2025 = datetime(2025, 1, 1, tzinfo=UTC)
+    candles_upsert(
+        asset=btc,
+        rows=[
+            replace(bundled[-1], open_time=year_2025 + k * HOUR, close_time=year_2025 + (k + 1) * HOUR - MS)
+            for k in range(2)
+        ],
+        now=datetime(2025, 1, 2, tzinfo=UTC),
+    )
+
+    result = asset_sync(asset=btc, now=datetime(2025, 1, 1, 2, 1, tzinfo=UTC))
+
+    assert result.ok, result.error
+    assert "replay data exhausted" in result.note
+    inside = (LAST - revealed_last) // HOUR  # the rest of the bundled year, which replay does have
+    beyond = (year_2025 - LAST) // HOUR - 1
+    assert (result.gaps.filled, result.gaps.still_missing, result.gaps.beyond_source) == (inside, 0, beyond)
+    assert result.gaps.confirmed_empty == 0
+    assert not ConfirmedOutage.objects.filter(first_hour__gt=LAST).exists()
+    assert not ConfirmedOutage.objects.exists()  # no outage in the bundled year after 2022-01-29
+    assert (
+        f"{beyond} missing hour(s) outside the replay data (2021-03-06 17:00 to 2022-03-06 16:00 UTC): "
+        "replay has nothing there, they stay missing"
+    ) in str(result.gaps)
+
+    # Asked again by every sync, never confirmed: they are not outages.
+    again = asset_sync(asset=btc, now=datetime(2025, 1, 1, 3, 1, tzinfo=UTC))
+    assert (again.gaps.requests, again.gaps.confirmed_empty, again.gaps.beyond_source) == (0, 0, beyond)
+    assert not ConfirmedOutage.objects.exists()
+    btc.refresh_from_db()
+    assert btc.last_sync_error == ""
+
+
+def test_the_replay_source_refuses_a_range_outside_its_data_rather_than_answer_it_empty(bundled):
+    source = ReplaySource(path=django_settings.BUNDLED_DATA_FILE, candles_per_sync=1)
+
+    with pytest.raises(SourceError, match="replay has no data from 2022-03-06 10:00 to 2022-03-07 10:00 UTC"):
+        source.fetch_range(
+            symbol="BTCUSDT", first=LAST - 6 * HOUR, last=LAST + 18 * HOUR, now=AFTER_BUNDLED_YEAR + 24 * HOUR
+        )
+    assert source.coverage(symbol="BTCUSDT") == (datetime(2021, 3, 6, 17, tzinfo=UTC), LAST)

@@ -32,7 +32,8 @@ class Command(BaseCommand):
             # the worker scores the stored forecasts against and the hourly retrain learns
             # from. Importing the whole file would leave it nothing to reveal: no live
             # track record and no hourly retraining, ever.
-            asset, _ = asset_get_or_create(symbol=SYMBOL)
+            # Active when created here: the one asset a fresh install shows (imports create inactive ones).
+            asset, _ = asset_get_or_create(symbol=SYMBOL, active=True)
             self.stdout.write(
                 f"Replaying the bundled {SYMBOL} year ({settings.BUNDLED_DATA_FILE.name}): the first 90 % "
                 f"now, then {settings.REPLAY_HOURS_PER_SYNC} more hour(s) at every hourly sync."
@@ -40,8 +41,20 @@ class Command(BaseCommand):
         else:
             # A live source fills in from the end of the bundled year; a model is ready meanwhile.
             self.stdout.write(f"Importing the bundled {SYMBOL} data ({settings.BUNDLED_DATA_FILE.name})…")
-            call_command("import_candles", str(settings.BUNDLED_DATA_FILE), symbol=SYMBOL, stdout=self.stdout)
+            # --activate only for an asset made here: an admin's deactivation of an existing one stands.
+            call_command(
+                "import_candles",
+                str(settings.BUNDLED_DATA_FILE),
+                symbol=SYMBOL,
+                activate=asset is None,
+                stdout=self.stdout,
+            )
             asset = Asset.objects.get(symbol=SYMBOL)
+        if not asset.is_active:
+            self.stdout.write(
+                f"{SYMBOL} is inactive: it is not synced hourly nor shown; activate it in the admin "
+                '(Assets, action "Activate").'
+            )
         # One sync now, as beat does every hour, so the first page does not wait for :01. Its
         # forecast refresh runs here, not in the worker: this command leaves the forecast in place
         # before anything is served, and leaves the worker nothing to redo when it starts.

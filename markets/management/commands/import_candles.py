@@ -9,7 +9,13 @@ from tqdm import tqdm
 from markets.csvfile import CandleFileError
 from markets.klines import gap_report
 from markets.selectors import asset_gaps, asset_get
-from markets.services import AssetError, Progress, candles_import_csv
+from markets.services import (
+    IMPORT_MAX_HOLE_HOURS,
+    AssetError,
+    ImportHoleError,
+    Progress,
+    candles_import_csv,
+)
 
 
 class Command(BaseCommand):
@@ -20,7 +26,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--symbol", required=True, help="Binance symbol, e.g. BTCUSDT (created if missing)"
+            "--symbol",
+            required=True,
+            help="Binance symbol, e.g. BTCUSDT (created inactive if missing, unless --activate)",
+        )
+        parser.add_argument(
+            "--activate",
+            action="store_true",
+            help="make the asset active (synced, trained, shown on the pages and in the API), "
+            "new or not; without it a new asset is created inactive",
+        )
+        parser.add_argument(
+            "--allow-hole",
+            action="store_true",
+            help=f"import even if the file leaves more than {IMPORT_MAX_HOLE_HOURS} missing hours "
+            "between its candles and the stored ones (without it such a file is refused)",
         )
         parser.add_argument(
             "--replace",
@@ -30,7 +50,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("file", type=Path, metavar="FILE")
 
-    def handle(self, *args: Any, symbol: str, file: Path, replace: bool = False, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        symbol: str,
+        file: Path,
+        replace: bool = False,
+        activate: bool = False,
+        allow_hole: bool = False,
+        **options: Any,
+    ) -> None:
         bar: tqdm | None = None
         progress: Progress | None = None
         if self.stderr.isatty():
@@ -44,12 +73,23 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
 
         try:
-            summary = candles_import_csv(symbol=symbol, path_or_file=file, progress=progress, replace=replace)
+            summary = candles_import_csv(
+                symbol=symbol,
+                path_or_file=file,
+                progress=progress,
+                replace=replace,
+                allow_hole=allow_hole,
+                activate=activate,
+            )
         except CandleFileError as error:
             details = "\n".join(f"  {problem}" for problem in error.problems)
             if error.more:
                 details += f"\n  ... and {error.more} more problem(s)"
             raise CommandError(f"{file}: nothing imported:\n{details}") from error
+        except ImportHoleError as error:
+            raise CommandError(
+                f"{file}: nothing imported: {error}; to import it anyway, use --allow-hole."
+            ) from error
         except AssetError as error:
             raise CommandError(f"{file}: nothing imported: {error}") from error
         finally:
@@ -81,5 +121,23 @@ class Command(BaseCommand):
                 f"(first: {summary.first_difference}); the stored candles were kept. "
                 "To store the file's values instead, import it again with --replace."
             )
+        hole = summary.new_hole
+        if hole is not None and hole.missing_hours > IMPORT_MAX_HOLE_HOURS:
+            self.stdout.write(
+                f"Warning: this import left a hole of {hole.missing_hours} missing hours "
+                f"({hole.first_missing:%Y-%m-%d %H:%M} to {hole.last_missing:%Y-%m-%d %H:%M} UTC) "
+                "between the file's candles and the ones stored before (--allow-hole): syncs ask the "
+                "market data source for them; the replay source has none outside its bundled year."
+            )
         for line in gap_report(summary.symbol, asset_gaps(asset=asset_get(symbol=summary.symbol))):
             self.stdout.write(line)
+        if summary.activated:
+            self.stdout.write(
+                f"{summary.symbol} is active: it is synced, trained, and shown on the pages and in the API."
+            )
+        elif not summary.active:
+            self.stdout.write(
+                f"{summary.symbol} is inactive{' (new assets are)' if summary.asset_created else ''}: it is "
+                "not synced, trained or shown on the pages and in the API. Check the symbol, then activate "
+                'it in the admin (Assets, action "Activate") or import again with --activate.'
+            )
