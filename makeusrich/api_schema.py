@@ -60,28 +60,26 @@ RETRY_AFTER = OpenApiParameter(
 
 # The answers of a counted call that took its unit or was refused for the quota (not the 401).
 _COUNTED_CODES = [200, 400, 404, 429, 503]
+
+
+def _counted_header(name: str, kind: object, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name=name,
+        location=OpenApiParameter.HEADER,
+        type=kind,
+        response=_COUNTED_CODES,
+        description=description,
+    )
+
+
 QUOTA_HEADERS = [
     RETRY_AFTER,
-    OpenApiParameter(
-        name="X-Quota-Limit",
-        location=OpenApiParameter.HEADER,
-        type=int,
-        response=_COUNTED_CODES,
-        description="The user's monthly limit of counted calls.",
-    ),
-    OpenApiParameter(
-        name="X-Quota-Remaining",
-        location=OpenApiParameter.HEADER,
-        type=int,
-        response=_COUNTED_CODES,
-        description="Counted calls left this month after this one (0 on a 429).",
-    ),
-    OpenApiParameter(
-        name="X-Quota-Reset",
-        location=OpenApiParameter.HEADER,
-        type=OpenApiTypes.DATETIME,
-        response=_COUNTED_CODES,
-        description="When the quota resets: the start of next month, UTC (as `usage/`'s `period_end`).",
+    _counted_header("X-Quota-Limit", int, "The user's monthly limit of counted calls."),
+    _counted_header("X-Quota-Remaining", int, "Counted calls left this month after this one (0 on a 429)."),
+    _counted_header(
+        "X-Quota-Reset",
+        OpenApiTypes.DATETIME,
+        "When the quota resets: the start of next month, UTC (as `usage/`'s `period_end`).",
     ),
 ]
 
