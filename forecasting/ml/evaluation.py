@@ -218,6 +218,23 @@ def evaluate_onnx(
     return evaluate_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
 
 
+def fitted_through(preprocessing: dict[str, Any], metrics: dict[str, Any]) -> pd.Timestamp | None:
+    """The last target hour any fitted step of a stored version read (training, early stopping,
+    shrinkage, intervals): a window whose base is at or after it has only targets the version
+    never fitted on. None when the version records neither its gate part nor its test start.
+
+    Its calibration targets end at its first gate window's base (windows.validation_parts);
+    a version from before the gate part calibrated on all its validation windows, whose
+    targets end `window` hours before its first test window's base (the purge before test).
+    """
+    gate_range = (preprocessing.get("training") or {}).get("gate_range")
+    if gate_range:
+        return _utc(pd.Timestamp(gate_range[0]))
+    if metrics.get("test_start") and preprocessing.get("window"):
+        return _utc(pd.Timestamp(metrics["test_start"])) - pd.Timedelta(hours=int(preprocessing["window"]))
+    return None
+
+
 def _utc(moment: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

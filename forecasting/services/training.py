@@ -30,6 +30,7 @@ from forecasting.ml.config import TrainingConfig
 from forecasting.models import ModelVersion, TrainingLease
 from forecasting.services.forecasts import last_candle_time
 from forecasting.services.registry import model_version_activate
+from makeusrich.formats import iso_z
 from markets.models import Asset
 from markets.selectors import candles_frame
 
@@ -319,11 +320,15 @@ def _warm_parent(*, asset: Asset, config: TrainingConfig, frame: Any) -> tuple[M
             f"this run asks {config.window} and {config.horizon}"
         )
     # What the weights' shapes depend on, and which hours the split holds out.
-    for key in ("hidden_size", "num_layers", "test_fraction", "validation_fraction"):
-        if active.hyperparameters.get(key) != getattr(config, key):
+    # gate_fraction too: the parent's weights were early-stopped on its calibration windows,
+    # which another gate share (or a parent from before the gate part) moves into this gate.
+    for key in ("hidden_size", "num_layers", "test_fraction", "validation_fraction", "gate_fraction"):
+        if key not in active.hyperparameters:
+            return None, f"active v{active.version} was trained before {key} was recorded"
+        if active.hyperparameters[key] != getattr(config, key):
             return None, (
                 f"{key} is {getattr(config, key)!r}, active v{active.version} was trained with "
-                f"{active.hyperparameters.get(key)!r}"
+                f"{active.hyperparameters[key]!r}"
             )
     try:
         warm_start_check(frame, config, active.preprocessing)
@@ -432,6 +437,47 @@ def _version_store_artifacts(version: ModelVersion, result: Any) -> None:
     )
 
 
+def _gate_scores(
+    version: ModelVersion,
+    active: ModelVersion,
+    content: bytes,
+    frame: Any,
+    gate_range: tuple[dt.datetime, dt.datetime],
+) -> tuple[float, float, str]:
+    """(candidate's skill, active's skill, a note for the reason) on the candidate's gate windows.
+
+    Held out for the candidate, those windows may not be for the active version: when the
+    candidate's split moved back (older candles imported, a hole filled, other fractions),
+    some of their targets are hours the active's early stopping, shrinkage or intervals were
+    fitted on. Then both are scored on the gate windows after those hours only, or, when too
+    few remain, on all of them with a note that the active's score is partly in-sample.
+    """
+    from forecasting.ml.evaluation import evaluate_onnx, fitted_through
+    from forecasting.ml.windows import min_gate_windows
+
+    start, end = gate_range
+    candidate = _mean_skill(version.metrics.get("validation") or {})
+    bound = fitted_through(active.preprocessing or {}, active.metrics or {})
+    if bound is None or bound <= start:
+        return candidate, _mean_skill(evaluate_onnx(content, active.preprocessing, frame, start, end)), ""
+    fitted = f"v{active.version} was fitted on target hours up to {iso_z(bound)}"
+    clean = evaluate_onnx(content, active.preprocessing, frame, bound, end) if bound < end else None
+    if clean is None or clean["windows"] < min_gate_windows(version.horizon):
+        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, start, end))
+        return (
+            candidate,
+            active_skill,
+            f"; {fitted}, too few gate windows come after: its score is partly in-sample",
+        )
+    own = artifact_read(name=version.artifact_name, sha256=version.artifact_sha256)
+    candidate = _mean_skill(evaluate_onnx(own, version.preprocessing, frame, bound, end))
+    return (
+        candidate,
+        _mean_skill(clean),
+        f"; only the {clean['windows']} gate windows from {iso_z(bound)} on ({fitted})",
+    )
+
+
 def _mean_skill(metrics: dict) -> float:
     """Mean skill over the horizon; a non-finite step (stored as null) counts as the worst."""
     skills = metrics.get("skill_rmse") or []
@@ -451,7 +497,6 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
     its `metrics["validation"]` are its scores there). Choosing between versions is model
     selection: it never looks at the test split, so the test metrics of whatever is served
     stay honest."""
-    from forecasting.ml.evaluation import evaluate_onnx
 
     active = ModelVersion.objects.filter(asset=version.asset, status=Status.ACTIVE).first()
     if active is None:
@@ -476,9 +521,8 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
         )
         version.save(update_fields=["reason"])
         return
-    candidate = _mean_skill(version.metrics.get("validation") or {})
     try:
-        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, *gate_range))
+        candidate, active_skill, note = _gate_scores(version, active, content, frame, gate_range)
     except OperationalError:
         raise
     except Exception as exc:  # the candidate is fine: keep it for an admin to look at
@@ -489,12 +533,8 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
     tolerance = settings.PROMOTION_TOLERANCE
     comparison = (
         f"mean validation skill {_skill_text(candidate)} vs active v{active.version} "
-        f"{_skill_text(active_skill)} on the same held-out gate windows (tolerance {tolerance})"
+        f"{_skill_text(active_skill)} on the same held-out gate windows (tolerance {tolerance}){note}"
     )
-    if "gate_windows" not in ((active.preprocessing or {}).get("training") or {}):
-        # Trained before the gate part was held out: its shrinkage and intervals were fitted on
-        # all its validation windows, which reach into these; its score here is not held out.
-        comparison += f"; v{active.version} predates the held-out gate: it may have been calibrated on them"
     if candidate >= active_skill - tolerance:
         model_version_activate(version=version, reason=f"promoted: {comparison}")
     else:

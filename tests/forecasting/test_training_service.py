@@ -398,27 +398,64 @@ def test_an_active_version_stored_before_the_gate_split_still_serves_and_is_gate
     [(start, end, windows)] = calls  # scored, on the new version's gate windows
     assert (start, end) == _iso_range(new) and windows == new.metrics["validation"]["windows"]
     assert "on the same held-out gate windows" in new.reason
-    assert f"v{old.version} predates the held-out gate: it may have been calibrated on them" in new.reason
+    # It calibrated on all its validation windows, which reach past the new gate's last one.
+    assert f"v{old.version} was fitted on target hours up to" in new.reason
+    assert "too few gate windows come after: its score is partly in-sample" in new.reason
 
 
-def test_a_version_that_records_its_split_gets_no_predates_note(tiny_asset):
+def test_a_version_on_the_same_candles_is_gated_on_all_its_gate_windows_without_a_note(tiny_asset):
     services.model_version_train(asset=tiny_asset)
     second = services.model_version_train(asset=tiny_asset)
-    assert "on the same held-out gate windows" in second.reason and "predates" not in second.reason
+    assert "on the same held-out gate windows" in second.reason and "fitted on" not in second.reason
 
 
-def test_a_warm_retrain_fine_tunes_an_active_version_stored_before_the_gate_split(tiny_asset):
+def test_when_older_candles_move_the_split_back_the_gate_skips_what_the_active_was_fitted_on(
+    tiny_asset, monkeypatch
+):
+    first = services.model_version_train(asset=tiny_asset)
+    fitted_through, _ = _iso_range(first)  # its calibration targets end at its first gate base
+    candles_create(tiny_asset, 50, start=START - 50 * HOUR, seed=11)  # an older file imported
+    calls = _spy_on_the_gates_scoring(monkeypatch)
+
+    second = services.model_version_train(asset=tiny_asset)
+
+    start, end = _iso_range(second)
+    assert start < fitted_through < end  # some of its gate windows have targets v1 was fitted on
+    # Both versions are scored on the rest only: v1's score there is held out too.
+    assert [(call[0], call[1]) for call in calls] == [(fitted_through, end), (fitted_through, end)]
+    windows = calls[0][2]
+    assert calls[1][2] == windows < second.metrics["validation"]["windows"]
+    assert f"only the {windows} gate windows from {fitted_through:%Y-%m-%dT%H:%M:%SZ} on" in second.reason
+    assert f"v{first.version} was fitted on target hours up to" in second.reason
+
+
+def test_a_warm_retrain_of_an_active_version_stored_before_the_gate_split_trains_full(tiny_asset):
+    # Its weights were early-stopped on all its validation windows, the new gate's among them.
     old = services.model_version_train(asset=tiny_asset)
     _as_before_the_gate_split(old)
     candles_create(tiny_asset, 1, start=old.data_last + HOUR, seed=7)
 
-    warm = services.model_version_train(asset=tiny_asset, mode="warm")
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
 
-    assert warm.mode == "warm" and warm.parent_id == old.pk, warm.reason
-    assert warm.status in (Status.ACTIVE, Status.VALIDATED), warm.reason
-    assert warm.preprocessing["training"]["gate_windows"] == warm.metrics["validation"]["windows"]
-    # The parent's training hours stay out of both validation parts (and the test windows after).
-    assert _first_validation_input(tiny_asset, warm) > _trained_through(old)
+    assert version.parent_id is None and not version.preprocessing["training"]["warm_start"]
+    assert f"full retrain instead of warm: active v{old.version} was trained before gate_fraction" in (
+        version.reason
+    )
+    assert version.status in (Status.ACTIVE, Status.VALIDATED), version.reason
+
+
+def test_a_warm_retrain_with_another_gate_share_trains_full(tiny_asset):
+    services.model_version_train(asset=tiny_asset)
+    tiny_asset.hyperparameters = {**tiny_asset.hyperparameters, "gate_fraction": 0.4}
+    tiny_asset.save()
+    candles_create(tiny_asset, 1, start=START + 600 * HOUR, seed=7)
+
+    version = services.model_version_train(asset=tiny_asset, mode="warm")
+
+    assert version.parent_id is None
+    assert (
+        "full retrain instead of warm: gate_fraction is 0.4, active v1 was trained with 0.3" in version.reason
+    )
 
 
 def test_a_failed_artifact_write_fails_the_version_and_leaves_no_file(tiny_asset, monkeypatch):
@@ -681,11 +718,8 @@ def test_the_gate_never_promotes_a_candidate_on_a_null_skill(tiny_asset, setting
         artifact_sha256=active.artifact_sha256,
     )
 
-    _version_gate(
-        candidate,
-        frame=candles_frame(asset=tiny_asset),
-        gate_range=(START + 400 * HOUR, START + 500 * HOUR),
-    )
+    # The active's own gate windows: none reads an hour it was fitted on, so its stored skill counts.
+    _version_gate(candidate, frame=candles_frame(asset=tiny_asset), gate_range=_iso_range(active))
 
     candidate.refresh_from_db()
     assert (candidate.status == Status.ACTIVE) is promoted, candidate.reason
