@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
-from makeusrich.formats import datetime_text
+from makeusrich.formats import datetime_text, decimal_text
 from markets.klines import INTERVAL, Gap
 from markets.models import Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
@@ -278,6 +278,17 @@ class AssetAdmin(admin.ModelAdmin):
         self.message_user(request, f"{changed} asset(s) deactivated.", messages.SUCCESS)
 
 
+def decimal_column(name: str) -> Any:
+    """An admin column or read-only field showing the decimal field `name` without the
+    column's ten padded places (37814.47, not 37814.4700000000); the stored value is unchanged."""
+
+    @admin.display(description=name.replace("_", " "), ordering=name)
+    def shown(self: admin.ModelAdmin, obj: Any) -> str:
+        return decimal_text(getattr(obj, name))
+
+    return shown
+
+
 @admin.register(Candle)
 class CandleAdmin(admin.ModelAdmin):
     """Read-only: candles come from imports and syncs, never from hand edits.
@@ -287,7 +298,31 @@ class CandleAdmin(admin.ModelAdmin):
     """
 
     actions = None
-    list_display = ("asset", "open_time", "open", "high", "low", "close", "volume", "trades")
+    list_display = ("asset", "open_time", "open_", "high_", "low_", "close_", "volume_", "trades")
+    fields = (
+        "asset",
+        "open_time",
+        "open_",
+        "high_",
+        "low_",
+        "close_",
+        "volume_",
+        "close_time",
+        "quote_volume_",
+        "trades",
+        "taker_buy_base_volume_",
+        "taker_buy_quote_volume_",
+    )
+    readonly_fields = fields
+    # The decimals as written, not padded to the column's ten places: "<field>_" shows "<field>".
+    open_ = decimal_column("open")
+    high_ = decimal_column("high")
+    low_ = decimal_column("low")
+    close_ = decimal_column("close")
+    volume_ = decimal_column("volume")
+    quote_volume_ = decimal_column("quote_volume")
+    taker_buy_base_volume_ = decimal_column("taker_buy_base_volume")
+    taker_buy_quote_volume_ = decimal_column("taker_buy_quote_volume")
     list_filter = ("asset",)
     list_select_related = ("asset",)
     date_hierarchy = "open_time"

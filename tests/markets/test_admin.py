@@ -226,6 +226,22 @@ def test_candles_are_listed_but_read_only(admin_client, btc, bundled):
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
 
 
+def test_candle_prices_are_shown_without_the_columns_padding(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:1])
+    candle = Candle.objects.get()
+    Candle.objects.filter(pk=candle.pk).update(open="37814.4700000000", volume="100.0000000000")
+
+    listing = admin_client.get("/admin/markets/candle/").content.decode()
+    detail = admin_client.get(f"/admin/markets/candle/{candle.pk}/change/").content.decode()
+
+    for html in (listing, detail):
+        assert ">37814.47<" in html and ">100<" in html
+        assert "37814.4700" not in html and "0000000000" not in html
+    assert "Taker buy quote volume" in detail  # every stored field is still on the page
+    candle.refresh_from_db()
+    assert str(candle.open) == "37814.4700000000"
+
+
 def test_retrain_now_queues_a_full_retrain_of_each_selected_asset(admin_client, btc):
     response = admin_client.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]}, follow=True)
 
