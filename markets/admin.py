@@ -15,6 +15,7 @@ from markets.klines import INTERVAL, Gap
 from markets.models import Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
+from markets.sources import SourceError, source_for
 
 # The start of forecasting.services.outcomes' wording: "warm retrain[ by manage.py train]: v4 active: …",
 # "… skipped: …", "… raised ValueError: …". Matched here: that module loads the ML serving code.
@@ -38,15 +39,44 @@ def _gap_text(gap: Gap) -> str:
     return f"{span}: {hours} missing hour{'s' if hours != 1 else ''}"
 
 
-def _gap_status(gap: Gap, unconfirmed: list[HourRange]) -> str:
-    waiting = sum(
+def _hours_in(ranges: list[HourRange], gap: Gap) -> int:
+    return sum(
         (min(last, gap.last_missing) - max(first, gap.first_missing)) // INTERVAL + 1
-        for first, last in unconfirmed
+        for first, last in ranges
         if first <= gap.last_missing and last >= gap.first_missing
     )
-    if not waiting:
+
+
+def _gap_status(gap: Gap, waiting: list[HourRange], outside: list[HourRange], source: str) -> str:
+    asked, never = _hours_in(waiting, gap), _hours_in(outside, gap)
+    if not asked and not never:
         return "confirmed empty"
-    return "not asked for yet" if waiting == gap.missing_hours else f"{waiting} hour(s) not asked for yet"
+    if never == gap.missing_hours:
+        return f"outside the {source} data: never asked"
+    if asked == gap.missing_hours:
+        return "not asked for yet"
+    parts = [f"{asked} hour(s) not asked for yet"] if asked else []
+    if never:
+        parts.append(f"{never} hour(s) outside the {source} data: never asked")
+    return "; ".join(parts)
+
+
+def _split_by_source_data(
+    unconfirmed: list[HourRange], *, symbol: str
+) -> tuple[list[HourRange], list[HourRange]]:
+    """The unconfirmed hours a sync will ask the source about, and those outside the source's
+    data (KlineSource.coverage: the replay's bundled year), which no sync asks about or confirms."""
+    try:
+        coverage = source_for().coverage(symbol=symbol)
+    except SourceError:  # the replay holds another symbol: it has nothing for this asset
+        return [], unconfirmed
+    if coverage is None:  # an exchange: every hour can be asked about
+        return unconfirmed, []
+    first, last = coverage
+    inside = [(max(a, first), min(b, last)) for a, b in unconfirmed if a <= last and b >= first]
+    outside = [(a, min(b, first - INTERVAL)) for a, b in unconfirmed if a < first]
+    outside += [(max(a, last + INTERVAL), b) for a, b in unconfirmed if b > last]
+    return inside, outside
 
 
 class SyncStatusFilter(admin.SimpleListFilter):
@@ -218,19 +248,21 @@ class AssetAdmin(admin.ModelAdmin):
         missing = sum(g.missing_hours for g in gaps)
         source = settings.MARKET_DATA_SOURCE
         unconfirmed = asset_unconfirmed_gaps(asset=obj, source=source)
-        waiting = sum((last - first) // INTERVAL + 1 for first, last in unconfirmed)
+        waiting, outside = _split_by_source_data(unconfirmed, symbol=obj.symbol)
+        asked, never = (sum((last - first) // INTERVAL + 1 for first, last in r) for r in (waiting, outside))
         return format_html(
             "{} gap(s), {} missing hour(s): {} confirmed empty by {} (exchange outages; no candle is made up), "
-            "{} not asked for yet (the next syncs fetch them):<ul>{}</ul>",
+            "{} not asked for yet (the next syncs fetch them){}:<ul>{}</ul>",
             len(gaps),
             missing,
-            missing - waiting,
+            missing - asked - never,
             source,
-            waiting,
+            asked,
+            f", {never} outside the {source} data (never asked: it has nothing there)" if never else "",
             format_html_join(
                 "",
                 "<li>{} — {}</li>",
-                ((_gap_text(gap), _gap_status(gap, unconfirmed)) for gap in gaps),
+                ((_gap_text(gap), _gap_status(gap, waiting, outside, source)) for gap in gaps),
             ),
         )
 
