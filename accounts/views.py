@@ -1,4 +1,4 @@
-"""Pages: sign up, log in (throttled), log out (saying so), and the API tokens page."""
+"""Pages: sign up, log in (throttled), log out (saying so), password change, and the API tokens page."""
 
 from __future__ import annotations
 
@@ -193,3 +193,15 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         messages.info(request, "You have been logged out.")
         return response
+
+
+# Not Django's default names (registration/password_change_form.html, …_done.html): the admin's
+# own password change renders those, and a project template of that name would replace its page.
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change (login required, session kept) in the site layout."""
+
+    template_name = "registration/site_password_change_form.html"
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    template_name = "registration/site_password_change_done.html"

@@ -8,9 +8,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.overview import no_change_was_exact, skill_at
+from markets.admin import decimal_column
 
 # Forecast steps shown in the metrics table (1-based hours ahead); the last one is added.
 METRIC_STEPS = (1, 6, 12)
@@ -23,6 +25,21 @@ def _fmt(value: Any, digits: int = 2) -> str:
         return f"{float(value):,.{digits}f}"
     except (TypeError, ValueError):
         return str(value)
+
+
+def _pct(value: Any, *, signed: bool = False) -> str:
+    """A share as the whole admin writes skill and coverage: "+12.0 %", "80.6 %"."""
+    if value is None:
+        return "–"
+    try:
+        return f"{float(value) * 100:{'+' if signed else ''}.1f} %"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _loss(value: Any) -> str:
+    # Significant digits, not places: late epochs' losses can be 0.0012.
+    return "–" if value is None else f"{float(value):.3g}"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -76,7 +93,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "data_fingerprint",
         "epochs",
         "train_seconds",
-        "loss_history",
+        "loss_history_lines",
         "artifact_name",
         "artifact_sha256",
         "weights_name",
@@ -99,7 +116,22 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         skill = skill_at(obj.metrics or {}, 0)
         if no_change_was_exact(skill.value, skill.rmse, skill.persistence_rmse):
             return "worse (no change was exact)"
-        return "–" if skill.value is None else f"{skill.value * 100:+.1f} %"
+        return _pct(skill.value, signed=True)
+
+    @admin.display(description="loss history")
+    def loss_history_lines(self, obj: ModelVersion) -> str:
+        # One line an epoch rather than the stored JSON: "epoch 1: train 0.98 / val 0.73".
+        history = obj.loss_history or []
+        if not history:
+            return "–"
+        return format_html_join(
+            mark_safe("<br>"),
+            "epoch {}: train {} / val {}",
+            (
+                (entry.get("epoch", index), _loss(entry.get("train_loss")), _loss(entry.get("val_loss")))
+                for index, entry in enumerate(history, start=1)
+            ),
+        )
 
     @admin.display(description="train time")
     def train_time(self, obj: ModelVersion) -> str:
@@ -113,9 +145,13 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             return "no metrics recorded"
         steps = sorted({step for step in (*METRIC_STEPS, len(rmse)) if step <= len(rmse)})
 
-        def cell(name: str, index: int, digits: int = 2) -> str:
+        def cell(name: str, index: int) -> str:
             values = metrics.get(name) or []
-            return _fmt(values[index], digits) if index < len(values) else "–"
+            return _fmt(values[index]) if index < len(values) else "–"
+
+        def share(name: str, index: int, *, signed: bool = False) -> str:
+            values = metrics.get(name) or []
+            return _pct(values[index], signed=signed) if index < len(values) else "–"
 
         rows = format_html_join(
             "",
@@ -127,8 +163,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     cell("persistence_rmse", step - 1),
                     cell("mae", step - 1),
                     cell("persistence_mae", step - 1),
-                    cell("skill_rmse", step - 1, 3),
-                    cell("coverage_80", step - 1, 3),
+                    share("skill_rmse", step - 1, signed=True),
+                    share("coverage_80", step - 1),
                 )
                 for step in steps
             ),
@@ -213,7 +249,7 @@ class ForecastAdmin(ReadOnlyAdmin):
         "asset",
         "model_version",
         "base_time",
-        "last_close",
+        "last_close_",
         "horizon",
         "points",
         "scores",
@@ -221,6 +257,7 @@ class ForecastAdmin(ReadOnlyAdmin):
         "generated_at",
     )
     readonly_fields = fields
+    last_close_ = decimal_column("last_close")
 
     @admin.display(description="scored hours")
     def scored_hours(self, obj: Forecast) -> str:

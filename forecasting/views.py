@@ -163,6 +163,8 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
         "record_min_hours": TRACK_RECORD_MIN_HOURS,
         "next_hour_judged": next_hour is not None and next_hour.count >= TRACK_RECORD_MIN_HOURS,
         "coverage_judged": min(record.overall.count, record.forecasts) >= TRACK_RECORD_MIN_HOURS,
+        # Every counted forecast has a scored hour, so the forecasts are what the band waits for.
+        "coverage_forecasts_to_go": max(TRACK_RECORD_MIN_HOURS - record.forecasts, 0),
         "track_chart": track_chart,
         "now": timezone.now(),
     }

@@ -10,11 +10,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
-from makeusrich.formats import datetime_text
+from makeusrich.formats import datetime_text, decimal_text
 from markets.klines import INTERVAL, Gap
 from markets.models import Asset, Candle, ConfirmedOutage
 from markets.selectors import HourRange, asset_gaps, asset_unconfirmed_gaps
 from markets.services import assets_set_active
+from markets.sources import SourceError, source_for
 
 # The start of forecasting.services.outcomes' wording: "warm retrain[ by manage.py train]: v4 active: …",
 # "… skipped: …", "… raised ValueError: …". Matched here: that module loads the ML serving code.
@@ -38,15 +39,44 @@ def _gap_text(gap: Gap) -> str:
     return f"{span}: {hours} missing hour{'s' if hours != 1 else ''}"
 
 
-def _gap_status(gap: Gap, unconfirmed: list[HourRange]) -> str:
-    waiting = sum(
+def _hours_in(ranges: list[HourRange], gap: Gap) -> int:
+    return sum(
         (min(last, gap.last_missing) - max(first, gap.first_missing)) // INTERVAL + 1
-        for first, last in unconfirmed
+        for first, last in ranges
         if first <= gap.last_missing and last >= gap.first_missing
     )
-    if not waiting:
+
+
+def _gap_status(gap: Gap, waiting: list[HourRange], outside: list[HourRange], source: str) -> str:
+    asked, never = _hours_in(waiting, gap), _hours_in(outside, gap)
+    if not asked and not never:
         return "confirmed empty"
-    return "not asked for yet" if waiting == gap.missing_hours else f"{waiting} hour(s) not asked for yet"
+    if never == gap.missing_hours:
+        return f"outside the {source} data: never asked"
+    if asked == gap.missing_hours:
+        return "not asked for yet"
+    parts = [f"{asked} hour(s) not asked for yet"] if asked else []
+    if never:
+        parts.append(f"{never} hour(s) outside the {source} data: never asked")
+    return "; ".join(parts)
+
+
+def _split_by_source_data(
+    unconfirmed: list[HourRange], *, symbol: str
+) -> tuple[list[HourRange], list[HourRange]]:
+    """The unconfirmed hours a sync will ask the source about, and those outside the source's
+    data (KlineSource.coverage: the replay's bundled year), which no sync asks about or confirms."""
+    try:
+        coverage = source_for().coverage(symbol=symbol)
+    except SourceError:  # the replay holds another symbol: it has nothing for this asset
+        return [], unconfirmed
+    if coverage is None:  # an exchange: every hour can be asked about
+        return unconfirmed, []
+    first, last = coverage
+    inside = [(max(a, first), min(b, last)) for a, b in unconfirmed if a <= last and b >= first]
+    outside = [(a, min(b, first - INTERVAL)) for a, b in unconfirmed if a < first]
+    outside += [(max(a, last + INTERVAL), b) for a, b in unconfirmed if b > last]
+    return inside, outside
 
 
 class SyncStatusFilter(admin.SimpleListFilter):
@@ -91,17 +121,9 @@ FORM_HINTS = {"horizon": _horizon_hint, "hyperparameters": _hyperparameters_hint
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = (
-        "symbol",
-        "base",
-        "quote",
-        "is_active",
-        "candle_count",
-        "last_candle",
-        "last_synced_at",
-        "sync_status",
-        "last_retrain",
-    )
+    # Base and quote are in the symbol, and the last sync's time heads the sync cell: with both
+    # admin sidebars the list has about 900 px at 1280 px, and nine columns cut off the last two.
+    list_display = ("symbol", "is_active", "candle_count", "last_candle", "sync_status", "last_retrain")
     list_filter = ("is_active", SyncStatusFilter, "quote")
     search_fields = ("symbol", "base", "quote")
     # Each needs change_asset: they change what is synced, trained and served, so
@@ -182,13 +204,15 @@ class AssetAdmin(admin.ModelAdmin):
         last = getattr(obj, "last_candle_time", None)
         return datetime_text(last) if last else "—"
 
-    @admin.display(description="sync")
+    @admin.display(description="last sync", ordering="last_synced_at")
     def sync_status(self, obj: Asset) -> str:
+        # The time, then the outcome, as in the last retrain column.
+        when = format_html("{}<br>", datetime_text(obj.last_synced_at)) if obj.last_synced_at else ""
         if obj.last_sync_error:
             what = "new candles OK, filling holes failed" if obj.holes_error else "failed"
             shown = (obj.holes_error or obj.last_sync_error)[:60]
-            return format_html('<span title="{}">{}: {}</span>', obj.last_sync_error, what, shown)
-        return "OK" if obj.last_synced_at else "never"
+            return format_html('<span title="{}">{}{}: {}</span>', obj.last_sync_error, when, what, shown)
+        return format_html("{}OK", when) if obj.last_synced_at else "never"
 
     @admin.display(description="last retrain task", ordering="last_train_outcome_at")
     def last_retrain(self, obj: Asset) -> str:
@@ -224,19 +248,21 @@ class AssetAdmin(admin.ModelAdmin):
         missing = sum(g.missing_hours for g in gaps)
         source = settings.MARKET_DATA_SOURCE
         unconfirmed = asset_unconfirmed_gaps(asset=obj, source=source)
-        waiting = sum((last - first) // INTERVAL + 1 for first, last in unconfirmed)
+        waiting, outside = _split_by_source_data(unconfirmed, symbol=obj.symbol)
+        asked, never = (sum((last - first) // INTERVAL + 1 for first, last in r) for r in (waiting, outside))
         return format_html(
             "{} gap(s), {} missing hour(s): {} confirmed empty by {} (exchange outages; no candle is made up), "
-            "{} not asked for yet (the next syncs fetch them):<ul>{}</ul>",
+            "{} not asked for yet (the next syncs fetch them){}:<ul>{}</ul>",
             len(gaps),
             missing,
-            missing - waiting,
+            missing - asked - never,
             source,
-            waiting,
+            asked,
+            f", {never} outside the {source} data (never asked: it has nothing there)" if never else "",
             format_html_join(
                 "",
                 "<li>{} — {}</li>",
-                ((_gap_text(gap), _gap_status(gap, unconfirmed)) for gap in gaps),
+                ((_gap_text(gap), _gap_status(gap, waiting, outside, source)) for gap in gaps),
             ),
         )
 
@@ -284,6 +310,17 @@ class AssetAdmin(admin.ModelAdmin):
         self.message_user(request, f"{changed} asset(s) deactivated.", messages.SUCCESS)
 
 
+def decimal_column(name: str) -> Any:
+    """An admin column or read-only field showing the decimal field `name` without the
+    column's ten padded places (37814.47, not 37814.4700000000); the stored value is unchanged."""
+
+    @admin.display(description=name.replace("_", " "), ordering=name)
+    def shown(self: admin.ModelAdmin, obj: Any) -> str:
+        return decimal_text(getattr(obj, name))
+
+    return shown
+
+
 @admin.register(Candle)
 class CandleAdmin(admin.ModelAdmin):
     """Read-only: candles come from imports and syncs, never from hand edits.
@@ -293,7 +330,31 @@ class CandleAdmin(admin.ModelAdmin):
     """
 
     actions = None
-    list_display = ("asset", "open_time", "open", "high", "low", "close", "volume", "trades")
+    list_display = ("asset", "open_time", "open_", "high_", "low_", "close_", "volume_", "trades")
+    fields = (
+        "asset",
+        "open_time",
+        "open_",
+        "high_",
+        "low_",
+        "close_",
+        "volume_",
+        "close_time",
+        "quote_volume_",
+        "trades",
+        "taker_buy_base_volume_",
+        "taker_buy_quote_volume_",
+    )
+    readonly_fields = fields
+    # The decimals as written, not padded to the column's ten places: "<field>_" shows "<field>".
+    open_ = decimal_column("open")
+    high_ = decimal_column("high")
+    low_ = decimal_column("low")
+    close_ = decimal_column("close")
+    volume_ = decimal_column("volume")
+    quote_volume_ = decimal_column("quote_volume")
+    taker_buy_base_volume_ = decimal_column("taker_buy_base_volume")
+    taker_buy_quote_volume_ = decimal_column("taker_buy_quote_volume")
     list_filter = ("asset",)
     list_select_related = ("asset",)
     date_hierarchy = "open_time"

@@ -122,12 +122,12 @@ class TrainingConfig:
     ) -> None:
         value = getattr(self, name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
-            raise ValueError(f"{name} must be a number, got {value!r}")
+            raise ValueError(f"{name} must be a number, got {json.dumps(value, default=repr)}")
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         if too_low or too_high:
             left, right = "(" if low_open else "[", ")" if high_open else "]"
-            raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
+            raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {json.dumps(value)}")
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None, **defaults: Any) -> TrainingConfig:
@@ -160,7 +160,7 @@ def _coerce(key: str, annotation: Any, value: Any) -> Any:
     if annotation in ("float", float) and isinstance(value, int):
         return float(value)
     if annotation in ("int", int) and not isinstance(value, int):
-        raise ValueError(f"{key} must be an integer, got {value!r}")
+        raise ValueError(f"{key} must be an integer, got {json.dumps(value, default=repr)}")
     if annotation in ("float", float) and not isinstance(value, float):
-        raise ValueError(f"{key} must be a number, got {value!r}")
+        raise ValueError(f"{key} must be a number, got {json.dumps(value, default=repr)}")
     return value

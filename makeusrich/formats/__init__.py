@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.utils import dateformat, timezone
@@ -31,6 +32,13 @@ def datetime_text(value: datetime) -> str:
     says the same in a Celery task or a command, where no language may be active.
     """
     return dateformat.format(timezone.localtime(value), DATETIME_FORMAT)
+
+
+def decimal_text(value: Decimal | None) -> str:
+    """A stored decimal without the column's padding: 37814.4700000000 as "37814.47", 100.0000 as "100"."""
+    if value is None:
+        return "–"
+    return f"{value.normalize():f}"  # "f": normalize() alone writes 100 as 1E+2
 
 
 # Floats in the API's JSON keep 12 significant digits. Arithmetic leaves noise in the last of

@@ -115,6 +115,45 @@ def test_the_gap_report_tells_confirmed_outages_from_hours_not_asked_for_yet(
     assert "25 Apr 2021 05:00 UTC to 25 Apr 2021 07:00 UTC: 3 missing hours — not asked for yet" in page
 
 
+def test_the_gap_report_says_hours_outside_the_replay_data_are_never_asked(
+    admin_client, btc, bundled, settings, write_csv
+):
+    # The replay's file ends on 21 Apr 2021: the 20 Apr outage lies inside it, the 25 Apr one after.
+    settings.MARKET_DATA_SOURCE = "replay"
+    settings.BUNDLED_DATA_FILE = write_csv(0, 1100, name="btcusdt_1h_slice.csv")
+    candles_upsert(asset=btc, rows=bundled[:1200])
+
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+
+    assert "2 not asked for yet (the next syncs fetch them), 3 outside the replay data" in page
+    assert "20 Apr 2021 02:00 UTC to 20 Apr 2021 03:00 UTC: 2 missing hours — not asked for yet" in page
+    assert (
+        "25 Apr 2021 05:00 UTC to 25 Apr 2021 07:00 UTC: 3 missing hours — outside the replay data: never asked"
+        in page
+    )
+
+
+def test_the_gap_report_says_a_symbol_the_replay_lacks_is_never_asked(admin_client, bundled, settings):
+    settings.MARKET_DATA_SOURCE = "replay"
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    candles_upsert(asset=eth, rows=bundled[:1200])  # imported: the replay holds only BTCUSDT
+
+    page = admin_client.get(f"{ASSETS}{eth.pk}/change/").content.decode()
+
+    assert "0 not asked for yet (the next syncs fetch them), 5 outside the replay data" in page
+    assert page.count("outside the replay data: never asked") == 2
+
+
+def test_with_the_exchange_every_missing_hour_can_still_be_asked_for(admin_client, bundled, settings):
+    settings.MARKET_DATA_SOURCE = "binance"  # no data bound: coverage is None, nothing is fetched here
+    eth = Asset.objects.create(symbol="ETHUSDT", base="ETH", quote="USDT")
+    candles_upsert(asset=eth, rows=bundled[:1200])
+
+    page = admin_client.get(f"{ASSETS}{eth.pk}/change/").content.decode()
+
+    assert "5 not asked for yet (the next syncs fetch them):" in page and "never asked" not in page
+
+
 def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_the_page(admin_client, btc):
     outcome = "warm retrain skipped: BTCUSDT is already being trained by worker-1:42 (lease until ...)"
     when = datetime(2026, 11, 25, 7, 5, tzinfo=UTC)
@@ -224,6 +263,22 @@ def test_candles_are_listed_but_read_only(admin_client, btc, bundled):
     assert listing.status_code == 200 and b"6 Mar 2021 17:00 UTC" in listing.content
     assert admin_client.get("/admin/markets/candle/add/").status_code == 403
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
+
+
+def test_candle_prices_are_shown_without_the_columns_padding(admin_client, btc, bundled):
+    candles_upsert(asset=btc, rows=bundled[:1])
+    candle = Candle.objects.get()
+    Candle.objects.filter(pk=candle.pk).update(open="37814.4700000000", volume="100.0000000000")
+
+    listing = admin_client.get("/admin/markets/candle/").content.decode()
+    detail = admin_client.get(f"/admin/markets/candle/{candle.pk}/change/").content.decode()
+
+    for html in (listing, detail):
+        assert ">37814.47<" in html and ">100<" in html
+        assert "37814.4700" not in html and "0000000000" not in html
+    assert "Taker buy quote volume" in detail  # every stored field is still on the page
+    candle.refresh_from_db()
+    assert str(candle.open) == "37814.4700000000"
 
 
 def test_retrain_now_queues_a_full_retrain_of_each_selected_asset(admin_client, btc):

@@ -87,7 +87,11 @@ def test_on_a_few_scored_hours_the_track_record_says_too_few_to_judge(client, me
         "One hour ahead, only 3 hours have been scored, too few to judge the model (it takes 24)." in summary
     )
     assert "Preliminary: off by" in summary
-    assert "too few hours have been scored to judge the 80 % band: 6 from 3 forecasts" in summary
+    assert (
+        "The 80 % band is judged once 24 forecasts have been checked against reality"
+        " (at least their first hour scored). So far 6 hours from 3 forecasts: 21 more forecasts to go,"
+        " about 21 hours at one forecast an hour." in summary
+    )
     assert re.search(r"Preliminary: it held the real price \d+ % of the time\.", summary)
     # No verdict next to "no change" in bold, and no band figure outside the preliminary note.
     assert "<strong>" not in html.split('data-field="track-summary">')[1].split("</p>")[0]
@@ -102,6 +106,7 @@ def test_a_day_of_scored_forecasts_is_the_least_the_track_record_judges_on(
     summary = _summary(_page(client, member))
     assert (f"One hour ahead, over {scored} scored hours" in summary) is judged
     assert ("Preliminary" in summary) is not judged
+    assert ("1 more forecast to go, about 1 hour at one forecast an hour." in summary) is not judged
 
 
 def test_the_versions_table_lists_status_kind_duration_and_errors_next_to_persistence(client, member, market):

@@ -180,3 +180,28 @@ def test_staff_without_the_change_permission_cannot_activate(client, market, art
     _activate(client, older)
     older.refresh_from_db()
     assert older.status == Status.VALIDATED
+
+
+def test_a_version_page_writes_skill_and_coverage_as_the_list_does(admin_client, market):
+    html = admin_client.get(f"{CHANGELIST}{market.version.pk}/change/").content.decode()
+    listing = admin_client.get(CHANGELIST).content.decode()
+    assert "+12.0 %" in listing and "<td>+12.0 %</td>" in html  # next-hour skill, one style
+    assert "<td>81.0 %</td>" in html  # 80 % coverage
+    assert "<td>0.120</td>" not in html and "<td>0.810</td>" not in html
+
+
+def test_a_version_page_shows_the_loss_history_a_line_an_epoch(admin_client, market):
+    html = admin_client.get(f"{CHANGELIST}{market.version.pk}/change/").content.decode()
+    assert "epoch 1: train 0.5 / val 0.61<br>epoch 2: train 0.25 / val 0.31<br>" in html
+    assert "epoch 8: train 0.0625 / val 0.085" in html
+    assert '"train_loss"' not in html
+
+
+def test_a_forecast_page_shows_the_last_close_without_padding(admin_client, market):
+    forecast = market.asset.forecasts.first()
+    forecast.last_close = "37814.4700000000"
+    forecast.save(update_fields=["last_close"])
+    html = admin_client.get(f"/admin/forecasting/forecast/{forecast.pk}/change/").content.decode()
+    assert "37814.47<" in html and "37814.4700" not in html
+    forecast.refresh_from_db()
+    assert str(forecast.last_close) == "37814.4700000000"  # stored as it was

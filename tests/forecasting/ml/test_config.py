@@ -49,3 +49,26 @@ def test_it_applies_overrides_over_defaults_and_round_trips_through_json():
 def test_it_rejects_unknown_keys_and_bad_values_by_name(overrides, message):
     with pytest.raises(ValueError, match=message):
         TrainingConfig.from_overrides(overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"window": "120"}, 'window must be an integer, got "120"'),
+        ({"horizon": [24]}, "horizon must be an integer, got [24]"),
+        ({"dropout": "x"}, 'dropout must be a number, got "x"'),
+        ({"test_fraction": True}, "test_fraction must be a number, got true"),
+        ({"dropout": 1.5}, "dropout must be in [0.0, 1.0], got 1.5"),
+    ],
+)
+def test_it_writes_the_bad_value_as_json_spells_it(overrides, message):
+    # The overrides are a JSON object typed in the admin: "x", true and null, not 'x', True, None.
+    with pytest.raises(ValueError) as error:
+        TrainingConfig.from_overrides(overrides)
+    assert str(error.value) == message
+
+
+def test_a_value_set_directly_is_written_as_json_too():
+    with pytest.raises(ValueError) as error:
+        TrainingConfig(dropout=None)  # type: ignore[arg-type]
+    assert str(error.value) == "dropout must be a number, got null"
