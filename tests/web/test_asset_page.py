@@ -324,7 +324,10 @@ def test_it_draws_what_no_change_scores_on_validation_beside_the_training_loss(c
     assert set(traces["No change (validation)"]["y"]) == {0.757}
     assert set(traces["No change (training)"]["y"]) == {1.0}
     caption = _loss_caption(html)
-    assert "what forecasting “no change” scores on the same windows (0.76 on the validation windows training was stopped on, not the held-out gate windows)" in caption
+    assert (
+        "what forecasting “no change” scores on the same windows (0.76 on the validation windows training was stopped on, not the held-out gate windows)"
+        in caption
+    )
     assert "about 1" not in caption
 
 

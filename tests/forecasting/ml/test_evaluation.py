@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -195,6 +197,19 @@ def test_noise_predictions_get_a_shrink_factor_of_zero_at_nearly_the_nominal_rat
     # normal critical value) let 11.5 % of these through, and fails this assertion.
     assert shrinkage_block(24) == 48
     assert _noise_passing_rate(shrinkage_block(24)) < 0.095
+
+
+def test_t_quantile_is_exact_for_few_clusters_even_far_in_the_tail():
+    # df = 2 has a closed form; the series expansion used before gave 74.8 for 125.6 at z = 4.
+    for z in (1.645, 3.0, 4.0):
+        p = 0.5 * (1 + math.erf(z / math.sqrt(2)))
+        assert t_quantile(z, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-8)
+    assert t_quantile(1.96, 1) == pytest.approx(
+        math.tan(math.pi * (0.5 * (1 + math.erf(1.96 / 2**0.5)) - 0.5))
+    )
+    assert t_quantile(2.326, 3) == pytest.approx(4.539, abs=0.001)  # the t table's 99 % at df = 3
+    assert t_quantile(4.0, 100) == pytest.approx(t_quantile(4.0, 101), abs=0.003)  # no jump at the switch
+    assert t_quantile(0.0, 5) == 0.0
 
 
 def test_t_quantile_matches_the_student_t_table():
