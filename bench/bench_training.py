@@ -236,6 +236,11 @@ def run_ours(candles: pd.DataFrame, overrides: dict, *, log=print) -> list[OursR
     )
     one = TrainingConfig.from_overrides({**overrides, "horizon": 1})
     hour = train(candles, one, progress=report("full H=1"))
+    for label, result in (("full", full), ("warm", warm), ("full H=1", hour)):
+        # The reference of the val losses above: "no change" on the same (calibration) windows.
+        log(
+            f"{label}: 'no change' val {result.preprocessing['training']['no_change_loss']['validation']:.4f}"
+        )
     return [
         OursResult(f"ours full (H={config.horizon})", full),
         OursResult(f"ours warm (H={config.horizon})", warm),
