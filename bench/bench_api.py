@@ -259,6 +259,8 @@ def main() -> None:
         env.pop("DATABASE_URL", None)
     run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True, "timeout": 600}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], **run)
+    # DEBUG=0 links static files through the manifest: gunicorn refuses to start without it.
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], **run)
     key = json.loads(subprocess.run([sys.executable, "-c", SETUP], **run).stdout.strip().splitlines()[-1])[
         "key"
     ]

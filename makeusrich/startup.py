@@ -1,0 +1,23 @@
+"""Checks a web server makes once, before it takes a request."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestFilesMixin
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import storages
+
+
+def require_collected_static() -> None:
+    """With DEBUG=0 every page links its CSS and JS through collectstatic's manifest.
+
+    Without the manifest each page would answer 500 ("Missing staticfiles
+    manifest entry"); refusing to start says what to run instead. `make run`
+    and the Docker image collect the files themselves.
+    """
+    storage = storages["staticfiles"]
+    if isinstance(storage, ManifestFilesMixin) and not storage.manifest_storage.exists(storage.manifest_name):
+        raise ImproperlyConfigured(
+            f"DEBUG=0 serves the static files collected in STATIC_ROOT ({settings.STATIC_ROOT}), which has "
+            "none yet: run `python manage.py collectstatic --noinput` with the same VAR_DIR, then start again"
+        )
