@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+from rest_framework.utils import formatting
 
 
 class HashedTokenScheme(OpenApiAuthenticationExtension):
@@ -122,3 +123,8 @@ def counted(*, description: str) -> str:
         f"{description}\n\nCounts one call against the user's monthly quota; the answer's "
         "X-Quota-Limit, X-Quota-Remaining and X-Quota-Reset headers say where it stands."
     )
+
+
+def view_name(view: Any) -> str:
+    """The name OPTIONS answers for a view: DRF's words for its class, without our "Api" suffix."""
+    return formatting.camelcase_to_spaces(formatting.remove_trailing_string(type(view).__name__, "Api"))

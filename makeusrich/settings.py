@@ -314,6 +314,7 @@ REST_FRAMEWORK = {
     # is ignored, so a client cannot dodge the brute-force throttles by inventing addresses.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
     "EXCEPTION_HANDLER": "makeusrich.api_errors.api_exception_handler",
+    "VIEW_NAME_FUNCTION": "makeusrich.api_schema.view_name",  # OPTIONS: "Asset List", not "Asset List Api"
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

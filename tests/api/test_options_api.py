@@ -20,6 +20,7 @@ def test_options_answers_only_the_generic_metadata_and_takes_no_unit(member, mem
         assert body["renders"] == ["application/json"]
         assert "X-Quota-Remaining" not in response
         assert response["Allow"] == "GET, HEAD, OPTIONS"
+        assert not body["name"].endswith("Api"), body["name"]
     assert api_usage_get(user=member).used == 0
 
 
@@ -34,6 +35,14 @@ def test_options_needs_a_token_like_every_other_method(api, market):
 def test_retrain_metadata_is_for_staff_only(member_api, staff_api, market):
     assert member_api.options("/api/v1/assets/BTCUSDT/retrain/").status_code == 403
     assert set(staff_api.options("/api/v1/assets/BTCUSDT/retrain/").json()) == METADATA
+
+
+@pytest.mark.django_db
+def test_options_names_each_endpoint_in_words(member_api, market):
+    names = {url: member_api.options(url).json()["name"] for url in COUNTED}
+    assert names["/api/v1/assets/"] == "Asset List"
+    assert names["/api/v1/assets/BTCUSDT/forecast/"] == "Forecast"
+    assert member_api.options("/api/v1/usage/").json()["name"] == "Usage"
 
 
 @pytest.mark.django_db
