@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -43,6 +43,21 @@ class ValidationErrorSerializer(serializers.Serializer):
     class Meta:
         # Field errors sit beside `detail` under the field's name.
         ref_name = "ValidationError"
+
+
+class ValidationErrorScheme(OpenApiSerializerExtension):
+    """The 400 body's field errors: any other key is a field's list of messages."""
+
+    target_class = ValidationErrorSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "A bad field's messages, under the field's name (e.g. `limit`).",
+        }
+        return schema
 
 
 class QuotaErrorSerializer(serializers.Serializer):

@@ -316,6 +316,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "makeusrich.api_errors.api_exception_handler",
     "VIEW_NAME_FUNCTION": "makeusrich.api_schema.view_name",  # OPTIONS: "Asset List", not "Asset List Api"
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # JSON is the only format: `?format=` is not a switch that turns a real path into a 404.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Make Us Rich API",
@@ -324,6 +326,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Swagger UI's default badge asks validator.swagger.io about the schema on any public host.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
 }
 

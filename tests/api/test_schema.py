@@ -132,6 +132,14 @@ def test_swagger_ui_uses_only_local_assets(api):
     assert "default-src 'self'" in response["Content-Security-Policy"]
     script = api.get(next(url for url in urls if "script" in url))
     assert script.status_code == 200 and "/api/v1/schema/" in script.content.decode()
+    # Otherwise Swagger UI asks validator.swagger.io about the schema on any host but localhost.
+    assert '"validatorUrl": null' in script.content.decode()
+
+
+def test_a_400_body_is_described_with_its_field_errors(schema):
+    error = schema["components"]["schemas"]["ValidationError"]
+    assert error["required"] == ["detail"]
+    assert error["additionalProperties"]["items"] == {"type": "string"}
 
 
 @pytest.mark.django_db
