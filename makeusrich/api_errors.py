@@ -31,6 +31,13 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.bad_request(request, exception)
 
 
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON under /api/ (e.g. /api/v2/), the page elsewhere; /api/v1/ answers its own."""
+    if request.path.startswith(API_PREFIX):
+        return api_error("No API here: the API is under /api/v1/ (see /api/v1/docs/).", status=404)
+    return defaults.page_not_found(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: JSON under /api/, the static page elsewhere."""
     if request.path.startswith(API_PREFIX):

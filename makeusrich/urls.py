@@ -9,6 +9,7 @@ admin.site.site_title = "Make Us Rich admin"
 admin.site.index_title = "Assets, models and accounts"
 
 handler400 = "makeusrich.api_errors.bad_request"
+handler404 = "makeusrich.api_errors.page_not_found"
 handler500 = "makeusrich.api_errors.server_error"
 
 urlpatterns = [

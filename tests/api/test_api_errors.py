@@ -45,6 +45,19 @@ def test_an_unknown_api_path_is_a_json_404_whatever_the_method(browserless, meth
     assert _detail(response).startswith(detail)
 
 
+@pytest.mark.parametrize("path", ["/api/", "/api/v2/assets/", "/api/v0"])
+def test_a_path_under_api_outside_v1_is_a_json_404_saying_where_the_api_is(browserless, path):
+    response = browserless.get(path, follow=True)
+
+    assert response.status_code == 404
+    assert _detail(response) == "No API here: the API is under /api/v1/ (see /api/v1/docs/)."
+
+
+def test_other_unknown_paths_still_get_the_site_404_page(browserless):
+    response = browserless.get("/nothing/here/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
 def test_a_body_too_large_to_read_is_a_json_400(browserless, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = json.dumps({"username": "alice", "password": "x" * 2000})
