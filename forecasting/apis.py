@@ -25,7 +25,7 @@ from forecasting.selectors import (
     model_version_list,
     track_record,
 )
-from makeusrich.api_fields import QueryIntegerField
+from makeusrich.api_fields import QueryIntegerField, QuerySerializer
 from makeusrich.api_json import ApiJSONRenderer
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted, error
 from makeusrich.celery import task_send
@@ -233,7 +233,7 @@ class TrackRecordSerializer(serializers.Serializer):
     recent = ScoredForecastSerializer(many=True, help_text="The 20 most recent scored forecasts.")
 
 
-class TrackRecordQuerySerializer(serializers.Serializer):
+class TrackRecordQuerySerializer(QuerySerializer):
     days = QueryIntegerField(min_value=1, max_value=90, default=7, help_text="Window length, 1-90.")
 
 

@@ -39,3 +39,15 @@ class QueryDateTimeField(serializers.DateTimeField):
                 "in a URL write '+' as %2B (2022-01-29T00:00:00%2B02:00), or use Z for UTC."
             )
         return super().to_internal_value(value)
+
+
+class QuerySerializer(serializers.Serializer):
+    """A view's query parameters: each at most once (QueryDict would quietly read a repeated one's last value)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "getlist"):
+            repeated = {name: len(data.getlist(name)) for name in self.fields}
+            errors = {name: [f"given {n} times; give it once."] for name, n in repeated.items() if n > 1}
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)

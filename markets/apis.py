@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from accounts.throttling import CountedApiView
 from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
-from makeusrich.api_fields import QueryDateTimeField, QueryIntegerField
+from makeusrich.api_fields import QueryDateTimeField, QueryIntegerField, QuerySerializer
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted
 from markets.models import Asset
 from markets.selectors import candle_list
@@ -102,7 +102,7 @@ class CandlesSerializer(serializers.Serializer):
     candles = CandleSerializer(many=True, help_text="Oldest first.")
 
 
-class CandleQuerySerializer(serializers.Serializer):
+class CandleQuerySerializer(QuerySerializer):
     limit = QueryIntegerField(
         min_value=1, max_value=1000, default=120, help_text="How many candles (1-1000), the most recent."
     )

@@ -102,6 +102,22 @@ def test_it_rejects_bad_parameters_with_400_naming_the_field(member_api, market,
 
 
 @pytest.mark.django_db
+def test_a_repeated_parameter_is_a_400_not_its_last_value(member_api, market):
+    response = member_api.get(f"{URL}?limit=1&limit=5")
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "limit: given 2 times; give it once."
+    assert member_api.get(f"{URL}?limit=5").json()["count"] == 5
+
+
+@pytest.mark.django_db
+def test_format_is_no_switch_a_real_path_is_answered_in_json(member_api, market):
+    for value in ["api", "xml", "json"]:
+        response = member_api.get(URL, {"format": value, "limit": 2})
+        assert response.status_code == 200 and response.json()["count"] == 2, value
+
+
+@pytest.mark.django_db
 def test_candles_of_an_unknown_asset_are_404(member_api, market):
     assert member_api.get("/api/v1/assets/NOPEUSDT/candles/").status_code == 404
 

@@ -135,6 +135,13 @@ def test_it_rejects_days_outside_1_to_90(member_api, market, days):
 
 
 @pytest.mark.django_db
+def test_a_repeated_days_is_a_400_even_when_each_value_is_good(member_api, market):
+    response = member_api.get(f"{URL}?days=2&days=3")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "days: given 2 times; give it once."
+
+
+@pytest.mark.django_db
 def test_track_record_of_an_unknown_asset_is_404_and_needs_a_token(api, member_api, market):
     assert member_api.get("/api/v1/assets/NOPE/track-record/").status_code == 404
     assert api.get(URL).status_code == 401
