@@ -116,9 +116,15 @@ def test_other_query_parameters_without_a_header_get_the_plain_401():
 
 
 @pytest.mark.django_db
-def test_with_the_header_the_query_string_is_not_looked_at(member):
-    _, key = api_token_create(user=member, name="laptop")
-    assert _get(key, QUERY_STRING="token=whatever").status_code == 200
+def test_a_key_in_the_url_is_refused_even_beside_a_good_header_and_takes_no_unit(member):
+    token, key = api_token_create(user=member, name="laptop")
+
+    response = _get(key, QUERY_STRING=f"days=7&api_key={key}")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": QUERY_TOKEN_DETAIL}
+    assert ApiToken.objects.get(pk=token.pk).last_used_at is None  # never looked up
+    assert _get(key, QUERY_STRING="days=7&tokens=2").status_code == 200  # other names are fine
 
 
 @pytest.mark.django_db
