@@ -24,7 +24,8 @@ from makeusrich.api_schema import RETRY_AFTER, UNAUTHORIZED, ValidationErrorSeri
 
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    # As long as any password the site's forms take (Django sets no maximum); 4096 bounds the work.
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
     name = serializers.CharField(
         max_length=100,
         required=False,

@@ -30,6 +30,14 @@ def test_an_empty_name_gets_the_default_as_on_the_tokens_page(api, member, name)
 
 
 @pytest.mark.django_db
+def test_a_long_password_the_site_accepts_gets_a_token_too(api, member):
+    member.set_password("p" * 300)
+    member.save()
+    response = api.post(URL, {"username": "alice", "password": "p" * 300}, format="json")
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.django_db
 def test_a_given_name_is_kept(api, member):
     response = api.post(URL, {**CREDENTIALS, "name": "my notebook"}, format="json")
     assert api_token_find(key=response.json()["token"]).name == "my notebook"
