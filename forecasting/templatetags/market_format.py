@@ -44,13 +44,16 @@ def price(value: Number) -> str:
 
 @register.filter
 def amount(value: Number) -> str:
-    """An error or spread in quote currency: 96.08 -> "96.08"; 0.000512 -> "0.000512"."""
+    """An error or spread in quote currency: 96.08 -> "96.08"; 0.000512 -> "0.000512";
+    a coin's at 0.00001234, 1.2e-07 -> "0.00000012" (never the exponent form)."""
     if value is None or value == "":
         return "–"
     number = float(value)
     if abs(number) >= 1 or number == 0:
         return f"{number:,.2f}"
-    return f"{number:.3g}"
+    # Three significant digits, written out: "%g" switches to "1.2e-07" below 1e-4, which is
+    # where every error of a coin priced in hundred-thousandths (SHIB, PEPE) falls.
+    return f"{Decimal(f'{number:.3g}'):f}"
 
 
 @register.filter

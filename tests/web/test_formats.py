@@ -71,6 +71,15 @@ def test_amounts_durations_and_shares():
     assert fmt.skill_short(0.12) == "12 % better" and fmt.skill_short(-0.05) == "5 % worse"
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.234e-7, "0.000000123"), (5e-5, "0.00005"), (-2.5e-8, "-0.000000025"), (0.0123, "0.0123")],
+)
+def test_amounts_of_a_coin_priced_in_hundred_thousandths_are_written_out(value, text):
+    # A SHIB-sized coin's errors (1e-7 USDT) read "1.23e-07" with "%g".
+    assert fmt.amount(value) == text
+
+
 @pytest.mark.django_db
 def test_the_next_retrain_is_read_from_the_enabled_crontabs():
     PeriodicTask.objects.all().delete()
