@@ -56,13 +56,22 @@ def amount(value: Number) -> str:
     return f"{Decimal(f'{number:.3g}'):f}"
 
 
+# Below this a percentage change is float noise, not a move: a tick is at least ~1e-5 % of
+# any price Binance lists.
+NOISE_PCT = 1e-6
+
+
 @register.filter
 def signed_pct(value: Number, digits: int = 2) -> str:
-    """A percentage change with its sign: "+1.25 %", "−0.40 %"."""
+    """A percentage change with its sign: "+1.25 %", "−0.40 %"; one significant digit when
+    `digits` would round a real change to nothing: a stablecoin's "+0.003 %", not "+0.00 %"."""
     if value is None or value == "":
         return "–"
     number = float(value)
-    return ("+" if number >= 0 else "−") + f"{abs(number):.{int(digits)}f} %"
+    text = f"{abs(number):.{int(digits)}f}"
+    if abs(number) >= NOISE_PCT and not float(text):
+        text = f"{Decimal(f'{abs(number):.1g}'):f}"
+    return ("+" if number >= 0 else "−") + f"{text} %"
 
 
 @register.filter

@@ -60,6 +60,15 @@ def test_changes_carry_their_sign_and_direction():
     assert (fmt.direction(2), fmt.direction(-2), fmt.direction(0)) == ("up", "down", "")
 
 
+def test_a_change_too_small_for_two_decimals_keeps_one_significant_digit():
+    # A stablecoin's hourly move (1e-4 on 1.0000 is 0.01 %, a forecast a fraction of that)
+    # read "+0.00 %" beside an "up" arrow.
+    assert fmt.signed_pct(0.0034) == "+0.003 %"
+    assert fmt.signed_pct(-0.00004) == "−0.00004 %"
+    assert fmt.signed_pct(0.0) == "+0.00 %" and fmt.signed_pct(-3e-12) == "−0.00 %"
+    assert fmt.signed_pct(0.005) == "+0.01 %"
+
+
 def test_amounts_durations_and_shares():
     assert fmt.amount(96.0833) == "96.08"
     assert fmt.amount(0.000512345) == "0.000512"
