@@ -44,22 +44,34 @@ def price(value: Number) -> str:
 
 @register.filter
 def amount(value: Number) -> str:
-    """An error or spread in quote currency: 96.08 -> "96.08"; 0.000512 -> "0.000512"."""
+    """An error or spread in quote currency: 96.08 -> "96.08"; 0.000512 -> "0.000512";
+    a coin's at 0.00001234, 1.2e-07 -> "0.00000012" (never the exponent form)."""
     if value is None or value == "":
         return "–"
     number = float(value)
     if abs(number) >= 1 or number == 0:
         return f"{number:,.2f}"
-    return f"{number:.3g}"
+    # Three significant digits, written out: "%g" switches to "1.2e-07" below 1e-4, which is
+    # where every error of a coin priced in hundred-thousandths (SHIB, PEPE) falls.
+    return f"{Decimal(f'{number:.3g}'):f}"
+
+
+# Below this a percentage change is float noise, not a move: a tick is at least ~1e-5 % of
+# any price Binance lists.
+NOISE_PCT = 1e-6
 
 
 @register.filter
 def signed_pct(value: Number, digits: int = 2) -> str:
-    """A percentage change with its sign: "+1.25 %", "−0.40 %"."""
+    """A percentage change with its sign: "+1.25 %", "−0.40 %"; one significant digit when
+    `digits` would round a real change to nothing: a stablecoin's "+0.003 %", not "+0.00 %"."""
     if value is None or value == "":
         return "–"
     number = float(value)
-    return ("+" if number >= 0 else "−") + f"{abs(number):.{int(digits)}f} %"
+    text = f"{abs(number):.{int(digits)}f}"
+    if abs(number) >= NOISE_PCT and not float(text):
+        text = f"{Decimal(f'{abs(number):.1g}'):f}"
+    return ("+" if number >= 0 else "−") + f"{text} %"
 
 
 @register.filter

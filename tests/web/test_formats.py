@@ -60,6 +60,15 @@ def test_changes_carry_their_sign_and_direction():
     assert (fmt.direction(2), fmt.direction(-2), fmt.direction(0)) == ("up", "down", "")
 
 
+def test_a_change_too_small_for_two_decimals_keeps_one_significant_digit():
+    # A stablecoin's hourly move (1e-4 on 1.0000 is 0.01 %, a forecast a fraction of that)
+    # read "+0.00 %" beside an "up" arrow.
+    assert fmt.signed_pct(0.0034) == "+0.003 %"
+    assert fmt.signed_pct(-0.00004) == "−0.00004 %"
+    assert fmt.signed_pct(0.0) == "+0.00 %" and fmt.signed_pct(-3e-12) == "−0.00 %"
+    assert fmt.signed_pct(0.005) == "+0.01 %"
+
+
 def test_amounts_durations_and_shares():
     assert fmt.amount(96.0833) == "96.08"
     assert fmt.amount(0.000512345) == "0.000512"
@@ -69,6 +78,15 @@ def test_amounts_durations_and_shares():
     assert fmt.pct(0.81) == "81 %"
     assert fmt.at([1, 2, 3], -1) == 3 and fmt.at([], 0) is None and fmt.at(None, 0) is None
     assert fmt.skill_short(0.12) == "12 % better" and fmt.skill_short(-0.05) == "5 % worse"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.234e-7, "0.000000123"), (5e-5, "0.00005"), (-2.5e-8, "-0.000000025"), (0.0123, "0.0123")],
+)
+def test_amounts_of_a_coin_priced_in_hundred_thousandths_are_written_out(value, text):
+    # A SHIB-sized coin's errors (1e-7 USDT) read "1.23e-07" with "%g".
+    assert fmt.amount(value) == text
 
 
 @pytest.mark.django_db

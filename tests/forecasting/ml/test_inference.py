@@ -114,6 +114,19 @@ def test_interval_bounds_below_zero_are_clamped_at_zero():
     np.testing.assert_allclose(close[0], [2e-8, 2e-8])
 
 
+def test_the_interval_always_holds_the_point_forecast():
+    # A steady drift the shrunk change under-predicts: every calibration residual is positive,
+    # so both quantiles are above 0 at step 1 and below it at step 0 (an over-prediction).
+    preprocessing = {
+        "target": {"scale": [0.01, 0.01], "shrink": [1.0, 1.0]},
+        "interval": {"volatility_floor": 1e-6, "lower": [-2.0, 0.5], "upper": [-0.5, 2.0]},
+    }
+    close, lower, upper = decode(np.full((1, 2), 0.1), np.array([100.0]), np.array([0.01]), preprocessing)
+    np.testing.assert_allclose(close[0], [100.1, 100.1])
+    np.testing.assert_allclose(lower[0], [98.1, 100.1])  # step 1's lower bound comes down to it
+    np.testing.assert_allclose(upper[0], [100.1, 102.1])  # step 0's upper bound goes up to it
+
+
 def _tick_coin(count: int = 600) -> pd.DataFrame:
     """A coin priced in a few ticks of 1e-8 (1 to 6 ticks): one tick is a large part of its price."""
     # A path whose unclamped lower bounds fall below 0 (seed 3 stopped doing so once the
