@@ -23,11 +23,21 @@ def _active_asset(symbol: str) -> Asset | None:
     return asset
 
 
+# What a retrain redelivered after its worker was lost records instead of training.
+REDELIVERED = (
+    "not run again: it was redelivered after the worker running it was lost (killed, out of memory?); "
+    "the schedule or 'retrain now' trains again"
+)
+
+
 @shared_task(
     bind=True,
     acks_late=True,
     # A training that kills its worker (out of memory) would kill every worker it were
-    # redelivered to, for ever: it is dropped instead, and the schedule tries again.
+    # redelivered to, for ever: it is dropped instead, and the schedule tries again. This
+    # covers a pool process that dies; when the whole worker dies, the broker hands the
+    # unacknowledged message out again (Redis: after its visibility timeout), marked
+    # redelivered, and the task drops it itself.
     reject_on_worker_lost=False,
     autoretry_for=(OperationalError,),
     retry_backoff=30,
@@ -45,6 +55,12 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
+    if (self.request.delivery_info or {}).get("redelivered"):
+        logger.warning("%s %s retrain %s", asset.symbol, mode, REDELIVERED)
+        services.asset_train_outcome_record(
+            asset=asset, mode=mode, status=services.SKIPPED, reason=REDELIVERED
+        )
+        return {"symbol": asset.symbol, "status": services.SKIPPED, "reason": REDELIVERED}
     try:
         summary = _retrain(asset, mode)
     except OperationalError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from kombu import Queue
 
 from forecasting.models import ModelVersion
 from makeusrich.celery import app as celery_app
@@ -36,12 +38,10 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-@pytest.fixture
-def worker(require_postgres, require_redis, process_env, tmp_path) -> Iterator[subprocess.Popen]:
-    celery_app.control.purge()  # messages left by other tests must not run here
-    log = tmp_path / "worker.log"
+@contextlib.contextmanager
+def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
-    process = _start(["worker", "-c", "2", "-l", "info", "-n", name, "--without-gossip"], process_env, log)
+    process = _start(["worker", "-c", "2", "-l", "info", "-n", name, "--without-gossip"], env, log)
     try:  # stopped even when it starts too slowly: it would take later tests' tasks, on their database
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text():
@@ -51,6 +51,13 @@ def worker(require_postgres, require_redis, process_env, tmp_path) -> Iterator[s
         yield process
     finally:
         process_stop(process)
+
+
+@pytest.fixture
+def worker(require_postgres, require_redis, process_env, tmp_path) -> Iterator[subprocess.Popen]:
+    celery_app.control.purge()  # messages left by other tests must not run here
+    with _worker(process_env, tmp_path / "worker.log") as process:
+        yield process
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -133,3 +140,29 @@ def test_the_hourly_loop_sync_forecast_and_scoring_runs_through_the_worker(worke
     assert len(first.scores) == 1 and first.scores[0]["actual"] is not None
     newest = Forecast.objects.filter(asset=btc).order_by("-base_time").first()
     assert newest.base_time == first.base_time + dt.timedelta(hours=1)
+
+
+def test_a_retrain_redelivered_after_its_worker_was_lost_is_not_run_again(
+    require_postgres, require_redis, process_env, tmp_path
+):
+    """A worker killed mid-training never acknowledged its message: Redis hands it out again,
+    marked redelivered. Here a consumer takes the message and goes away without acknowledging
+    it, as a killed worker does; kombu puts it back the same way as after the visibility timeout."""
+    eth, _, _ = _tiny_assets()
+    celery_app.control.purge()
+    celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"])
+    with celery_app.connection_for_read() as lost:
+        channel = lost.channel()
+        taken = Queue(celery_app.conf.task_default_queue, channel=channel).get(no_ack=False)
+        assert taken is not None and taken.headers["task"] == "forecasting.tasks.retrain_asset"
+        channel.close()  # gone without an ack
+
+    with _worker(process_env, tmp_path / "worker.log"):
+        _wait_for(lambda: Asset.objects.get(pk=eth.pk).last_train_outcome, timeout=60, what="the outcome")
+
+    assert Asset.objects.get(pk=eth.pk).last_train_outcome.startswith("full retrain skipped: not run again")
+    assert not ModelVersion.objects.filter(asset=eth).exists()
+    # Sent again (what the schedule or "retrain now" does), it trains.
+    result = celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"])
+    with _worker(process_env, tmp_path / "worker2.log"):
+        assert result.get(timeout=240)["status"] == "active"

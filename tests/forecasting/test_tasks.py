@@ -129,6 +129,23 @@ def test_a_training_that_killed_its_worker_is_not_redelivered_to_the_next_one():
     assert tasks.retrain_asset.reject_on_worker_lost is False
 
 
+@pytest.mark.parametrize("redelivered", [True, False])
+def test_a_retrain_redelivered_after_its_worker_was_lost_is_recorded_not_run(tiny_asset, redelivered):
+    tasks.retrain_asset.push_request(delivery_info={"redelivered": redelivered})
+    try:
+        outcome = tasks.retrain_asset("ETHUSDT", "full")
+    finally:
+        tasks.retrain_asset.pop_request()
+
+    tiny_asset.refresh_from_db()
+    if redelivered:
+        assert outcome == {"symbol": "ETHUSDT", "status": "skipped", "reason": tasks.REDELIVERED}
+        assert tiny_asset.last_train_outcome == f"full retrain skipped: {tasks.REDELIVERED}"
+        assert not ModelVersion.objects.exists()
+    else:
+        assert outcome["status"] == "active"
+
+
 def test_retrain_asset_of_an_unknown_symbol_does_nothing(db):
     assert tasks.retrain_asset("NOPEUSDT") == {"symbol": "NOPEUSDT", "status": "unknown asset"}
 
