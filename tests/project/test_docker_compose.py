@@ -27,6 +27,13 @@ def test_web_worker_and_beat_share_one_image_and_the_same_settings():
     assert "SECRET_KEY" in env
 
 
+def test_every_variable_of_the_env_file_reaches_the_apps():
+    # Without it NUM_PROXIES, LOGIN_* and the rest set in .env (as OPERATIONS says) never arrive.
+    services = _compose()["services"]
+    for name in ("web", "worker", "beat"):
+        assert services[name]["env_file"] == [{"path": ".env", "required": False}]
+
+
 def test_the_processes_run_the_right_commands():
     services = _compose()["services"]
     assert "gunicorn makeusrich.wsgi:application" in services["web"]["command"]
