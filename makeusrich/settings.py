@@ -9,8 +9,10 @@ REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and DEBUG=0.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -60,6 +62,28 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
     if minimum is not None and not value >= minimum:  # also refuses nan
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def env_redis_url(name: str) -> str:
+    """A Redis URL that the cache, the broker and the result backend all read the same way, or ""."""
+    raw = env_str(name).strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    problem = ""
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        problem = "use redis://host:port/db, rediss://... or unix://..."
+    elif parts.scheme != "unix" and not re.fullmatch(r"/?(\d+)?/?", parts.path):
+        problem = f"the database {parts.path.strip('/')!r} is not a number"
+    else:
+        try:
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            problem = "the port is not a number"
+    if problem:
+        shown = raw.replace(f":{parts.password}@", ":***@") if parts.password else raw  # not in logs
+        raise ImproperlyConfigured(f"{name}={shown!r}: {problem}")
+    return raw
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -159,7 +183,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -338,8 +362,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -69,6 +69,29 @@ def test_it_rejects_a_malformed_boolean_naming_the_variable(tmp_path):
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:6379/notanumber", "the database 'notanumber' is not a number"),
+        ("http://127.0.0.1:6379/0", "use redis://host:port/db"),
+        ("redis://127.0.0.1:port/0", "the port is not a number"),
+        ("redis://:s3cret@127.0.0.1:6379/x", "REDIS_URL='redis://:***@127.0.0.1:6379/x'"),
+    ],
+)
+def test_a_malformed_redis_url_is_refused_at_start_saying_what_is_wrong(tmp_path, url, message):
+    result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), REDIS_URL=url)
+    assert result.returncode != 0
+    assert message in result.stderr and "s3cret" not in result.stderr
+
+
+def test_hsts_subdomains_and_preload_can_be_turned_off(tmp_path):
+    show = "from django.conf import settings as s; print(s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)"
+    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path)}
+    assert _manage("shell", "-v", "0", "-c", show, **production).stdout.split() == ["True", "True"]
+    off = {"SECURE_HSTS_INCLUDE_SUBDOMAINS": "0", "SECURE_HSTS_PRELOAD": "0"}
+    assert _manage("shell", "-v", "0", "-c", show, **production, **off).stdout.split() == ["False", "False"]
+
+
 @pytest.mark.parametrize("value", ["-1", "nan", "soon"])
 def test_it_rejects_a_bad_api_cache_duration_naming_the_variable(tmp_path, value):
     result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), API_CACHE_SECONDS=value)
