@@ -131,7 +131,8 @@ def main() -> int:
     print(
         f"\nMake Us Rich is running at {url}\n"
         f"  Sign up at {url}accounts/signup/ (or log in at {url}accounts/login/).\n"
-        f"  Admin: {url}admin/ — create an admin with `.venv/bin/python manage.py createsuperuser`.\n"
+        f"  Admin: {url}admin/ — create an admin with `.venv/bin/python manage.py createsuperuser`"
+        f"{same_environment()}.\n"
         f"  API docs: {url}api/v1/docs/   Health: {url}healthz\n"
         "  Ctrl-C stops the web server, the Celery worker and beat.\n",
         flush=True,
@@ -148,6 +149,14 @@ def main() -> int:
         print("\nstopping…", flush=True)
         stop()
         return 0
+
+
+def same_environment() -> str:
+    """Where manage.py needs this run's settings to reach its database: the variables to repeat."""
+    names = [name for name in ("DATABASE_URL", "VAR_DIR") if os.environ.get(name)]
+    return (
+        f", run where {' and '.join(names)} {'are' if len(names) > 1 else 'is'} set as here" if names else ""
+    )
 
 
 if __name__ == "__main__":

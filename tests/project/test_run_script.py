@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -31,3 +32,22 @@ def test_it_refuses_a_port_in_use_before_migrating_or_syncing_anything(tmp_path)
     assert "PORT=" in result.stderr
     assert "running at" not in result.stdout
     assert not database.exists()  # no migration, no bootstrap, no sync
+
+
+def _run_module():
+    spec = importlib.util.spec_from_file_location("run_script", ROOT / "bin" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_admin_hint_says_which_settings_manage_py_must_share(monkeypatch):
+    run = _run_module()
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("VAR_DIR", raising=False)
+    assert run.same_environment() == ""  # the defaults: manage.py finds the same var/db.sqlite3
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mur")
+    assert run.same_environment() == ", run where DATABASE_URL is set as here"
+    monkeypatch.setenv("VAR_DIR", "/srv/mur")
+    assert run.same_environment() == ", run where DATABASE_URL and VAR_DIR are set as here"
