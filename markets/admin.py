@@ -19,16 +19,21 @@ from markets.sources import SourceError, source_for
 
 # The start of forecasting.services.outcomes' wording: "warm retrain[ by manage.py train]: v4 active: …",
 # "… skipped: …", "… raised ValueError: …". Matched here: that module loads the ML serving code.
-OUTCOME_HEADLINE = re.compile(r"\w+ retrain(?: by [^:]+)?(?:: (v\d+ \w+):| (skipped):| raised (\w+):)")
+OUTCOME_HEADLINE = re.compile(r"\w+ retrain(?: by [^:]+)?(?:: (v\d+) (\w+):| (skipped):| raised (\w+):)")
+# What the task did, as an event: "v4 active" read as what serves now, also after a rollback.
+OUTCOME_EVENTS = {"active": "promoted", "validated": "not promoted"}
 
 
 def _outcome_headline(outcome: str) -> str:
-    """What came of a retrain, from its recorded outcome: "v4 active", "skipped", "raised ValueError"."""
+    """What came of a retrain, from its recorded outcome: "v4 promoted", "v5 not promoted",
+    "v6 failed", "skipped", "raised ValueError"."""
     match = OUTCOME_HEADLINE.match(outcome)
     if match is None:
         return ""
-    version, skipped, error = match.groups()
-    return version or skipped or f"raised {error}"
+    version, status, skipped, error = match.groups()
+    if version:
+        return f"{version} {OUTCOME_EVENTS.get(status, status)}"
+    return skipped or f"raised {error}"
 
 
 def _gap_text(gap: Gap) -> str:

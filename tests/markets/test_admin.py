@@ -179,11 +179,12 @@ def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_th
 @pytest.mark.parametrize(
     ("recorded", "headline"),
     [
-        ({"version": 4, "status": "active", "reason": "its skill beats v3's"}, "v4 active"),
+        ({"version": 4, "status": "active", "reason": "its skill beats v3's"}, "v4 promoted"),
         (
             {"by": "manage.py train", "version": 5, "status": "validated", "reason": "v4 stays"},
-            "v5 validated",
+            "v5 not promoted",
         ),
+        ({"version": 6, "status": "failed", "reason": "too little gap-free data"}, "v6 failed"),
         ({"status": "skipped", "reason": "BTCUSDT: no candle newer than v4's data"}, "skipped"),
         ({"error": ValueError("unknown hyperparameter 'max_epoch'")}, "raised ValueError"),
     ],

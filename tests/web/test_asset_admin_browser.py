@@ -64,7 +64,7 @@ def test_the_sync_and_retrain_columns_stay_readable(live_server, open_page, btc,
         assert not cell["cut"] or cell["ellipsis"], cell  # cut text ends in "…"
     assert retrain["lines"] == 2, retrain  # the date, then the outcome
     assert retrain["text"].splitlines()[0] == "25 Nov 2026 07:05 UTC"
-    assert retrain["text"].splitlines()[1].startswith("v4 active — warm retrain by manage.py train: ")
+    assert retrain["text"].splitlines()[1].startswith("v4 promoted — warm retrain by manage.py train: ")
     assert sync["lines"] == 2, sync  # the same: the date, then the outcome
     assert sync["text"].splitlines()[0] == "25 Nov 2026 07:01 UTC"
     assert sync["text"].splitlines()[1].startswith("new candles OK, filling holes failed: ")
