@@ -24,13 +24,16 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion
 from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
-from markets.models import Asset, Candle
+from markets.models import MODEL_UNLOADABLE_PREFIX, Asset, Candle
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
 SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
+MODEL_UNLOADABLE_FOR_MEMBERS = (
+    "the active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
+)
 DAY = 24 * HOUR
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
@@ -153,6 +156,14 @@ class BandCoverage:
         return low <= self.value <= high
 
 
+def _member_reason(reason: str) -> str:
+    if reason.startswith(SYNC_FAILING_REASON):
+        return SYNC_FAILING_FOR_MEMBERS
+    if reason.startswith(MODEL_UNLOADABLE_PREFIX):
+        return MODEL_UNLOADABLE_FOR_MEMBERS
+    return reason
+
+
 @dataclass
 class AssetPanel:
     asset: Asset
@@ -167,12 +178,15 @@ class AssetPanel:
 
     @property
     def member_stale_reasons(self) -> list[str]:
-        """`stale_reasons` for users who are not staff: the sync's error text names settings and
-        internals only an operator can act on, so it becomes a plain line."""
-        return [
-            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_REASON) else reason
-            for reason in self.stale_reasons
-        ]
+        """`stale_reasons` for users who are not staff: the sync's error text and the bad
+        artifact's name and hashes are internals only an operator can act on, so each becomes
+        a plain line."""
+        return [_member_reason(reason) for reason in self.stale_reasons]
+
+    @property
+    def member_forecast_problem(self) -> str:
+        """`asset.forecast_problem` as members may read it (see `member_stale_reasons`)."""
+        return _member_reason(self.asset.forecast_problem) if self.asset.forecast_problem else ""
 
     @property
     def change_24h_pct(self) -> float | None:

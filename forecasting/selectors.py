@@ -93,7 +93,9 @@ def forecast_staleness(
     historical by design); a sync failing to store new candles is always
     reported. One that stored them but failed to fill an older hole is not: the
     forecast still starts from the newest candle (the pages and the admin show
-    that error as the sync's status).
+    that error as the sync's status). So is why the last forecast refresh stored
+    nothing (`asset.forecast_problem`: the active model cannot be loaded, too few
+    recent candles), until a forecast is stored again.
     """
     now = now or timezone.now()
     reasons = []
@@ -117,6 +119,8 @@ def forecast_staleness(
         reasons.append(
             f"model v{version.version} was trained {age} ago (limit {settings.STALE_MODEL_HOURS} h)"
         )
+    if asset.forecast_problem:  # the last refresh failed: the active model cannot load, too few candles
+        reasons.append(asset.forecast_problem[:300])
     if last_candle_time is not None and base_time != last_candle_time:
         reasons.append(
             f"forecast starts from the candle opened {time_text(base_time)}, "
@@ -182,6 +186,8 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
         .first()
     )
     if latest is not None and latest.status == ModelVersion.Status.ACTIVE:
+        if asset.forecast_problem:
+            return f"no forecast stored yet for {asset.symbol} by model v{latest.version}: {asset.forecast_problem}"
         return (
             f"no forecast stored yet for {asset.symbol} by model v{latest.version}; "
             "the worker stores one after each training and every hour"

@@ -123,7 +123,15 @@ FORM_HINTS = {"horizon": _horizon_hint, "hyperparameters": _hyperparameters_hint
 class AssetAdmin(admin.ModelAdmin):
     # Base and quote are in the symbol, and the last sync's time heads the sync cell: with both
     # admin sidebars the list has about 900 px at 1280 px, and nine columns cut off the last two.
-    list_display = ("symbol", "is_active", "candle_count", "last_candle", "sync_status", "last_retrain")
+    list_display = (
+        "symbol",
+        "is_active",
+        "candle_count",
+        "last_candle",
+        "sync_status",
+        "last_retrain",
+        "forecast_status",
+    )
     list_filter = ("is_active", SyncStatusFilter, "quote")
     search_fields = ("symbol", "base", "quote")
     # Each needs change_asset: they change what is synced, trained and served, so
@@ -137,6 +145,8 @@ class AssetAdmin(admin.ModelAdmin):
         "gap_report",
         "last_train_outcome",
         "last_train_outcome_at",
+        "forecast_problem",
+        "forecast_problem_since",
         "created_at",
         "updated_at",
     )
@@ -144,7 +154,16 @@ class AssetAdmin(admin.ModelAdmin):
         (None, {"fields": ("symbol", "base", "quote", "interval", "is_active")}),
         (
             "Forecasting",
-            {"fields": ("horizon", "hyperparameters", "last_train_outcome", "last_train_outcome_at")},
+            {
+                "fields": (
+                    "horizon",
+                    "hyperparameters",
+                    "last_train_outcome",
+                    "last_train_outcome_at",
+                    "forecast_problem",
+                    "forecast_problem_since",
+                )
+            },
         ),
         ("Market data", {"fields": ("last_synced_at", "last_sync_error", "candle_summary", "gap_report")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
@@ -228,6 +247,17 @@ class AssetAdmin(admin.ModelAdmin):
             datetime_text(obj.last_train_outcome_at),
             format_html("<strong>{}</strong> — ", headline) if headline else "",
             outcome[:200],
+        )
+
+    @admin.display(description="forecast", ordering="forecast_problem_since")
+    def forecast_status(self, obj: Asset) -> str:
+        # Empty while refreshes store forecasts; else what fails, since when (the title: the whole text).
+        if not obj.forecast_problem:
+            return "—"
+        what = "model cannot be loaded" if obj.model_unloadable else "failing"
+        since = datetime_text(obj.forecast_problem_since) if obj.forecast_problem_since else "—"
+        return format_html(
+            '<span title="{}"><strong>{}</strong><br>since {}</span>', obj.forecast_problem, what, since
         )
 
     @admin.display(description="candles stored")

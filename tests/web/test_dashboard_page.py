@@ -303,3 +303,31 @@ def test_a_sync_under_a_minute_ago_reads_just_now(client, member, market):
     assert "synced just now" in freshness and "0 minutes" not in freshness
     Asset.objects.filter(pk=market.asset.pk).update(last_synced_at=timezone.now() - timedelta(hours=7))
     assert "synced 7 hours ago" in _card(_dashboard(client, member), "BTCUSDT")
+
+
+BAD_ARTIFACT = (
+    "the active model cannot be loaded: artifact 'BTCUSDT/v1-0a1b2c3d.onnx' is missing from storage"
+)
+
+
+def test_it_says_why_an_active_model_has_no_forecast_when_its_refresh_failed(client, staff, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.ACTIVE)
+    Asset.objects.filter(pk=btc.pk).update(forecast_problem=BAD_ARTIFACT)
+
+    card = _card(_dashboard(client, staff), "BTCUSDT")
+    assert 'data-state="forecast_failing"' in card and "being computed" not in card
+    assert "Model v1 has no forecast yet.</strong> The active model cannot be loaded: artifact " in card
+    assert "v1-0a1b2c3d.onnx&#x27; is missing from storage." in card
+
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "Model v1 has no forecast yet.</strong> The active model cannot be loaded, so no newer" in card
+    assert "missing from storage" not in card
+
+
+def test_it_warns_members_the_model_cannot_be_loaded_without_its_artifacts_name(client, member, market):
+    Asset.objects.filter(pk=market.asset.pk).update(forecast_problem=BAD_ARTIFACT)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "This forecast may be out of date." in card
+    assert "The active model cannot be loaded, so no newer forecast is made" in card
+    assert "missing from storage" not in card
