@@ -18,11 +18,12 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from forecasting.models import Forecast, ModelVersion
+from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
 from markets.models import MODEL_UNLOADABLE_PREFIX, Asset, Candle
 
@@ -35,6 +36,10 @@ MODEL_UNLOADABLE_FOR_MEMBERS = (
     "the active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
 )
 DAY = 24 * HOUR
+# A training whose lease was last renewed longer ago is said to show no sign of progress: an
+# epoch renews it, and the default recipe's epochs take seconds; the export and the gate after
+# the last one rarely a minute. Its worker may be gone, and the lease's expiry will tell.
+TRAINING_QUIET = timedelta(minutes=10)
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
     "retrain-warm-hourly": "quick retrain (fine-tune and recalibrate)",
@@ -175,6 +180,26 @@ class AssetPanel:
     latest_version: ModelVersion | None = None  # the newest of any status
     forecast: Forecast | None = None
     stale_reasons: list[str] = field(default_factory=list)
+    lease: TrainingLease | None = None  # the asset's training lease, if ever taken
+    now: datetime = field(default_factory=timezone.now)  # when the panel was read
+
+    @property
+    def training_running(self) -> bool:
+        """The latest version is training and a run holds the lease. A version left "training"
+        by a killed worker keeps that status until the next run takes the lease; its lease,
+        renewed at every epoch, expires (or was released) meanwhile."""
+        latest = self.latest_version
+        if latest is None or latest.status != Status.TRAINING:
+            return False
+        return self.lease is not None and self.lease.held(self.now)
+
+    @property
+    def training_quiet_since(self) -> datetime | None:
+        """The running training's last sign of progress, when it is older than TRAINING_QUIET."""
+        if not self.training_running or self.lease is None or self.lease.renewed_at is None:
+            return None
+        renewed = self.lease.renewed_at
+        return renewed if self.now - renewed > TRAINING_QUIET else None
 
     @property
     def member_stale_reasons(self) -> list[str]:
@@ -231,7 +256,7 @@ class AssetPanel:
 
     @property
     def state(self) -> str:
-        """ready | no_data | no_model | training | failed | not_promoted | no_forecast."""
+        """ready | no_data | no_model | training | interrupted | failed | not_promoted | no_forecast."""
         if self.last_time is None:
             return "no_data"
         if self.version is None:
@@ -239,7 +264,7 @@ class AssetPanel:
             if latest is None:
                 return "no_model"
             if latest.status == Status.TRAINING:
-                return "training"
+                return "training" if self.training_running else "interrupted"
             if latest.status == Status.FAILED:
                 return "failed"
             return "not_promoted"
@@ -286,6 +311,13 @@ def _latest(queryset: QuerySet, field_name: str) -> Subquery:
     return Subquery(queryset.values(field_name)[:1])
 
 
+def _lease_of(asset: Asset) -> TrainingLease | None:
+    try:
+        return asset.training_lease
+    except ObjectDoesNotExist:  # never trained
+        return None
+
+
 def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     candles = Candle.objects.filter(asset=OuterRef("pk")).order_by("-open_time")
     oldest = Candle.objects.filter(asset=OuterRef("pk")).order_by("open_time")
@@ -294,7 +326,7 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
         "-base_time"
     )
     rows = list(
-        assets.annotate(
+        assets.select_related("training_lease").annotate(
             first_time=_latest(oldest, "open_time"),
             last_time=_latest(candles, "open_time"),
             last_close=_latest(candles, "close"),
@@ -305,7 +337,12 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     )
     panels = {
         asset.pk: AssetPanel(
-            asset=asset, first_time=asset.first_time, last_time=asset.last_time, last_close=asset.last_close
+            asset=asset,
+            first_time=asset.first_time,
+            last_time=asset.last_time,
+            last_close=asset.last_close,
+            lease=_lease_of(asset),
+            now=now,
         )
         for asset in rows
     }

@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from forecasting.models import Forecast, ModelVersion
+from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
 from makeusrich.formats import datetime_text, iso_z
 from markets.models import Asset, Candle
@@ -182,6 +182,10 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
     latest = (
         ModelVersion.objects.filter(asset=asset)
         .only("version", "status", "reason", "created_at")
+        .annotate(
+            lease_owner=F("asset__training_lease__owner"),
+            lease_expires=F("asset__training_lease__expires_at"),
+        )
         .order_by("-version")
         .first()
     )
@@ -196,6 +200,11 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
         why = "no model has been trained yet; training runs every hour"
     elif latest.status == ModelVersion.Status.TRAINING:
         why = f"training v{latest.version} (started {iso_z(latest.created_at)})"
+        lease = TrainingLease(owner=latest.lease_owner or "", expires_at=latest.lease_expires)
+        if not lease.held(timezone.now()):  # its worker died; the next run marks it interrupted
+            why += (
+                " stopped before finishing: no worker is training it; the next scheduled retrain starts again"
+            )
     elif latest.status == ModelVersion.Status.FAILED:
         why = f"training v{latest.version} failed: {latest.reason or 'no reason recorded'}"
     else:

@@ -4,7 +4,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from forecasting.models import ModelVersion
+from forecasting.models import ModelVersion, TrainingLease
 from forecasting.selectors import asset_find, forecast_staleness
 from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.api.conftest import HOUR, METRICS, candles_create, forecast_create, iso, version_create
@@ -213,3 +213,27 @@ def test_the_503_says_why_the_active_models_first_forecast_failed(member_api, bt
 
     assert response.status_code == 503
     assert response.json()["detail"] == f"no forecast stored yet for BTCUSDT by model v1: {BAD_ARTIFACT}"
+
+
+@pytest.mark.django_db
+def test_the_503_does_not_say_training_when_no_worker_holds_the_lease(member_api, btc):
+    version_create(btc, 1, status="training")
+    TrainingLease.objects.create(asset=btc, owner="", expires_at=None)  # released: its worker died
+
+    detail = member_api.get(URL).json()["detail"]
+
+    assert re.search(
+        r"training v1 \(started [^)]+\) stopped before finishing: no worker is training it", detail
+    )
+
+
+@pytest.mark.django_db
+def test_the_503_says_training_while_a_worker_holds_the_lease(member_api, btc):
+    version_create(btc, 1, status="training")
+    TrainingLease.objects.create(
+        asset=btc, owner="worker-1:42:1234:abcd", expires_at=timezone.now() + dt.timedelta(minutes=30)
+    )
+
+    detail = member_api.get(URL).json()["detail"]
+
+    assert "training v1 (started " in detail and "stopped" not in detail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -459,3 +459,23 @@ def test_it_tells_staff_the_forecast_is_stale_because_the_model_cannot_be_loaded
         in member_page
     )
     assert "sha256" not in member_page and "v2-0a1b2c3d" not in member_page
+
+
+def test_the_versions_table_marks_a_training_no_worker_runs_any_more(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=ModelVersion.Status.TRAINING)
+    factories.lease_hold(asset=market.asset, renewed_ago=timedelta(hours=1))  # expired 20 min ago
+
+    html = _page(client, member)
+
+    row = html.split('data-version="3"')[1].split("</tr>")[0]
+    assert "stopped before finishing: no worker is training it" in row
+    assert "is training now" not in html
+
+
+def test_the_versions_table_leaves_a_running_training_alone(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=ModelVersion.Status.TRAINING)
+    factories.lease_hold(asset=market.asset)
+
+    html = _page(client, member)
+
+    assert "stopped before finishing" not in html and "Version 3 is training now" in html
