@@ -188,7 +188,7 @@ def test_a_failing_forecast_refresh_is_shown_in_the_list_and_read_only_on_the_pa
     page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
 
     assert (
-        f'<span title="{escape(problem)}"><strong>model cannot be loaded</strong><br>since 25 Nov 2026 08:05 UTC'
+        f'<span title="{escape(problem)}"><strong>forecast: model cannot be loaded</strong> since 25 Nov 2026 08:05 UTC'
         in listed
     )
     assert "Forecast problem" in page and escape(problem) in page
