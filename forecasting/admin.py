@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -60,7 +62,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = (
         "asset",
         "version",
-        "status",
+        "status_shown",
         "pinned",
         "mode",
         "trained_at",
@@ -69,14 +71,15 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "train_time",
     )
     list_filter = ("asset", "status", "failure_kind", "mode")
-    list_select_related = ("asset",)
+    # The lease (one-to-one) says whether a "training" row is still being trained: same query.
+    list_select_related = ("asset", "asset__training_lease")
     ordering = ("asset__symbol", "-version")
     search_fields = ("asset__symbol", "reason")
     actions = ["activate", "unpin"]
     fields = (
         "asset",
         "version",
-        "status",
+        "status_shown",
         "pinned",
         "failure_kind",
         "reason",
@@ -110,6 +113,26 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             queryset = queryset.defer("preprocessing", "loss_history", "features", "hyperparameters")
         return queryset
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, obj: ModelVersion) -> str:
+        """The status, and what it does not say: a "training" row no run is training any more (its
+        worker died; the next run marks it interrupted), an active one whose artifact cannot be loaded."""
+        shown = obj.get_status_display()
+        if obj.status == ModelVersion.Status.TRAINING:
+            try:
+                lease = obj.asset.training_lease
+            except ObjectDoesNotExist:
+                lease = None
+            if lease is None or not lease.held(timezone.now()):
+                return format_html("{} — <strong>stopped</strong> (no worker holds the lease)", shown)
+        if obj.status == ModelVersion.Status.ACTIVE and obj.asset.model_unloadable:
+            return format_html(
+                '{} — <strong><span title="{}">cannot be loaded</span></strong>',
+                shown,
+                obj.asset.forecast_problem,
+            )
+        return shown
 
     @admin.display(description="skill 1 h")
     def skill_1h(self, obj: ModelVersion) -> str:

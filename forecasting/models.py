@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 
@@ -125,6 +127,14 @@ class TrainingLease(models.Model):
     asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="training_lease")
     owner = models.CharField(max_length=100, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The holder's last sign of life: when it took the lease, or renewed it at an epoch.
+    renewed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.asset_id} lease ({self.owner or 'free'})"
+
+    def held(self, now: datetime) -> bool:
+        """A run holds the lease: taken, not released, not expired. A version still "training"
+        whose asset's lease is not held was left by a run that died (on any host: the lease
+        is renewed at every epoch, so only expiry, not a process check, is needed)."""
+        return bool(self.owner) and self.expires_at is not None and self.expires_at > now

@@ -18,20 +18,28 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from forecasting.models import Forecast, ModelVersion
+from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
-from markets.models import Asset, Candle
+from markets.models import MODEL_UNLOADABLE_PREFIX, Asset, Candle
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
 SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
+MODEL_UNLOADABLE_FOR_MEMBERS = (
+    "the active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
+)
 DAY = 24 * HOUR
+# A training whose lease was last renewed longer ago is said to show no sign of progress: an
+# epoch renews it, and the default recipe's epochs take seconds; the export and the gate after
+# the last one rarely a minute. Its worker may be gone, and the lease's expiry will tell.
+TRAINING_QUIET = timedelta(minutes=10)
 # The PeriodicTask rows of makeusrich/schedules.py, with the words the dashboard uses.
 RETRAIN_TASKS = {
     "retrain-warm-hourly": "quick retrain (fine-tune and recalibrate)",
@@ -153,6 +161,14 @@ class BandCoverage:
         return low <= self.value <= high
 
 
+def _member_reason(reason: str) -> str:
+    if reason.startswith(SYNC_FAILING_REASON):
+        return SYNC_FAILING_FOR_MEMBERS
+    if reason.startswith(MODEL_UNLOADABLE_PREFIX):
+        return MODEL_UNLOADABLE_FOR_MEMBERS
+    return reason
+
+
 @dataclass
 class AssetPanel:
     asset: Asset
@@ -164,15 +180,38 @@ class AssetPanel:
     latest_version: ModelVersion | None = None  # the newest of any status
     forecast: Forecast | None = None
     stale_reasons: list[str] = field(default_factory=list)
+    lease: TrainingLease | None = None  # the asset's training lease, if ever taken
+    now: datetime = field(default_factory=timezone.now)  # when the panel was read
+
+    @property
+    def training_running(self) -> bool:
+        """The latest version is training and a run holds the lease. A version left "training"
+        by a killed worker keeps that status until the next run takes the lease; its lease,
+        renewed at every epoch, expires (or was released) meanwhile."""
+        latest = self.latest_version
+        if latest is None or latest.status != Status.TRAINING:
+            return False
+        return self.lease is not None and self.lease.held(self.now)
+
+    @property
+    def training_quiet_since(self) -> datetime | None:
+        """The running training's last sign of progress, when it is older than TRAINING_QUIET."""
+        if not self.training_running or self.lease is None or self.lease.renewed_at is None:
+            return None
+        renewed = self.lease.renewed_at
+        return renewed if self.now - renewed > TRAINING_QUIET else None
 
     @property
     def member_stale_reasons(self) -> list[str]:
-        """`stale_reasons` for users who are not staff: the sync's error text names settings and
-        internals only an operator can act on, so it becomes a plain line."""
-        return [
-            SYNC_FAILING_FOR_MEMBERS if reason.startswith(SYNC_FAILING_REASON) else reason
-            for reason in self.stale_reasons
-        ]
+        """`stale_reasons` for users who are not staff: the sync's error text and the bad
+        artifact's name and hashes are internals only an operator can act on, so each becomes
+        a plain line."""
+        return [_member_reason(reason) for reason in self.stale_reasons]
+
+    @property
+    def member_forecast_problem(self) -> str:
+        """`asset.forecast_problem` as members may read it (see `member_stale_reasons`)."""
+        return _member_reason(self.asset.forecast_problem) if self.asset.forecast_problem else ""
 
     @property
     def change_24h_pct(self) -> float | None:
@@ -217,7 +256,7 @@ class AssetPanel:
 
     @property
     def state(self) -> str:
-        """ready | no_data | no_model | training | failed | not_promoted | no_forecast."""
+        """ready | no_data | no_model | training | interrupted | failed | not_promoted | no_forecast."""
         if self.last_time is None:
             return "no_data"
         if self.version is None:
@@ -225,7 +264,7 @@ class AssetPanel:
             if latest is None:
                 return "no_model"
             if latest.status == Status.TRAINING:
-                return "training"
+                return "training" if self.training_running else "interrupted"
             if latest.status == Status.FAILED:
                 return "failed"
             return "not_promoted"
@@ -272,6 +311,13 @@ def _latest(queryset: QuerySet, field_name: str) -> Subquery:
     return Subquery(queryset.values(field_name)[:1])
 
 
+def _lease_of(asset: Asset) -> TrainingLease | None:
+    try:
+        return asset.training_lease
+    except ObjectDoesNotExist:  # never trained
+        return None
+
+
 def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     candles = Candle.objects.filter(asset=OuterRef("pk")).order_by("-open_time")
     oldest = Candle.objects.filter(asset=OuterRef("pk")).order_by("open_time")
@@ -280,7 +326,7 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
         "-base_time"
     )
     rows = list(
-        assets.annotate(
+        assets.select_related("training_lease").annotate(
             first_time=_latest(oldest, "open_time"),
             last_time=_latest(candles, "open_time"),
             last_close=_latest(candles, "close"),
@@ -291,7 +337,12 @@ def _panels(assets: QuerySet[Asset], now: datetime) -> list[AssetPanel]:
     )
     panels = {
         asset.pk: AssetPanel(
-            asset=asset, first_time=asset.first_time, last_time=asset.last_time, last_close=asset.last_close
+            asset=asset,
+            first_time=asset.first_time,
+            last_time=asset.last_time,
+            last_close=asset.last_close,
+            lease=_lease_of(asset),
+            now=now,
         )
         for asset in rows
     }

@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from forecasting.models import Forecast, ModelVersion
+from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
 from makeusrich.formats import datetime_text, iso_z
 from markets.models import Asset, Candle
@@ -93,7 +93,9 @@ def forecast_staleness(
     historical by design); a sync failing to store new candles is always
     reported. One that stored them but failed to fill an older hole is not: the
     forecast still starts from the newest candle (the pages and the admin show
-    that error as the sync's status).
+    that error as the sync's status). So is why the last forecast refresh stored
+    nothing (`asset.forecast_problem`: the active model cannot be loaded, too few
+    recent candles), until a forecast is stored again.
     """
     now = now or timezone.now()
     reasons = []
@@ -117,6 +119,8 @@ def forecast_staleness(
         reasons.append(
             f"model v{version.version} was trained {age} ago (limit {settings.STALE_MODEL_HOURS} h)"
         )
+    if asset.forecast_problem:  # the last refresh failed: the active model cannot load, too few candles
+        reasons.append(asset.forecast_problem[:300])
     if last_candle_time is not None and base_time != last_candle_time:
         reasons.append(
             f"forecast starts from the candle opened {time_text(base_time)}, "
@@ -178,10 +182,16 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
     latest = (
         ModelVersion.objects.filter(asset=asset)
         .only("version", "status", "reason", "created_at")
+        .annotate(
+            lease_owner=F("asset__training_lease__owner"),
+            lease_expires=F("asset__training_lease__expires_at"),
+        )
         .order_by("-version")
         .first()
     )
     if latest is not None and latest.status == ModelVersion.Status.ACTIVE:
+        if asset.forecast_problem:
+            return f"no forecast stored yet for {asset.symbol} by model v{latest.version}: {asset.forecast_problem}"
         return (
             f"no forecast stored yet for {asset.symbol} by model v{latest.version}; "
             "the worker stores one after each training and every hour"
@@ -190,6 +200,11 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
         why = "no model has been trained yet; training runs every hour"
     elif latest.status == ModelVersion.Status.TRAINING:
         why = f"training v{latest.version} (started {iso_z(latest.created_at)})"
+        lease = TrainingLease(owner=latest.lease_owner or "", expires_at=latest.lease_expires)
+        if not lease.held(timezone.now()):  # its worker died; the next run marks it interrupted
+            why += (
+                " stopped before finishing: no worker is training it; the next scheduled retrain starts again"
+            )
     elif latest.status == ModelVersion.Status.FAILED:
         why = f"training v{latest.version} failed: {latest.reason or 'no reason recorded'}"
     else:

@@ -142,6 +142,8 @@ class AssetAdmin(admin.ModelAdmin):
         "gap_report",
         "last_train_outcome",
         "last_train_outcome_at",
+        "forecast_problem",
+        "forecast_problem_since",
         "created_at",
         "updated_at",
     )
@@ -149,7 +151,16 @@ class AssetAdmin(admin.ModelAdmin):
         (None, {"fields": ("symbol", "base", "quote", "interval", "is_active")}),
         (
             "Forecasting",
-            {"fields": ("horizon", "hyperparameters", "last_train_outcome", "last_train_outcome_at")},
+            {
+                "fields": (
+                    "horizon",
+                    "hyperparameters",
+                    "last_train_outcome",
+                    "last_train_outcome_at",
+                    "forecast_problem",
+                    "forecast_problem_since",
+                )
+            },
         ),
         ("Market data", {"fields": ("last_synced_at", "last_sync_error", "candle_summary", "gap_report")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
@@ -221,6 +232,13 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.display(description="last retrain task", ordering="last_train_outcome_at")
     def last_retrain(self, obj: Asset) -> str:
+        # A failing forecast refresh goes under it (a seventh column would not fit at 1280 px).
+        retrain = self._last_retrain(obj)
+        if not obj.forecast_problem:
+            return retrain
+        return format_html("{}{}", retrain, self.forecast_status(obj))
+
+    def _last_retrain(self, obj: Asset) -> str:
         if not obj.last_train_outcome_at:
             return "—"
         # The date, then what came of it first ("v4 active", "skipped") and the rest on one line
@@ -233,6 +251,14 @@ class AssetAdmin(admin.ModelAdmin):
             datetime_text(obj.last_train_outcome_at),
             format_html("<strong>{}</strong> — ", headline) if headline else "",
             outcome[:200],
+        )
+
+    def forecast_status(self, obj: Asset) -> str:
+        """What fails in the forecast refresh and since when; the title holds the whole text."""
+        what = "model cannot be loaded" if obj.model_unloadable else "failing"
+        since = f" since {datetime_text(obj.forecast_problem_since)}" if obj.forecast_problem_since else ""
+        return format_html(
+            '<span title="{}"><strong>forecast: {}</strong>{}</span>', obj.forecast_problem, what, since
         )
 
     @admin.display(description="candles stored")

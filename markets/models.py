@@ -9,6 +9,9 @@ PRICE = {"max_digits": 30, "decimal_places": 10}
 # Starts Asset.last_sync_error when only the filling of older holes failed: the sync's
 # new candles were stored, so the data a forecast starts from is current.
 HOLES_ERROR_PREFIX = "filling holes failed (new candles are synced): "
+# Starts Asset.forecast_problem when the active version's artifact cannot be read (missing, or not
+# the bytes its sha256 was recorded for): no forecast is made until another version is active.
+MODEL_UNLOADABLE_PREFIX = "the active model cannot be loaded: "
 
 
 class Asset(models.Model):
@@ -34,6 +37,15 @@ class Asset(models.Model):
         "the version it made and why it is (not) active, why it was skipped, or the error.",
     )
     last_train_outcome_at = models.DateTimeField("last retrain task at", null=True, blank=True)
+    # Why the last forecast refresh (hourly, after a retrain, on an activation) stored no forecast,
+    # and since when refreshes fail: written by forecasting.services.forecast_refresh_if_possible,
+    # cleared when a forecast is stored; the pages and the API give it as a staleness reason.
+    forecast_problem = models.TextField(
+        blank=True,
+        help_text="Why the last forecast refresh stored no forecast (a bad model artifact, too few "
+        "recent candles); empty once a forecast is stored again.",
+    )
+    forecast_problem_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +59,11 @@ class Asset(models.Model):
     def new_candles_failing(self) -> bool:
         """The last sync could not store the newest candles (not only older holes)."""
         return bool(self.last_sync_error) and not self.last_sync_error.startswith(HOLES_ERROR_PREFIX)
+
+    @property
+    def model_unloadable(self) -> bool:
+        """The last forecast refresh failed because the active version's artifact is bad."""
+        return self.forecast_problem.startswith(MODEL_UNLOADABLE_PREFIX)
 
     @property
     def holes_error(self) -> str:

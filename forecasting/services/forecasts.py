@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Collection
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import F, Max, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from forecasting.artifacts import ArtifactIntegrityError
@@ -14,7 +15,7 @@ from forecasting.ml import inference
 from forecasting.models import Forecast, ModelVersion
 from forecasting.serving import session_for
 from makeusrich.formats import api_float, iso_z
-from markets.models import Asset, Candle
+from markets.models import MODEL_UNLOADABLE_PREFIX, Asset, Candle
 from markets.selectors import candles_frame
 
 HOUR = dt.timedelta(hours=1)
@@ -30,15 +31,18 @@ def last_candle_time(asset: Asset) -> dt.datetime | None:
 def forecast_refresh(*, asset: Asset) -> Forecast | None:
     """Score what reality has settled, then store the active model's forecast from the last candle.
 
-    Uses onnxruntime only. Returns None when the asset has no active version.
+    Uses onnxruntime only. Returns None when the asset has no active version. Clears the
+    asset's recorded forecast problem unless it raises.
     """
     forecasts_score(asset=asset)
     version = ModelVersion.objects.filter(asset=asset, status=Status.ACTIVE).first()
     last = last_candle_time(asset)
     if version is None or last is None:
+        _forecast_problem_clear(asset)
         return None
     existing = Forecast.objects.filter(model_version=version, base_time=last).first()
     if existing is not None:
+        _forecast_problem_clear(asset)
         return existing
     # Enough history for one window even when an outage sits inside it.
     since = last - (version.window + 48) * HOUR
@@ -63,6 +67,7 @@ def forecast_refresh(*, asset: Asset) -> Forecast | None:
             "points": points,
         },
     )
+    _forecast_problem_clear(asset)
     return forecast
 
 
@@ -74,13 +79,38 @@ def forecast_refresh_if_possible(*, asset: Asset) -> tuple[Forecast | None, str 
     forecast must wait for enough new hours. An active version whose
     artifact fails its hash check cannot forecast until an admin activates
     another one: that is said too. Returns (forecast, None) or (None, why not).
+
+    The reason is also recorded on the asset (`forecast_problem`), for the admin and as a
+    staleness reason of the pages and the API, until a forecast is stored again.
     """
     try:
         return forecast_refresh(asset=asset), None
     except inference.InsufficientDataError as exc:
+        _forecast_problem_record(asset, f"no newer forecast until enough recent candles arrive: {exc}")
         return None, f"no forecast yet: {exc}"
     except ArtifactIntegrityError as exc:
+        _forecast_problem_record(
+            asset, f"{MODEL_UNLOADABLE_PREFIX}{exc}; activate another version (the next retrain replaces it)"
+        )
         return None, f"no forecast: the active version's artifact is bad ({exc}); activate another version"
+
+
+def _forecast_problem_record(asset: Asset, problem: str) -> None:
+    # "since" keeps the first failure of a run of them: how long forecasts have been failing.
+    now = timezone.now()
+    Asset.objects.filter(pk=asset.pk).update(
+        forecast_problem=problem[:2000],
+        forecast_problem_since=Coalesce(F("forecast_problem_since"), Value(now)),
+    )
+    asset.forecast_problem = problem[:2000]
+    asset.forecast_problem_since = asset.forecast_problem_since or now
+
+
+def _forecast_problem_clear(asset: Asset) -> None:
+    Asset.objects.filter(pk=asset.pk).exclude(forecast_problem="", forecast_problem_since=None).update(
+        forecast_problem="", forecast_problem_since=None
+    )
+    asset.forecast_problem, asset.forecast_problem_since = "", None
 
 
 def forecasts_score(*, asset: Asset) -> int:

@@ -71,13 +71,15 @@ def training_lease(*, asset: Asset, seconds: int | None = None) -> Iterator[str]
     now = timezone.now()
     TrainingLease.objects.get_or_create(asset=asset)
     free = Q(expires_at__isnull=True) | Q(expires_at__lt=now)
-    taken = TrainingLease.objects.filter(free, asset=asset).update(owner=owner, expires_at=now + ttl)
+    taken = TrainingLease.objects.filter(free, asset=asset).update(
+        owner=owner, expires_at=now + ttl, renewed_at=now
+    )
     if not taken:
         holder = TrainingLease.objects.get(asset=asset)
         if holder.expires_at is None or _holder_is_dead(holder.owner):
             # Released since the first UPDATE, or left by a dead process: take it if still so.
             taken = TrainingLease.objects.filter(asset=asset, owner=holder.owner).update(
-                owner=owner, expires_at=now + ttl
+                owner=owner, expires_at=now + ttl, renewed_at=now
             )
         if not taken:
             holder.refresh_from_db()
@@ -103,8 +105,9 @@ def _renewing_lease(
     ttl = dt.timedelta(seconds=settings.TRAINING_LOCK_SECONDS)
 
     def on_epoch(report: Any) -> None:
+        now = timezone.now()  # renewed_at: the pages' "last sign of progress"
         renewed = TrainingLease.objects.filter(asset=asset, owner=owner).update(
-            expires_at=timezone.now() + ttl
+            expires_at=now + ttl, renewed_at=now
         )
         if not renewed:
             raise LeaseLost(f"{asset.symbol}: the training lease expired and another run took it")

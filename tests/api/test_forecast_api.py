@@ -4,7 +4,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from forecasting.models import ModelVersion
+from forecasting.models import ModelVersion, TrainingLease
 from forecasting.selectors import asset_find, forecast_staleness
 from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.api.conftest import HOUR, METRICS, candles_create, forecast_create, iso, version_create
@@ -178,3 +178,62 @@ def test_a_forecast_costs_a_fixed_number_of_queries(member_api, market, max_stat
     # token + quota + forecast with its version, asset and the asset's last candle
     with max_statements(3):
         assert member_api.get("/api/v1/assets/btcusdt/forecast/").status_code == 200
+
+
+BAD_ARTIFACT = (
+    "the active model cannot be loaded: artifact 'BTCUSDT/v2-0a1b2c3d.onnx' has sha256 9f86d081884c…, "
+    "expected 2c26b46b68ff…; activate another version (the next retrain replaces it)"
+)
+
+
+@pytest.mark.django_db
+def test_a_forecast_refresh_that_cannot_load_the_model_makes_it_stale_and_says_why(member_api, market):
+    # The worker's last refresh failed on the artifact's hash: the forecast is an hour behind.
+    last = market["last"] + HOUR
+    candles_create(market["asset"], 1, end=last)
+    Asset.objects.filter(pk=market["asset"].pk).update(
+        forecast_problem=BAD_ARTIFACT, forecast_problem_since=timezone.now()
+    )
+
+    body = member_api.get(URL).json()
+
+    assert body["stale"] is True
+    # Like a failing sync's error, the whole text: the API gives failure reasons as they are.
+    assert body["stale_reason"].startswith(BAD_ARTIFACT + "; forecast starts from the candle opened ")
+    summary = member_api.get("/api/v1/assets/").json()[0]["forecast"]
+    assert summary["stale_reason"] == body["stale_reason"]
+
+
+@pytest.mark.django_db
+def test_the_503_says_why_the_active_models_first_forecast_failed(member_api, btc):
+    version_create(btc, 1, status="active")
+    Asset.objects.filter(pk=btc.pk).update(forecast_problem=BAD_ARTIFACT)
+
+    response = member_api.get(URL)
+
+    assert response.status_code == 503
+    assert response.json()["detail"] == f"no forecast stored yet for BTCUSDT by model v1: {BAD_ARTIFACT}"
+
+
+@pytest.mark.django_db
+def test_the_503_does_not_say_training_when_no_worker_holds_the_lease(member_api, btc):
+    version_create(btc, 1, status="training")
+    TrainingLease.objects.create(asset=btc, owner="", expires_at=None)  # released: its worker died
+
+    detail = member_api.get(URL).json()["detail"]
+
+    assert re.search(
+        r"training v1 \(started [^)]+\) stopped before finishing: no worker is training it", detail
+    )
+
+
+@pytest.mark.django_db
+def test_the_503_says_training_while_a_worker_holds_the_lease(member_api, btc):
+    version_create(btc, 1, status="training")
+    TrainingLease.objects.create(
+        asset=btc, owner="worker-1:42:1234:abcd", expires_at=timezone.now() + dt.timedelta(minutes=30)
+    )
+
+    detail = member_api.get(URL).json()["detail"]
+
+    assert "training v1 (started " in detail and "stopped" not in detail

@@ -127,3 +127,53 @@ def test_pruning_deletes_only_scored_forecasts_past_the_limit(tiny_asset, active
 
     assert services.forecasts_prune(older_than_days=90) == 1
     assert list(Forecast.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def _tamper(version) -> None:
+    from django.core.files.storage import storages
+
+    with open(storages["artifacts"].path(version.artifact_name), "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x01\x02\x03")
+    sessions_clear()
+
+
+def test_a_bad_artifact_is_recorded_on_the_asset_until_a_forecast_is_stored_again(tiny_asset, active):
+    from django.core.files.storage import storages
+
+    good = storages["artifacts"].open(active.artifact_name, "rb").read()
+    _tamper(active)
+    candles_create(tiny_asset, 1, start=START + 600 * HOUR, seed=4)
+
+    forecast, problem = services.forecast_refresh_if_possible(asset=tiny_asset)
+
+    assert forecast is None and "artifact is bad" in problem
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.model_unloadable
+    assert tiny_asset.forecast_problem.startswith("the active model cannot be loaded: artifact ")
+    assert "has sha256" in tiny_asset.forecast_problem and "expected" in tiny_asset.forecast_problem
+    since = tiny_asset.forecast_problem_since
+    assert since is not None
+
+    services.forecast_refresh_if_possible(asset=tiny_asset)  # an hour later, still bad
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.forecast_problem_since == since  # since the first failure
+
+    with storages["artifacts"].open(active.artifact_name, "wb") as handle:
+        handle.write(good)
+    forecast, problem = services.forecast_refresh_if_possible(asset=tiny_asset)
+
+    assert forecast is not None and problem is None
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.forecast_problem == "" and tiny_asset.forecast_problem_since is None
+
+
+def test_too_few_recent_candles_are_recorded_as_the_forecast_problem(asset_after_outage):
+    services.model_version_train(asset=asset_after_outage)
+
+    asset_after_outage.refresh_from_db()
+    assert asset_after_outage.forecast_problem.startswith(
+        "no newer forecast until enough recent candles arrive:"
+    )
+    assert "miss 12 candles" in asset_after_outage.forecast_problem
+    assert not asset_after_outage.model_unloadable

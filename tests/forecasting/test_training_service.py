@@ -1,3 +1,4 @@
+import datetime as dt
 import os
 import socket
 from datetime import datetime
@@ -551,6 +552,23 @@ def test_the_lease_is_extended_at_every_epoch(tiny_asset, settings):
     services.model_version_train(asset=tiny_asset, progress=progress)
 
     assert len(seen) == 2 and seen[0] < seen[1]
+
+
+def test_the_lease_records_when_its_holder_last_showed_progress(tiny_asset, settings):
+    # The pages tell a running training from one whose worker is gone by the lease alone.
+    settings.TRAINING_LOCK_SECONDS = 3600
+    seen = []
+
+    def progress(report):
+        lease = TrainingLease.objects.get(asset=tiny_asset)
+        seen.append(lease.renewed_at)
+        assert lease.expires_at == lease.renewed_at + dt.timedelta(seconds=3600)
+
+    with services.training_lease(asset=tiny_asset):
+        taken = TrainingLease.objects.get(asset=tiny_asset).renewed_at
+    services.model_version_train(asset=tiny_asset, progress=progress)
+
+    assert taken is not None and taken < seen[0] < seen[1]
 
 
 def test_a_run_whose_lease_was_taken_stops_and_is_not_promoted(tiny_asset):

@@ -176,6 +176,25 @@ def test_the_last_retrain_tasks_outcome_is_shown_in_the_list_and_read_only_on_th
     assert btc.last_train_outcome == outcome
 
 
+def test_a_failing_forecast_refresh_is_shown_in_the_list_and_read_only_on_the_page(admin_client, btc):
+    problem = (
+        "the active model cannot be loaded: artifact 'BTCUSDT/v3-0a1b2c3d.onnx' has sha256 9f86d081884c…, "
+        "expected 2c26b46b68ff…; activate another version (the next retrain replaces it)"
+    )
+    since = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
+    Asset.objects.filter(pk=btc.pk).update(forecast_problem=problem, forecast_problem_since=since)
+
+    listed = admin_client.get(ASSETS).content.decode()
+    page = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+
+    assert (
+        f'<span title="{escape(problem)}"><strong>forecast: model cannot be loaded</strong> since 25 Nov 2026 08:05 UTC'
+        in listed
+    )
+    assert "Forecast problem" in page and escape(problem) in page
+    assert 'name="forecast_problem"' not in page
+
+
 @pytest.mark.parametrize(
     ("recorded", "headline"),
     [

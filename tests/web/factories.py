@@ -153,3 +153,18 @@ def market_create(
     older = [forecast_create(version=active, base=row, closes=closes) for row in rows[-1 - scored : -1]]
     latest = forecast_create(version=active, base=rows[-1])
     return Market(asset=asset, candles=rows, version=active, forecast=latest, scored=older)
+
+
+def lease_hold(
+    *, asset: Asset, renewed_ago: timedelta = timedelta(0), ttl: timedelta = timedelta(minutes=40)
+):
+    """The asset's training lease as a running training holds it: renewed `renewed_ago` (at its
+    last epoch), expiring `ttl` after that."""
+    from forecasting.models import TrainingLease
+
+    renewed = timezone.now() - renewed_ago
+    lease, _ = TrainingLease.objects.update_or_create(
+        asset=asset,
+        defaults={"owner": "worker-1:42:1234:abcd1234", "renewed_at": renewed, "expires_at": renewed + ttl},
+    )
+    return lease

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -433,3 +433,49 @@ def test_versions_no_longer_serving_say_until_when_and_what_replaced_them(client
     assert "was active" not in never and "worse than no change" in never
     # The serving version says why it was put in service.
     assert "promoted: mean validation skill 0.08" in _version_row(html, 4)
+
+
+BAD_ARTIFACT = (
+    "the active model cannot be loaded: artifact 'BTCUSDT/v2-0a1b2c3d.onnx' has sha256 9f86d081884c…, "
+    "expected 2c26b46b68ff…; activate another version (the next retrain replaces it)"
+)
+
+
+def test_it_tells_staff_the_forecast_is_stale_because_the_model_cannot_be_loaded(
+    client, staff, member, market
+):
+    Asset.objects.filter(pk=market.asset.pk).update(forecast_problem=BAD_ARTIFACT)
+
+    staff_page = _text(_page(client, staff))
+    assert "This forecast may be out of date." in staff_page
+    assert (
+        "The active model cannot be loaded: artifact &#x27;BTCUSDT/v2-0a1b2c3d.onnx&#x27; has sha256"
+        in staff_page
+    )
+
+    member_page = _text(_page(client, member))
+    assert (
+        "The active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
+        in member_page
+    )
+    assert "sha256" not in member_page and "v2-0a1b2c3d" not in member_page
+
+
+def test_the_versions_table_marks_a_training_no_worker_runs_any_more(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=ModelVersion.Status.TRAINING)
+    factories.lease_hold(asset=market.asset, renewed_ago=timedelta(hours=1))  # expired 20 min ago
+
+    html = _page(client, member)
+
+    row = html.split('data-version="3"')[1].split("</tr>")[0]
+    assert "stopped before finishing: no worker is training it" in row
+    assert "is training now" not in html
+
+
+def test_the_versions_table_leaves_a_running_training_alone(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=ModelVersion.Status.TRAINING)
+    factories.lease_hold(asset=market.asset)
+
+    html = _page(client, member)
+
+    assert "stopped before finishing" not in html and "Version 3 is training now" in html

@@ -105,8 +105,46 @@ def test_it_says_no_model_yet_before_the_first_training(client, member, btc):
 def test_it_says_training_is_in_progress(client, member, btc):
     factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=Status.TRAINING)
+    factories.lease_hold(asset=btc)  # a running training holds the asset's lease
     card = _card(_dashboard(client, member), "BTCUSDT")
     assert "No model yet: training in progress." in card and "Version 1 started" in card
+    assert "no sign of progress" not in card
+
+
+def test_a_training_whose_lease_was_not_renewed_lately_shows_no_sign_of_progress(client, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.TRAINING)
+    factories.lease_hold(asset=btc, renewed_ago=timedelta(minutes=15, seconds=5))
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "training in progress." in card and "with no sign of progress for 15 minutes;" in card
+
+
+@pytest.mark.parametrize("lease", ["expired", "released", "never taken"])
+def test_a_training_whose_worker_is_gone_is_not_said_to_be_in_progress(client, member, btc, lease):
+    # A killed worker leaves its version "training" until the next run takes the lease.
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.TRAINING)
+    if lease == "expired":
+        factories.lease_hold(asset=btc, renewed_ago=timedelta(minutes=41))
+    elif lease == "released":
+        held = factories.lease_hold(asset=btc)
+        held.owner, held.expires_at = "", None
+        held.save()
+
+    card = _card(_dashboard(client, member), "BTCUSDT")
+
+    assert "training in progress" not in card and 'class="badge training"' not in card
+    assert 'data-state="interrupted"' in card
+    assert "No model yet: the last training stopped before finishing.</strong> Version 1 started" in card
+    assert "the next scheduled retrain starts again" in card
+
+
+def test_a_retraining_whose_worker_is_gone_is_not_said_to_be_training_now(client, member, market):
+    factories.version_create(asset=market.asset, version=3, status=Status.TRAINING)
+    factories.lease_hold(asset=market.asset, renewed_ago=timedelta(hours=1))
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "is training now" not in card
+    assert "The latest training (v3) stopped before finishing; v2 keeps serving" in card
 
 
 def test_it_tells_staff_training_failed_and_why(client, staff, btc):
@@ -303,3 +341,31 @@ def test_a_sync_under_a_minute_ago_reads_just_now(client, member, market):
     assert "synced just now" in freshness and "0 minutes" not in freshness
     Asset.objects.filter(pk=market.asset.pk).update(last_synced_at=timezone.now() - timedelta(hours=7))
     assert "synced 7 hours ago" in _card(_dashboard(client, member), "BTCUSDT")
+
+
+BAD_ARTIFACT = (
+    "the active model cannot be loaded: artifact 'BTCUSDT/v1-0a1b2c3d.onnx' is missing from storage"
+)
+
+
+def test_it_says_why_an_active_model_has_no_forecast_when_its_refresh_failed(client, staff, member, btc):
+    factories.candles_create(asset=btc, count=30, last=factories.last_full_hour())
+    factories.version_create(asset=btc, version=1, status=Status.ACTIVE)
+    Asset.objects.filter(pk=btc.pk).update(forecast_problem=BAD_ARTIFACT)
+
+    card = _card(_dashboard(client, staff), "BTCUSDT")
+    assert 'data-state="forecast_failing"' in card and "being computed" not in card
+    assert "Model v1 has no forecast yet.</strong> The active model cannot be loaded: artifact " in card
+    assert "v1-0a1b2c3d.onnx&#x27; is missing from storage." in card
+
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "Model v1 has no forecast yet.</strong> The active model cannot be loaded, so no newer" in card
+    assert "missing from storage" not in card
+
+
+def test_it_warns_members_the_model_cannot_be_loaded_without_its_artifacts_name(client, member, market):
+    Asset.objects.filter(pk=market.asset.pk).update(forecast_problem=BAD_ARTIFACT)
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "This forecast may be out of date." in card
+    assert "The active model cannot be loaded, so no newer forecast is made" in card
+    assert "missing from storage" not in card

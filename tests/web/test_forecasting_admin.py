@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -205,3 +207,28 @@ def test_a_forecast_page_shows_the_last_close_without_padding(admin_client, mark
     assert "37814.47<" in html and "37814.4700" not in html
     forecast.refresh_from_db()
     assert str(forecast.last_close) == "37814.4700000000"  # stored as it was
+
+
+def test_the_versions_list_says_a_training_no_worker_holds_the_lease_for_stopped(admin_client, market):
+    stopped = factories.version_create(asset=market.asset, version=3, status=Status.TRAINING)
+    factories.lease_hold(asset=market.asset, renewed_ago=timedelta(hours=1))  # expired 20 min ago
+
+    listed = admin_client.get(CHANGELIST).content.decode()
+    page = admin_client.get(f"{CHANGELIST}{stopped.pk}/change/").content.decode()
+
+    assert "Training — <strong>stopped</strong> (no worker holds the lease)" in listed
+    assert "Training — <strong>stopped</strong>" in page
+
+    factories.lease_hold(asset=market.asset)  # a running training renews it
+    listed = admin_client.get(CHANGELIST).content.decode()
+    assert "stopped" not in listed and ">Training<" in listed
+
+
+def test_the_active_version_says_when_its_artifact_cannot_be_loaded(admin_client, market):
+    problem = "the active model cannot be loaded: artifact 'BTCUSDT/v2.onnx' is missing from storage"
+    Asset.objects.filter(pk=market.asset.pk).update(forecast_problem=problem)
+
+    page = admin_client.get(f"{CHANGELIST}{market.version.pk}/change/").content.decode()
+
+    assert "Active — <strong><span title=" in page and "cannot be loaded</span>" in page
+    assert "is missing from storage" in page
