@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import OperationalError
 
 from forecasting import services
@@ -28,6 +30,22 @@ REDELIVERED = (
     "not run again: it was redelivered after the worker running it was lost (killed, out of memory?); "
     "the schedule or 'retrain now' trains again"
 )
+# How long a started attempt is remembered: the broker redelivers after its visibility timeout
+# (2 h), or when a worker that was down for days starts again.
+STARTED_MEMORY_SECONDS = 7 * 24 * 3600
+
+
+def _started_before(request: Any) -> bool:
+    """Whether this attempt of this task (its id and retry number) started once already.
+
+    The broker marks as redelivered every unacknowledged message it hands out again, also
+    those a lost worker had only reserved (a retry waiting for its countdown, a message
+    restored at shutdown): those never started and must run. So each attempt notes its
+    start in the cache, which every worker shares (Redis wherever there is redelivery).
+    """
+    started = f"retrain-started:{request.id}:{request.retries}"
+    first = cache.add(started, True, timeout=STARTED_MEMORY_SECONDS)
+    return not first and bool((request.delivery_info or {}).get("redelivered"))
 
 
 @shared_task(
@@ -37,7 +55,7 @@ REDELIVERED = (
     # redelivered to, for ever: it is dropped instead, and the schedule tries again. This
     # covers a pool process that dies; when the whole worker dies, the broker hands the
     # unacknowledged message out again (Redis: after its visibility timeout), marked
-    # redelivered, and the task drops it itself.
+    # redelivered, and the task drops it itself when that attempt had started.
     reject_on_worker_lost=False,
     autoretry_for=(OperationalError,),
     retry_backoff=30,
@@ -55,7 +73,7 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
-    if (self.request.delivery_info or {}).get("redelivered"):
+    if self.request.id is not None and _started_before(self.request):
         logger.warning("%s %s retrain %s", asset.symbol, mode, REDELIVERED)
         services.asset_train_outcome_record(
             asset=asset, mode=mode, status=services.SKIPPED, reason=REDELIVERED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-from kombu import Queue
 
 from forecasting.models import ModelVersion
+from forecasting.tasks import REDELIVERED
 from makeusrich.celery import app as celery_app
 from makeusrich.schedules import schedules_ensure
 from markets.models import Asset
@@ -142,27 +143,34 @@ def test_the_hourly_loop_sync_forecast_and_scoring_runs_through_the_worker(worke
     assert newest.base_time == first.base_time + dt.timedelta(hours=1)
 
 
-def test_a_retrain_redelivered_after_its_worker_was_lost_is_not_run_again(
+def test_a_retrain_whose_worker_was_killed_is_not_run_again_when_redelivered(
     require_postgres, require_redis, process_env, tmp_path
 ):
-    """A worker killed mid-training never acknowledged its message: Redis hands it out again,
-    marked redelivered. Here a consumer takes the message and goes away without acknowledging
-    it, as a killed worker does; kombu puts it back the same way as after the visibility timeout."""
+    """kill -9 of a whole worker mid-training: the message was never acknowledged, and Redis hands
+    it out again (marked redelivered) once its visibility timeout has passed. kombu's own restore
+    runs here with a timeout of 0 instead of waiting 2 hours."""
     eth, _, _ = _tiny_assets()
+    Asset.objects.filter(pk=eth.pk).update(hyperparameters={**TINY, "max_epochs": 1000, "patience": 1000})
     celery_app.control.purge()
-    celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"])
-    with celery_app.connection_for_read() as lost:
-        channel = lost.channel()
-        taken = Queue(celery_app.conf.task_default_queue, channel=channel).get(no_ack=False)
-        assert taken is not None and taken.headers["task"] == "forecasting.tasks.retrain_asset"
-        channel.close()  # gone without an ack
+    with _worker(process_env, tmp_path / "worker.log") as killed:
+        celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"])
+        _wait_for(
+            lambda: ModelVersion.objects.filter(asset=eth, status="training").exists(),
+            timeout=60,
+            what="the training to start",
+        )
+        process_stop(killed, sig=signal.SIGKILL)  # the worker and its pool: no ack, no goodbye
+    with celery_app.connection_for_read(transport_options={"visibility_timeout": 0}) as broker:
+        broker.default_channel.qos.restore_visible()
+        queued = broker.default_channel.client.lrange(celery_app.conf.task_default_queue, 0, -1)
+    assert [json.loads(message)["headers"]["redelivered"] for message in queued] == [True]
 
-    with _worker(process_env, tmp_path / "worker.log"):
-        _wait_for(lambda: Asset.objects.get(pk=eth.pk).last_train_outcome, timeout=60, what="the outcome")
-
-    assert Asset.objects.get(pk=eth.pk).last_train_outcome.startswith("full retrain skipped: not run again")
-    assert not ModelVersion.objects.filter(asset=eth).exists()
-    # Sent again (what the schedule or "retrain now" does), it trains.
-    result = celery_app.send_task("forecasting.tasks.retrain_asset", args=["ETHUSDT", "full"])
     with _worker(process_env, tmp_path / "worker2.log"):
-        assert result.get(timeout=240)["status"] == "active"
+        _wait_for(
+            lambda: "not run again" in Asset.objects.get(pk=eth.pk).last_train_outcome,
+            timeout=60,
+            what="the redelivered retrain's outcome",
+        )
+
+    assert Asset.objects.get(pk=eth.pk).last_train_outcome == f"full retrain skipped: {REDELIVERED}"
+    assert list(ModelVersion.objects.filter(asset=eth).values_list("status", flat=True)) == ["training"]

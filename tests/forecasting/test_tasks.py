@@ -1,6 +1,7 @@
 """The forecasting Celery tasks called as plain functions (the worker runs them in test_celery_integration)."""
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -129,21 +130,38 @@ def test_a_training_that_killed_its_worker_is_not_redelivered_to_the_next_one():
     assert tasks.retrain_asset.reject_on_worker_lost is False
 
 
-@pytest.mark.parametrize("redelivered", [True, False])
-def test_a_retrain_redelivered_after_its_worker_was_lost_is_recorded_not_run(tiny_asset, redelivered):
-    tasks.retrain_asset.push_request(delivery_info={"redelivered": redelivered})
+def _delivered(task_id: str, *, retries: int = 0, redelivered: bool) -> dict:
+    """retrain_asset("ETHUSDT", "full") as a worker runs the message `task_id` (attempt `retries`)."""
+    tasks.retrain_asset.push_request(id=task_id, retries=retries, delivery_info={"redelivered": redelivered})
     try:
-        outcome = tasks.retrain_asset("ETHUSDT", "full")
+        return tasks.retrain_asset("ETHUSDT", "full")
     finally:
         tasks.retrain_asset.pop_request()
 
+
+def test_an_attempt_that_started_and_comes_back_redelivered_is_recorded_not_run(tiny_asset):
+    task_id = str(uuid.uuid4())
+    assert _delivered(task_id, redelivered=False)["status"] == "active"  # its worker died after this
+
+    outcome = _delivered(task_id, redelivered=True)
+
+    assert outcome == {"symbol": "ETHUSDT", "status": "skipped", "reason": tasks.REDELIVERED}
     tiny_asset.refresh_from_db()
-    if redelivered:
-        assert outcome == {"symbol": "ETHUSDT", "status": "skipped", "reason": tasks.REDELIVERED}
-        assert tiny_asset.last_train_outcome == f"full retrain skipped: {tasks.REDELIVERED}"
-        assert not ModelVersion.objects.exists()
-    else:
-        assert outcome["status"] == "active"
+    assert tiny_asset.last_train_outcome == f"full retrain skipped: {tasks.REDELIVERED}"
+    assert ModelVersion.objects.count() == 1
+
+
+def test_a_redelivered_message_that_never_started_runs(tiny_asset):
+    # A lost worker had only reserved it (e.g. a message restored when the worker stopped).
+    assert _delivered(str(uuid.uuid4()), redelivered=True)["status"] == "active"
+
+
+def test_a_retry_of_a_started_task_runs_even_redelivered(tiny_asset):
+    # autoretry_for sends the next attempt with the same id: a worker lost while holding it
+    # for its countdown never started that attempt.
+    task_id = str(uuid.uuid4())
+    _delivered(task_id, redelivered=False)
+    assert _delivered(task_id, retries=1, redelivered=True)["status"] != "skipped"
 
 
 def test_retrain_asset_of_an_unknown_symbol_does_nothing(db):
