@@ -25,16 +25,13 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
-from markets.models import MODEL_UNLOADABLE_PREFIX, Asset, Candle
+from markets.models import MODEL_UNLOADABLE_FOR_MEMBERS, MODEL_UNLOADABLE_PREFIX, Asset, Candle
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
 SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
-MODEL_UNLOADABLE_FOR_MEMBERS = (
-    "the active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
-)
 DAY = 24 * HOUR
 # A training whose lease was last renewed longer ago is said to show no sign of progress: an
 # epoch renews it, and the default recipe's epochs take seconds; the export and the gate after

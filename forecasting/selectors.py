@@ -23,7 +23,7 @@ from django.utils import timezone
 from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
 from makeusrich.formats import datetime_text, iso_z
-from markets.models import Asset, Candle
+from markets.models import MODEL_UNLOADABLE_FOR_MEMBERS, MODEL_UNLOADABLE_PREFIX, Asset, Candle
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
 # and is refused before it reaches the database (NUL bytes break PostgreSQL).
@@ -191,7 +191,10 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
     )
     if latest is not None and latest.status == ModelVersion.Status.ACTIVE:
         if asset.forecast_problem:
-            return f"no forecast stored yet for {asset.symbol} by model v{latest.version}: {asset.forecast_problem}"
+            return (
+                f"no forecast stored yet for {asset.symbol} by model v{latest.version}: "
+                f"{asset.forecast_problem_for_members}"
+            )
         return (
             f"no forecast stored yet for {asset.symbol} by model v{latest.version}; "
             "the worker stores one after each training and every hour"
@@ -222,7 +225,9 @@ def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool
         now=now,
         time_text=iso_z,
     )
-    return bool(reasons), "; ".join(reasons) or None
+    # The API answers anyone with a token: a bad artifact's details are for the admin.
+    shown = [MODEL_UNLOADABLE_FOR_MEMBERS if r.startswith(MODEL_UNLOADABLE_PREFIX) else r for r in reasons]
+    return bool(shown), "; ".join(shown) or None
 
 
 def _detail(asset: Asset, forecast: Forecast, now: datetime) -> ForecastDetail:

@@ -12,6 +12,10 @@ HOLES_ERROR_PREFIX = "filling holes failed (new candles are synced): "
 # Starts Asset.forecast_problem when the active version's artifact cannot be read (missing, or not
 # the bytes its sha256 was recorded for): no forecast is made until another version is active.
 MODEL_UNLOADABLE_PREFIX = "the active model cannot be loaded: "
+# The same, for anyone but staff (the API and the pages): no storage keys, hashes or instructions.
+MODEL_UNLOADABLE_FOR_MEMBERS = (
+    "the active model cannot be loaded, so no newer forecast is made; the operators see why in the admin"
+)
 
 
 class Asset(models.Model):
@@ -64,6 +68,11 @@ class Asset(models.Model):
     def model_unloadable(self) -> bool:
         """The last forecast refresh failed because the active version's artifact is bad."""
         return self.forecast_problem.startswith(MODEL_UNLOADABLE_PREFIX)
+
+    @property
+    def forecast_problem_for_members(self) -> str:
+        """`forecast_problem` as anyone may read it: a bad artifact's details stay in the admin."""
+        return MODEL_UNLOADABLE_FOR_MEMBERS if self.model_unloadable else self.forecast_problem
 
     @property
     def holes_error(self) -> str:
