@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 
 from django.conf import settings
-from django.db.models import F, Max, Value
+from django.db.models import Exists, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -96,14 +96,26 @@ def forecast_refresh_if_possible(*, asset: Asset) -> tuple[Forecast | None, str 
 
 
 def _forecast_problem_record(asset: Asset, problem: str) -> None:
-    # "since" keeps the first failure of a run of them: how long forecasts have been failing.
+    """Record why no forecast was stored, unless one is there by now: a refresh that ran meanwhile
+    (an admin activated another version; a sync brought the missing candles) stored the forecast
+    of the active version from the newest candle, and this failure is already history."""
     now = timezone.now()
-    Asset.objects.filter(pk=asset.pk).update(
-        forecast_problem=problem[:2000],
-        forecast_problem_since=Coalesce(F("forecast_problem_since"), Value(now)),
+    newest = Candle.objects.filter(asset=OuterRef("asset")).order_by("-open_time").values("open_time")[:1]
+    served = Forecast.objects.filter(
+        asset=OuterRef("pk"), model_version__status=Status.ACTIVE, base_time=Subquery(newest)
     )
-    asset.forecast_problem = problem[:2000]
-    asset.forecast_problem_since = asset.forecast_problem_since or now
+    recorded = (
+        Asset.objects.filter(pk=asset.pk)
+        .exclude(Exists(served))
+        .update(
+            forecast_problem=problem[:2000],
+            # "since" keeps the first failure of a run of them: how long forecasts have been failing.
+            forecast_problem_since=Coalesce(F("forecast_problem_since"), Value(now)),
+        )
+    )
+    if recorded:
+        asset.forecast_problem = problem[:2000]
+        asset.forecast_problem_since = asset.forecast_problem_since or now
 
 
 def _forecast_problem_clear(asset: Asset) -> None:

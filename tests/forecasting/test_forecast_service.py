@@ -168,6 +168,22 @@ def test_a_bad_artifact_is_recorded_on_the_asset_until_a_forecast_is_stored_agai
     assert tiny_asset.forecast_problem == "" and tiny_asset.forecast_problem_since is None
 
 
+def test_a_failure_that_a_concurrent_refresh_already_overcame_is_not_recorded(tiny_asset, active):
+    from forecasting.services.forecasts import _forecast_problem_record
+
+    # The hourly refresh failed on a version an admin has replaced since; the activation's
+    # refresh stored the active version's forecast from the newest candle meanwhile.
+    services.forecast_refresh(asset=tiny_asset)
+    _forecast_problem_record(tiny_asset, "the active model cannot be loaded: artifact 'x' is missing")
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.forecast_problem == ""
+
+    candles_create(tiny_asset, 1, start=START + 600 * HOUR, seed=4)  # nothing forecast from it yet
+    _forecast_problem_record(tiny_asset, "the active model cannot be loaded: artifact 'x' is missing")
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.model_unloadable
+
+
 def test_too_few_recent_candles_are_recorded_as_the_forecast_problem(asset_after_outage):
     services.model_version_train(asset=asset_after_outage)
 
