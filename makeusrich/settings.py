@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -20,8 +20,10 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# An empty value means the default, for every variable: a copy of .env.example (compose passes
+# every line of .env) sets many to nothing, and VAR_DIR="" would be the working directory.
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -64,30 +66,38 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
     return value
 
 
+SSL_CERT_REQS = ("required", "optional", "none")  # what redis-py and Celery's backend both read
+
+
 def env_redis_url(name: str) -> str:
     """A Redis URL that the cache, the broker and the result backend all read the same way, or ""."""
     raw = env_str(name).strip()
     if not raw:
         return ""
     parts = urlsplit(raw)
+    query = parse_qs(parts.query)
     problem = ""
-    if parts.scheme not in {"redis", "rediss", "unix"}:
-        problem = "use redis://host:port/db, rediss://... or unix://..."
-    elif parts.scheme != "unix" and not re.fullmatch(r"/?(\d+)?/?", parts.path):
+    # unix:// is the cache's (redis-py) socket form and redis+socket:// Celery's: no one URL
+    # serves both, and sentinel:// neither.
+    if parts.scheme not in {"redis", "rediss"}:
+        problem = "use redis://[user:password@]host:port/db or rediss://... (TLS)"
+    elif not re.fullmatch(r"/?(\d+)?/?", parts.path):
         problem = f"the database {parts.path.strip('/')!r} is not a number"
+    elif parts.scheme == "rediss" and query.get("ssl_cert_reqs", [""])[0] not in SSL_CERT_REQS:
+        problem = "a rediss:// URL needs ?ssl_cert_reqs=required (or optional, or none)"
     else:
         try:
             parts.port  # noqa: B018 (raises on a port that is not a number)
         except ValueError:
             problem = "the port is not a number"
     if problem:
-        shown = raw.replace(f":{parts.password}@", ":***@") if parts.password else raw  # not in logs
+        shown = re.sub(r"//[^@/]*@", "//***@", raw)  # no password in logs
         raise ImproperlyConfigured(f"{name}={shown!r}: {problem}")
     return raw
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))

@@ -73,15 +73,48 @@ def test_it_rejects_a_malformed_boolean_naming_the_variable(tmp_path):
     ("url", "message"),
     [
         ("redis://127.0.0.1:6379/notanumber", "the database 'notanumber' is not a number"),
-        ("http://127.0.0.1:6379/0", "use redis://host:port/db"),
+        ("http://127.0.0.1:6379/0", "use redis://[user:password@]host:port/db"),
         ("redis://127.0.0.1:port/0", "the port is not a number"),
-        ("redis://:s3cret@127.0.0.1:6379/x", "REDIS_URL='redis://:***@127.0.0.1:6379/x'"),
+        ("redis://:s3cret@127.0.0.1:6379/x", "REDIS_URL='redis://***@127.0.0.1:6379/x'"),
+        ("redis://s3cret@127.0.0.1:6379/x", "REDIS_URL='redis://***@127.0.0.1:6379/x'"),
+        ("unix:///run/redis.sock?db=1", "use redis://[user:password@]host:port/db"),
+        ("rediss://127.0.0.1:6380/0", "needs ?ssl_cert_reqs=required"),
+        ("rediss://127.0.0.1:6380/0?ssl_cert_reqs=CERT_REQUIRED", "needs ?ssl_cert_reqs=required"),
     ],
 )
 def test_a_malformed_redis_url_is_refused_at_start_saying_what_is_wrong(tmp_path, url, message):
     result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), REDIS_URL=url)
     assert result.returncode != 0
     assert message in result.stderr and "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379",
+        "redis://user:p%40ss@127.0.0.1:6379/2",
+        "rediss://[::1]:6380/0?ssl_cert_reqs=none",
+    ],
+)
+def test_the_redis_urls_every_part_reads_are_accepted(tmp_path, url):
+    result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), REDIS_URL=url)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_copy_of_env_example_as_compose_passes_it_starts_with_the_defaults(tmp_path):
+    # compose's env_file hands every line over, the empty ones as empty strings.
+    example = (ROOT / ".env.example").read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(\S*)", example, flags=re.MULTILINE))
+    assert values["VAR_DIR"] == "" and values["DEBUG"] == "0"
+    show = "from django.conf import settings as s; print(s.VAR_DIR, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'])"
+    result = _manage("shell", "-v", "0", "-c", show, **{**values, "SECRET_KEY": "x" * 50})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        str(ROOT / "var"),
+        "['localhost',",
+        "'127.0.0.1']",
+        "django.db.backends.sqlite3",
+    ]
 
 
 def test_hsts_subdomains_and_preload_can_be_turned_off(tmp_path):
