@@ -10,6 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
+from django.utils import timezone
 
 from forecasting import services
 from forecasting.models import ModelVersion
@@ -35,17 +36,21 @@ REDELIVERED = (
 STARTED_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-def _started_before(request: Any) -> bool:
-    """Whether this attempt of this task (its id and retry number) started once already.
+def _started_before(request: Any) -> dt.datetime | None:
+    """When this attempt of this task (its id and retry number) started before, if it did.
 
     The broker marks as redelivered every unacknowledged message it hands out again, also
     those a lost worker had only reserved (a retry waiting for its countdown, a message
     restored at shutdown): those never started and must run. So each attempt notes its
     start in the cache, which every worker shares (Redis wherever there is redelivery).
     """
-    started = f"retrain-started:{request.id}:{request.retries}"
-    first = cache.add(started, True, timeout=STARTED_MEMORY_SECONDS)
-    return not first and bool((request.delivery_info or {}).get("redelivered"))
+    key = f"retrain-started:{request.id}:{request.retries}"
+    now = timezone.now()
+    if cache.add(key, now, timeout=STARTED_MEMORY_SECONDS):
+        return None
+    if not (request.delivery_info or {}).get("redelivered"):
+        return None
+    return cache.get(key) or now
 
 
 @shared_task(
@@ -73,11 +78,14 @@ def retrain_asset(self, symbol: str, mode: str = "full") -> dict:
     asset = _active_asset(symbol)
     if asset is None:
         return {"symbol": symbol, "status": "unknown asset"}
-    if self.request.id is not None and _started_before(self.request):
+    started = _started_before(self.request) if self.request.id is not None else None
+    if started is not None:
         logger.warning("%s %s retrain %s", asset.symbol, mode, REDELIVERED)
-        services.asset_train_outcome_record(
-            asset=asset, mode=mode, status=services.SKIPPED, reason=REDELIVERED
-        )
+        # An attempt that finished and lost only its acknowledgement recorded its outcome: keep it.
+        if asset.last_train_outcome_at is None or asset.last_train_outcome_at < started:
+            services.asset_train_outcome_record(
+                asset=asset, mode=mode, status=services.SKIPPED, reason=REDELIVERED
+            )
         return {"symbol": asset.symbol, "status": services.SKIPPED, "reason": REDELIVERED}
     try:
         summary = _retrain(asset, mode)

@@ -4,6 +4,8 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 
 from forecasting import services, tasks
 from forecasting.models import Forecast, ModelVersion
@@ -141,13 +143,24 @@ def _delivered(task_id: str, *, retries: int = 0, redelivered: bool) -> dict:
 
 def test_an_attempt_that_started_and_comes_back_redelivered_is_recorded_not_run(tiny_asset):
     task_id = str(uuid.uuid4())
-    assert _delivered(task_id, redelivered=False)["status"] == "active"  # its worker died after this
+    cache.add(f"retrain-started:{task_id}:0", timezone.now())  # it started, and its worker died
 
     outcome = _delivered(task_id, redelivered=True)
 
     assert outcome == {"symbol": "ETHUSDT", "status": "skipped", "reason": tasks.REDELIVERED}
     tiny_asset.refresh_from_db()
     assert tiny_asset.last_train_outcome == f"full retrain skipped: {tasks.REDELIVERED}"
+    assert not ModelVersion.objects.exists()
+
+
+def test_an_attempt_that_finished_but_lost_its_ack_keeps_its_outcome_when_redelivered(tiny_asset):
+    task_id = str(uuid.uuid4())
+    assert _delivered(task_id, redelivered=False)["status"] == "active"
+
+    assert _delivered(task_id, redelivered=True)["status"] == "skipped"
+
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome.startswith("full retrain: v1 active")
     assert ModelVersion.objects.count() == 1
 
 
