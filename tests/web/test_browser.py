@@ -357,6 +357,7 @@ def test_an_asset_without_a_model_says_training_is_in_progress(live_server, open
 
     factories.candles_create(asset=btc, count=150, last=factories.last_full_hour())
     factories.version_create(asset=btc, version=1, status=ModelVersion.Status.TRAINING)
+    factories.lease_hold(asset=btc)  # a worker is training it
     page, _ = open_page()
     _log_in(page, live_server.url, "alice", "correct horse battery")
     assert "training in progress" in page.inner_text("article[data-symbol=BTCUSDT]")
