@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
-from markets.models import MODEL_UNLOADABLE_FOR_MEMBERS, MODEL_UNLOADABLE_PREFIX, Asset, Candle
+from markets.models import Asset, Candle, forecast_problem_for_members
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
@@ -161,9 +161,7 @@ class BandCoverage:
 def _member_reason(reason: str) -> str:
     if reason.startswith(SYNC_FAILING_REASON):
         return SYNC_FAILING_FOR_MEMBERS
-    if reason.startswith(MODEL_UNLOADABLE_PREFIX):
-        return MODEL_UNLOADABLE_FOR_MEMBERS
-    return reason
+    return forecast_problem_for_members(reason)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from django.utils import timezone
 from forecasting.models import Forecast, ModelVersion, TrainingLease
 from forecasting.track_record import ErrorStats, ScoredForecast, TrackRecord, track_record
 from makeusrich.formats import datetime_text, iso_z
-from markets.models import MODEL_UNLOADABLE_FOR_MEMBERS, MODEL_UNLOADABLE_PREFIX, Asset, Candle
+from markets.models import Asset, Candle, forecast_problem_for_members
 
 # Binance symbols are upper-case letters and digits; anything else cannot exist,
 # and is refused before it reaches the database (NUL bytes break PostgreSQL).
@@ -226,7 +226,7 @@ def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool
         time_text=iso_z,
     )
     # The API answers anyone with a token: a bad artifact's details are for the admin.
-    shown = [MODEL_UNLOADABLE_FOR_MEMBERS if r.startswith(MODEL_UNLOADABLE_PREFIX) else r for r in reasons]
+    shown = [forecast_problem_for_members(reason) for reason in reasons]
     return bool(shown), "; ".join(shown) or None
 
 

@@ -18,6 +18,12 @@ MODEL_UNLOADABLE_FOR_MEMBERS = (
 )
 
 
+def forecast_problem_for_members(problem: str) -> str:
+    """A recorded forecast problem (or a stale reason quoting one) as anyone may read it: a bad
+    artifact's key, hashes and what to do about them stay in the admin."""
+    return MODEL_UNLOADABLE_FOR_MEMBERS if problem.startswith(MODEL_UNLOADABLE_PREFIX) else problem
+
+
 class Asset(models.Model):
     """A Binance pair we follow, e.g. BTCUSDT (base BTC, quote USDT)."""
 
@@ -72,7 +78,7 @@ class Asset(models.Model):
     @property
     def forecast_problem_for_members(self) -> str:
         """`forecast_problem` as anyone may read it: a bad artifact's details stay in the admin."""
-        return MODEL_UNLOADABLE_FOR_MEMBERS if self.model_unloadable else self.forecast_problem
+        return forecast_problem_for_members(self.forecast_problem)
 
     @property
     def holes_error(self) -> str:
