@@ -104,7 +104,10 @@ class CandlesSerializer(serializers.Serializer):
 
 class CandleQuerySerializer(QuerySerializer):
     limit = QueryIntegerField(
-        min_value=1, max_value=1000, default=120, help_text="How many candles (1-1000), the most recent."
+        min_value=1,
+        max_value=1000,
+        default=120,
+        help_text="How many candles at most (1-1000): the first from `start`, else the newest.",
     )
     start = QueryDateTimeField(
         required=False, help_text="ISO 8601; only candles opening at or after it (UTC if no offset)."
@@ -150,8 +153,10 @@ class CandleListApi(CountedApiView):
         operation_id="assets_candles",
         summary="Hourly candles",
         description=counted(
-            description="The `limit` most recent closed candles with start <= open_time <= end, "
-            "oldest first. Prices and volumes are decimal strings: exactly as the exchange sent them "
+            description="Closed candles with start <= open_time <= end, oldest first, at most `limit`: "
+            "with `start`, the first ones from `start` on (page forward with `start` = the hour after "
+            "the last one received); without `start`, the newest ones up to `end` (page back with "
+            "`end` = the hour before the oldest one received). Prices and volumes are decimal strings: exactly as the exchange sent them "
             "on PostgreSQL; the embedded SQLite setup keeps 15 significant digits."
         ),
         parameters=[SYMBOL, CandleQuerySerializer, *QUOTA_HEADERS],

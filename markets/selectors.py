@@ -41,12 +41,17 @@ def candle_last_open_time(*, asset: Asset) -> datetime | None:
 def candle_list(
     *, asset: Asset, limit: int = 120, start: datetime | None = None, end: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The `limit` most recent candles with start <= open_time <= end, oldest first (as dicts)."""
+    """Candles with start <= open_time <= end, oldest first (as dicts), at most `limit` of them.
+
+    As Binance's klines: with `start`, the first `limit` from `start` on (page
+    forward with the next hour as `start`); without it, the `limit` newest up
+    to `end` (page back with the hour before the oldest as `end`).
+    """
     rows = Candle.objects.filter(asset=asset)
-    if start is not None:
-        rows = rows.filter(open_time__gte=start)
     if end is not None:
         rows = rows.filter(open_time__lte=end)
+    if start is not None:
+        return list(rows.filter(open_time__gte=start).order_by("open_time").values(*CANDLE_FIELDS)[:limit])
     newest_first = list(rows.order_by("-open_time").values(*CANDLE_FIELDS)[:limit])
     newest_first.reverse()
     return newest_first

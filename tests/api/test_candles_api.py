@@ -45,6 +45,17 @@ def test_limit_keeps_the_newest(member_api, market):
 
 
 @pytest.mark.django_db
+def test_limit_with_start_keeps_the_first_from_start_so_clients_can_page_forward(member_api, market):
+    last = market["last"]
+    first_page = member_api.get(URL, {"start": iso(last - 10 * HOUR), "limit": 3}).json()
+    times = [c["open_time"] for c in first_page["candles"]]
+    assert times == [iso(last - i * HOUR) for i in (10, 9, 8)]
+    # The next page starts the hour after the last one received.
+    following = member_api.get(URL, {"start": iso(last - 7 * HOUR), "limit": 3}).json()
+    assert [c["open_time"] for c in following["candles"]] == [iso(last - i * HOUR) for i in (7, 6, 5)]
+
+
+@pytest.mark.django_db
 def test_start_and_end_bound_the_open_times(member_api, market):
     last = market["last"]
     params = {"start": iso(last - 10 * HOUR), "end": (last - 7 * HOUR).isoformat(), "limit": 1000}

@@ -70,10 +70,34 @@ def test_candle_list_is_oldest_first_and_inclusive(btc_slice):
     assert [c["open_time"] for c in candles] == [START + h * HOUR for h in (1, 2, 3, 4)]
 
 
-def test_candle_list_limit_keeps_the_newest_within_the_range(btc_slice):
-    up_to_end = candle_list(asset=btc_slice, start=START, end=START + 10 * HOUR, limit=2)
+def test_candle_list_limit_without_start_keeps_the_newest_up_to_end(btc_slice):
+    up_to_end = candle_list(asset=btc_slice, end=START + 10 * HOUR, limit=2)
 
     assert [c["open_time"] for c in up_to_end] == [START + 9 * HOUR, START + 10 * HOUR]
+
+
+def test_candle_list_limit_with_start_keeps_the_first_from_start(btc_slice):
+    # A client asking from a start wants that stretch, not the newest candles (as Binance's klines).
+    from_start = candle_list(asset=btc_slice, start=START + 3 * HOUR, limit=2)
+    in_range = candle_list(asset=btc_slice, start=START + 3 * HOUR, end=START + 10 * HOUR, limit=2)
+
+    assert [c["open_time"] for c in from_start] == [START + 3 * HOUR, START + 4 * HOUR]
+    assert [c["open_time"] for c in in_range] == [START + 3 * HOUR, START + 4 * HOUR]
+
+
+def test_candle_list_pages_forward_and_back_without_loss(btc_slice):
+    forward, start = [], START
+    while page := candle_list(asset=btc_slice, start=start, limit=500):
+        forward += page
+        start = page[-1]["open_time"] + HOUR
+    back, end = [], None
+    while page := candle_list(asset=btc_slice, end=end, limit=500):
+        back = page + back
+        end = page[0]["open_time"] - HOUR
+
+    assert len(forward) == 1200
+    assert forward == candle_list(asset=btc_slice, limit=5000)
+    assert back == forward
 
 
 def test_candles_frame_has_the_pipeline_columns_and_types(btc_slice):
