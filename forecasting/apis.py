@@ -20,10 +20,12 @@ from rest_framework.views import APIView
 
 from accounts.throttling import CountedApiView
 from forecasting.selectors import (
+    STOPPED_TRAINING_REASON,
     forecast_latest_by_symbol,
     forecast_unavailable_reason,
     model_version_list,
     track_record,
+    versions_left_training,
 )
 from makeusrich.api_fields import QueryIntegerField, QuerySerializer
 from makeusrich.api_json import ApiJSONRenderer
@@ -134,7 +136,10 @@ class ForecastSerializer(serializers.Serializer):
 class ModelVersionSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["training", "validated", "failed", "active", "retired"])
-    reason = serializers.CharField(help_text="Why it failed or was not promoted; may be empty.")
+    reason = serializers.CharField(
+        help_text="Why it failed or was not promoted, or that a version still 'training' is not being "
+        "trained any more (its worker stopped); may be empty."
+    )
     mode = serializers.ChoiceField(choices=["full", "warm"], help_text="Trained from scratch or fine-tuned.")
     parent_version = serializers.IntegerField(source="parent.version", allow_null=True, default=None)
     horizon = serializers.IntegerField()
@@ -302,6 +307,10 @@ class ModelVersionListApi(CountedApiView):
     def get(self, request: Request, symbol: str) -> Response:
         asset = asset_or_404(symbol)
         versions = model_version_list(asset=asset)
+        stopped = versions_left_training(asset=asset, versions=versions)
+        for version in versions:
+            if version.pk in stopped:  # its stored status stays "training" until the next run
+                version.reason = STOPPED_TRAINING_REASON
         active = next((v.version for v in versions if v.status == "active"), None)
         body = {"symbol": asset.symbol, "active_version": active, "versions": versions}
         return Response(ModelVersionsSerializer(body).data)

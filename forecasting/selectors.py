@@ -349,6 +349,31 @@ def model_version_list(
     )
 
 
+# What the API says of a version still "training" that no run is training (its worker died):
+# the next run records it as failed with the reason "interrupted: ..." (services/training.py).
+STOPPED_TRAINING_REASON = (
+    "stopped before finishing: no worker is training it; the next scheduled retrain records it as failed"
+)
+
+
+def versions_left_training(
+    *, asset: Asset, versions: list[ModelVersion], now: datetime | None = None
+) -> set[int]:
+    """The pks of `versions` still "training" that no run is training.
+
+    `versions` are the asset's newest, newest first (model_version_list). Only
+    the newest can be in training; it is while a run holds the asset's lease,
+    which is renewed at every epoch. One query, only when a version says "training".
+    """
+    training = {version.pk for version in versions if version.status == ModelVersion.Status.TRAINING}
+    if not training:
+        return set()
+    lease = TrainingLease.objects.filter(asset=asset).first()
+    if lease is not None and lease.held(now or timezone.now()):
+        training.discard(versions[0].pk)
+    return training
+
+
 def model_version_active(*, asset: Asset, with_loss_history: bool = True) -> ModelVersion | None:
     """The version serving `asset`, or None.
 

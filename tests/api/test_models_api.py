@@ -1,5 +1,10 @@
-import pytest
+import datetime as dt
 
+import pytest
+from django.utils import timezone
+
+from forecasting.models import TrainingLease
+from forecasting.selectors import STOPPED_TRAINING_REASON
 from tests.api.conftest import METRICS, version_create
 
 URL = "/api/v1/assets/BTCUSDT/models/"
@@ -38,9 +43,11 @@ def test_an_asset_without_models_has_an_empty_list(member_api, btc):
 def test_models_runs_a_bounded_number_of_queries(member_api, market, max_statements):
     for number in range(3, 13):
         version_create(market["asset"], number, status="retired", parent=market["active"])
+    version_create(market["asset"], 13, status="training")  # one more query: the training lease
+    version_create(market["asset"], 14, status="training")
     member_api.get(URL)
-    with max_statements(4):
-        assert len(member_api.get(URL).json()["versions"]) == 12
+    with max_statements(5):
+        assert len(member_api.get(URL).json()["versions"]) == 14
 
 
 @pytest.mark.django_db
@@ -63,3 +70,37 @@ def test_a_step_without_a_direction_forecast_is_null(member_api, market):
 
     assert newest["version"] == 3
     assert newest["metrics"]["direction_accuracy"] == [None, None, 0.5, 0.6]
+
+
+@pytest.mark.django_db
+def test_a_training_whose_worker_died_says_so_while_a_running_one_does_not(member_api, market):
+    asset = market["asset"]
+    version_create(asset, 3, status="training", trained_at=None)
+    lease = TrainingLease.objects.create(
+        asset=asset, owner="worker-1:42:1234:abcd", expires_at=timezone.now() + dt.timedelta(minutes=30)
+    )
+
+    running = member_api.get(URL).json()["versions"][0]
+    lease.expires_at = timezone.now() - dt.timedelta(seconds=1)  # no renewal: its worker is gone
+    lease.save()
+    stopped = member_api.get(URL).json()["versions"][0]
+
+    assert (running["version"], running["status"], running["reason"]) == (3, "training", "")
+    assert (stopped["version"], stopped["status"]) == (3, "training")
+    assert stopped["reason"] == STOPPED_TRAINING_REASON
+    assert "records it as failed" in stopped["reason"]
+
+
+@pytest.mark.django_db
+def test_an_older_version_left_training_is_stopped_even_while_the_lease_is_held(member_api, market):
+    asset = market["asset"]
+    version_create(asset, 3, status="training", trained_at=None)
+    version_create(asset, 4, status="training", trained_at=None)
+    TrainingLease.objects.create(
+        asset=asset, owner="worker-1:42:1234:abcd", expires_at=timezone.now() + dt.timedelta(minutes=30)
+    )
+
+    newest, older = member_api.get(URL).json()["versions"][:2]
+
+    assert (newest["version"], newest["reason"]) == (4, "")
+    assert (older["version"], older["reason"]) == (3, STOPPED_TRAINING_REASON)
