@@ -13,7 +13,7 @@ from django.core.files.storage import storages
 
 
 class ArtifactIntegrityError(Exception):
-    """The stored bytes are missing or do not match the recorded sha256."""
+    """The stored bytes are missing, do not match the recorded sha256, or cannot be loaded."""
 
 
 def sha256_hex(content: bytes) -> str:

@@ -30,6 +30,7 @@ from forecasting.ml.config import TrainingConfig
 from forecasting.models import ModelVersion, TrainingLease
 from forecasting.services.forecasts import last_candle_time
 from forecasting.services.registry import model_version_activate
+from forecasting.serving import session_load
 from makeusrich.formats import iso_z
 from markets.models import Asset
 from markets.selectors import candles_frame
@@ -512,6 +513,7 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
         return
     try:
         content = artifact_read(name=active.artifact_name, sha256=active.artifact_sha256)
+        session_load(name=active.artifact_name, content=content)
     except ArtifactIntegrityError as exc:  # it cannot serve, pinned or not
         model_version_activate(
             version=version, reason=f"replaces v{active.version}, whose artifact is bad: {exc}"

@@ -215,6 +215,31 @@ def test_refresh_forecasts_says_why_when_the_active_artifact_is_bad(tiny_asset):
     assert not Forecast.objects.exists()
 
 
+def test_refresh_forecasts_says_why_when_onnxruntime_cannot_load_the_active_artifact(tiny_asset):
+    from django.core.files.storage import storages
+
+    from forecasting.artifacts import sha256_hex
+    from forecasting.serving import sessions_clear
+    from markets.models import MODEL_UNLOADABLE_PREFIX, Asset
+
+    tasks.retrain_asset("ETHUSDT", "full")
+    active = ModelVersion.objects.get(status="active")
+    Forecast.objects.all().delete()
+    garbage = b"not an onnx model"  # its hash recorded: only onnxruntime can tell
+    with open(storages["artifacts"].path(active.artifact_name), "wb") as handle:
+        handle.write(garbage)
+    ModelVersion.objects.filter(pk=active.pk).update(artifact_sha256=sha256_hex(garbage))
+    sessions_clear()
+
+    result = tasks.refresh_forecasts("ETHUSDT")
+
+    assert result["status"] == "no forecast"
+    assert "cannot be loaded by onnxruntime" in result["reason"]
+    problem = Asset.objects.get(symbol="ETHUSDT").forecast_problem
+    assert problem.startswith(MODEL_UNLOADABLE_PREFIX) and "cannot be loaded by onnxruntime" in problem
+    assert not Forecast.objects.exists()
+
+
 def test_refresh_forecasts_stores_the_active_models_forecast(tiny_asset):
     tasks.retrain_asset("ETHUSDT", "full")
     Forecast.objects.all().delete()

@@ -694,6 +694,26 @@ def test_a_pinned_version_whose_artifact_is_damaged_is_replaced(tiny_asset):
     assert second.reason.startswith(f"replaces v{first.version}, whose artifact is bad")
 
 
+def test_an_active_version_that_onnxruntime_cannot_load_is_replaced(tiny_asset):
+    # Bytes that match their recorded hash but are no model (as after an onnxruntime upgrade
+    # past the artifact's opset): it cannot serve, so the gate does not compare with it.
+    first = services.model_version_train(asset=tiny_asset)
+    _artifact_replace(first, b"not an onnx model")
+
+    second = services.model_version_train(asset=tiny_asset)
+
+    assert second.status == Status.ACTIVE
+    assert second.reason.startswith(f"replaces v{first.version}, whose artifact is bad: ")
+    assert "cannot be loaded by onnxruntime" in second.reason
+
+
+def _artifact_replace(version: ModelVersion, content: bytes) -> None:
+    """Store other bytes as the version's artifact, with their hash recorded."""
+    with open(storages["artifacts"].path(version.artifact_name), "wb") as handle:
+        handle.write(content)
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_sha256=sha256_hex(content))
+
+
 def _lease_held(asset, owner: str) -> TrainingLease:
     """The asset's lease, held by `owner` far into the future."""
     return TrainingLease.objects.create(asset=asset, owner=owner, expires_at="2999-01-01T00:00:00Z")
