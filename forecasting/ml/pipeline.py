@@ -123,6 +123,19 @@ def warm_start_check(candles: pd.DataFrame, config: TrainingConfig, parent: dict
             f"this run's validation windows would start at {_iso(first_input)} (a hole filled before "
             "them, or other split fractions, moved them back)"
         )
+    # The inherited weights were also chosen (early stopping) on the parent's calibration
+    # windows, whose targets end at its first gate window's base: the child's gate windows,
+    # its held-out validation figures, must not start before it. As the history grows at its
+    # end they only move forward; a hole filled in the parent's training part moves them back.
+    parent_gate = training.get("gate_range")
+    if parent_gate and len(split.gate):
+        first_gate = candles["open_time"].iloc[int(split.gate[0])]
+        if first_gate < pd.Timestamp(parent_gate[0]):
+            raise WarmStartRefused(
+                f"the parent's weights were early-stopped on target hours up to {_iso(pd.Timestamp(parent_gate[0]))}, "
+                f"but this run's held-out gate windows would start at {_iso(first_gate)} (a hole filled "
+                "before them moved them back)"
+            )
 
 
 def _trained_through(training: dict[str, Any]) -> pd.Timestamp | None:

@@ -67,6 +67,28 @@ def test_a_filled_hole_that_moves_validation_onto_the_parents_training_hours_ref
         warm_start_check(filled, tiny_config(), parent_before_the_fill.preprocessing)
 
 
+def test_a_filled_hole_that_moves_the_gate_onto_the_parents_early_stopping_hours_refuses_a_warm_start():
+    # 20 hours missing near the end of the parent's training part: the child's validation still
+    # starts after every hour the parent trained on, but its gate windows (held out, reported as
+    # validation figures) move back onto target hours the parent's early stopping read.
+    holed, filled = synthetic_candles(700, skip=range(450, 470)), synthetic_candles(700)
+    parent = train(holed, tiny_config())
+    parent_gate = pd.Timestamp(parent.preprocessing["training"]["gate_range"][0])
+    child_gate = filled["open_time"].iloc[int(_split(filled, tiny_config()).gate[0])]
+    assert child_gate < parent_gate
+    first_input = filled["open_time"].iloc[
+        int(_split(filled, tiny_config()).validation[0]) - tiny_config().window + 1
+    ]
+    assert first_input > _trained_through(parent)  # the training-hours check alone lets it through
+
+    with pytest.raises(
+        WarmStartRefused, match="early-stopped on target hours up to .* gate windows would start"
+    ):
+        warm_start_check(filled, tiny_config(), parent.preprocessing)
+    # One more hour at the end moves the gate forward, never back: the hourly warm start goes on.
+    warm_start_check(synthetic_candles(701, skip=range(450, 470)), tiny_config(), parent.preprocessing)
+
+
 @pytest.mark.parametrize(
     "changed", [{"test_fraction": 0.3}, {"test_fraction": 0.05}, {"validation_fraction": 0.3}]
 )
