@@ -326,6 +326,8 @@ BUNDLED_DATA_FILE = BASE_DIR / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-
 # Forecasting.
 # At most a week, as the asset's Horizon field and the training's bound (forecasting.ml.config).
 FORECAST_HORIZON = env_int("FORECAST_HORIZON", 24, minimum=1, maximum=168)
+# How much skill (1 - rmse / no change's rmse) a new version may lose against the active one, in
+# the mean over the horizon and at each step, on its held-out gate windows, and still be promoted.
 PROMOTION_TOLERANCE = env_float("PROMOTION_TOLERANCE", 0.02)
 TRAINING_TIME_LIMIT_SECONDS = env_int("TRAINING_TIME_LIMIT_SECONDS", 1800, minimum=60)
 TRAINING_LOCK_SECONDS = env_int("TRAINING_LOCK_SECONDS", 2400, minimum=60)

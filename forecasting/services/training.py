@@ -447,8 +447,9 @@ def _gate_scores(
     content: bytes,
     frame: Any,
     gate_range: tuple[dt.datetime, dt.datetime],
-) -> tuple[float, float, str]:
-    """(candidate's skill, active's skill, a note for the reason) on the candidate's gate windows.
+) -> tuple[list[float | None], list[float | None], str]:
+    """(candidate's skills, active's skills, a note for the reason) per step, on the candidate's
+    gate windows.
 
     Held out for the candidate, those windows may not be for the active version: when the
     candidate's split moved back (older candles imported, a hole filled, other fractions),
@@ -460,34 +461,54 @@ def _gate_scores(
     from forecasting.ml.windows import min_gate_windows
 
     start, end = gate_range
-    candidate = _mean_skill(version.metrics.get("validation") or {})
+    candidate = _skills(version.metrics.get("validation") or {})
     bound = fitted_through(active.preprocessing or {}, active.metrics or {})
     if bound is None or bound <= start:
-        return candidate, _mean_skill(evaluate_onnx(content, active.preprocessing, frame, start, end)), ""
+        return candidate, _skills(evaluate_onnx(content, active.preprocessing, frame, start, end)), ""
     fitted = f"v{active.version} was fitted on target hours up to {iso_z(bound)}"
     clean = evaluate_onnx(content, active.preprocessing, frame, bound, end) if bound < end else None
     if clean is None or clean["windows"] < min_gate_windows(version.horizon):
-        active_skill = _mean_skill(evaluate_onnx(content, active.preprocessing, frame, start, end))
+        active_skills = _skills(evaluate_onnx(content, active.preprocessing, frame, start, end))
         return (
             candidate,
-            active_skill,
+            active_skills,
             f"; {fitted}, too few gate windows come after: its score is partly in-sample",
         )
     own = artifact_read(name=version.artifact_name, sha256=version.artifact_sha256)
-    candidate = _mean_skill(evaluate_onnx(own, version.preprocessing, frame, bound, end))
+    candidate = _skills(evaluate_onnx(own, version.preprocessing, frame, bound, end))
     return (
         candidate,
-        _mean_skill(clean),
+        _skills(clean),
         f"; only the {clean['windows']} gate windows from {iso_z(bound)} on ({fitted})",
     )
 
 
-def _mean_skill(metrics: dict) -> float:
-    """Mean skill over the horizon; a non-finite step (stored as null) counts as the worst."""
-    skills = metrics.get("skill_rmse") or []
-    if not skills or any(s is None or not math.isfinite(s) for s in skills):
+def _skills(metrics: dict) -> list[float | None]:
+    """Skill per step; a non-finite step (stored as null) is None."""
+    return [s if s is not None and math.isfinite(s) else None for s in metrics.get("skill_rmse") or []]
+
+
+def _mean_skill(skills: list[float | None]) -> float:
+    """Mean skill over the horizon; a step without a skill counts as the worst."""
+    if not skills or any(s is None for s in skills):
         return -math.inf
     return fmean(skills)
+
+
+def _worst_step(
+    candidate: list[float | None], active: list[float | None], tolerance: float
+) -> tuple[int, float, float] | None:
+    """The step (1-based) where the candidate's skill falls furthest below the active's, when by
+    more than `tolerance`, with both skills; None when no step does. A mean can hide a step
+    much worse than the active (the next hour, the one users read first) behind small gains
+    at the others. A step where the active has no skill does not bind."""
+    worst = None
+    for step, (mine, theirs) in enumerate(zip(candidate, active, strict=False), start=1):
+        if mine is None or theirs is None:
+            continue  # a null candidate step already makes its mean the worst
+        if mine < theirs - tolerance and (worst is None or theirs - mine > worst[2] - worst[1]):
+            worst = (step, mine, theirs)
+    return worst
 
 
 def _skill_text(skill: float) -> str:
@@ -498,7 +519,8 @@ def _skill_text(skill: float) -> str:
 def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.datetime, dt.datetime]) -> None:
     """Promote `version` unless it is worse than the active one on the candidate's gate
     windows (the newest part of its validation windows, which none of its fitted steps read;
-    its `metrics["validation"]` are its scores there). Choosing between versions is model
+    its `metrics["validation"]` are its scores there) by more than PROMOTION_TOLERANCE of
+    skill, in the mean over the horizon or at any one step. Choosing between versions is model
     selection: it never looks at the test split, so the test metrics of whatever is served
     stay honest."""
 
@@ -527,7 +549,7 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
         version.save(update_fields=["reason"])
         return
     try:
-        candidate, active_skill, note = _gate_scores(version, active, content, frame, gate_range)
+        candidate, active_skills, note = _gate_scores(version, active, content, frame, gate_range)
     except OperationalError:
         raise
     except Exception as exc:  # the candidate is fine: keep it for an admin to look at
@@ -536,12 +558,20 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
         version.save(update_fields=["reason"])
         return
     tolerance = settings.PROMOTION_TOLERANCE
+    candidate_mean, active_mean = _mean_skill(candidate), _mean_skill(active_skills)
     comparison = (
-        f"mean validation skill {_skill_text(candidate)} vs active v{active.version} "
-        f"{_skill_text(active_skill)} on the same held-out gate windows (tolerance {tolerance}){note}"
+        f"mean validation skill {_skill_text(candidate_mean)} vs active v{active.version} "
+        f"{_skill_text(active_mean)} on the same held-out gate windows (tolerance {tolerance}){note}"
     )
-    if candidate >= active_skill - tolerance:
+    worst = _worst_step(candidate, active_skills, tolerance)
+    if candidate_mean >= active_mean - tolerance and worst is None:
         model_version_activate(version=version, reason=f"promoted: {comparison}")
-    else:
-        version.reason = f"kept out of service: {comparison}"
-        version.save(update_fields=["reason"])
+        return
+    if candidate_mean >= active_mean - tolerance and worst is not None:
+        step, mine, theirs = worst
+        comparison += (
+            f"; but {step} h ahead its skill is {_skill_text(mine)} vs {_skill_text(theirs)}, "
+            f"below by more than the tolerance, which holds at every step"
+        )
+    version.reason = f"kept out of service: {comparison}"
+    version.save(update_fields=["reason"])

@@ -644,11 +644,11 @@ def test_a_lease_records_its_process_start_time(tiny_asset):
 
 
 def test_the_gate_reads_a_non_finite_skill_as_the_worst():
-    from forecasting.services.training import _mean_skill
+    from forecasting.services.training import _mean_skill, _skills
 
-    assert _mean_skill({"skill_rmse": [0.1, None]}) == float("-inf")
-    assert _mean_skill({"skill_rmse": [0.1, float("nan")]}) == float("-inf")
-    assert _mean_skill({"skill_rmse": [0.1, 0.3]}) == pytest.approx(0.2)
+    assert _mean_skill(_skills({"skill_rmse": [0.1, None]})) == float("-inf")
+    assert _mean_skill(_skills({"skill_rmse": [0.1, float("nan")]})) == float("-inf")
+    assert _mean_skill(_skills({"skill_rmse": [0.1, 0.3]})) == pytest.approx(0.2)
 
 
 def test_the_api_schema_describes_every_metric_a_training_stores(tiny_asset):
@@ -705,6 +705,44 @@ def test_an_active_version_that_onnxruntime_cannot_load_is_replaced(tiny_asset):
     assert second.status == Status.ACTIVE
     assert second.reason.startswith(f"replaces v{first.version}, whose artifact is bad: ")
     assert "cannot be loaded by onnxruntime" in second.reason
+
+
+@pytest.mark.parametrize(
+    ("shift", "promoted"),
+    [
+        # Far worse at the next hour, a little better elsewhere: the mean alone would promote it.
+        ([-0.5, 0.1, 0.1, 0.1, 0.1, 0.1], False),
+        ([0.01] * 6, True),
+        ([-0.015, 0.0, 0.0, 0.0, 0.0, 0.0], True),  # within the tolerance at every step
+    ],
+)
+def test_the_gate_keeps_out_a_candidate_much_worse_at_one_step(tiny_asset, settings, shift, promoted):
+    from forecasting.services.training import _version_gate
+
+    active = services.model_version_train(asset=tiny_asset)
+    settings.PROMOTION_TOLERANCE = 0.02
+    # Skills against the active's own, on its own gate windows (none read an hour it was fitted on).
+    active_skills = active.metrics["validation"]["skill_rmse"]
+    candidate = ModelVersion.objects.create(
+        asset=tiny_asset,
+        version=2,
+        status=Status.VALIDATED,
+        horizon=active.horizon,
+        window=active.window,
+        metrics={"validation": {"skill_rmse": [a + d for a, d in zip(active_skills, shift, strict=True)]}},
+        preprocessing=active.preprocessing,
+        artifact_name=active.artifact_name,
+        artifact_sha256=active.artifact_sha256,
+    )
+
+    _version_gate(candidate, frame=candles_frame(asset=tiny_asset), gate_range=_iso_range(active))
+
+    candidate.refresh_from_db()
+    assert (candidate.status == Status.ACTIVE) is promoted, candidate.reason
+    if not promoted:
+        assert candidate.reason.startswith("kept out of service: mean validation skill ")
+        assert "; but 1 h ahead its skill is " in candidate.reason
+        assert "below by more than the tolerance, which holds at every step" in candidate.reason
 
 
 def _artifact_replace(version: ModelVersion, content: bytes) -> None:
