@@ -27,6 +27,7 @@ TRAIN_JSON_KEYS = {
     "reason",
     "train_seconds",
     "epochs",
+    "best_epoch",
     "warm_start",
     "data",
     "metrics",
@@ -73,6 +74,7 @@ def test_train_json_on_the_bundled_year_prints_the_design_object(bundled_btc):
     assert set(body) == TRAIN_JSON_KEYS
     assert body["symbol"] == "BTCUSDT" and body["version"] == 1 and body["status"] == "active"
     assert body["epochs"] == 1 and body["warm_start"] is False and body["train_seconds"] > 0
+    assert body["best_epoch"] == 1  # the epoch whose weights are kept (early stopping)
     assert body["data"] == {"first": "2021-03-06T17:00:00Z", "last": "2022-03-06T16:00:00Z", "candles": 8749}
     metrics = body["metrics"]
     assert METRIC_KEYS <= set(metrics) and metrics["horizon"] == 24
@@ -346,3 +348,4 @@ def test_forecast_without_json_keeps_its_plain_error_and_prints_nothing(db):
 def test_train_says_one_epoch_in_the_singular(tiny_asset):
     text = _run("train", "ETHUSDT", "--epochs", "1")
     assert " 1 epoch in " in text and "1 epochs" not in text
+    assert "; kept epoch 1, the best on validation" in text

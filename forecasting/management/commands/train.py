@@ -24,6 +24,7 @@ def train_summary(version: ModelVersion) -> dict[str, Any]:
         "reason": version.reason,
         "train_seconds": version.train_seconds,
         "epochs": version.epochs,
+        "best_epoch": best_epoch(version),
         "warm_start": version.mode == ModelVersion.Mode.WARM,
         "data": {
             "first": iso_z(version.data_first),
@@ -32,6 +33,12 @@ def train_summary(version: ModelVersion) -> dict[str, Any]:
         },
         "metrics": version.metrics,
     }
+
+
+def best_epoch(version: ModelVersion) -> int | None:
+    """The epoch whose weights the version keeps (early stopping); 0 = the starting weights, the
+    parent's for a warm start: `epochs` ran, and none improved on them. None when not recorded."""
+    return ((version.preprocessing or {}).get("training") or {}).get("best_epoch")
 
 
 def no_version_summary(symbol: str, mode: str | None, reason: str) -> dict[str, Any]:
@@ -43,6 +50,7 @@ def no_version_summary(symbol: str, mode: str | None, reason: str) -> dict[str, 
         "reason": reason,
         "train_seconds": None,
         "epochs": None,
+        "best_epoch": None,
         "warm_start": mode == "warm",
         "data": None,
         "metrics": None,
@@ -142,9 +150,19 @@ class Command(BaseCommand):
             return
         write(
             f"  {version.epochs} epoch{'' if version.epochs == 1 else 's'} in {version.train_seconds:.1f} s on {version.data_candles} candles "
-            f"({iso_z(version.data_first)} to {iso_z(version.data_last)})"
+            f"({iso_z(version.data_first)} to {iso_z(version.data_last)}){_kept_text(version)}"
         )
         write(metrics_table(version.metrics))
+
+
+def _kept_text(version: ModelVersion) -> str:
+    kept = best_epoch(version)
+    if kept is None:
+        return ""
+    if kept == 0:
+        starting = "the parent's" if version.mode == ModelVersion.Mode.WARM else "the untrained"
+        return f"; kept {starting} weights: no epoch did better on validation"
+    return f"; kept epoch {kept}, the best on validation"
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
