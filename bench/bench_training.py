@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from forecasting.ml.config import TrainingConfig  # noqa: E402
+from forecasting.ml.evaluation import onnx_windows  # noqa: E402
 from forecasting.ml.pipeline import TrainingResult, train  # noqa: E402
 
 DATA_FILE = ROOT / "markets" / "data" / "btcusdt_1h_2021-03-06_2022-03-06.csv.gz"
@@ -217,6 +218,7 @@ def run_recipe(candles: pd.DataFrame, *, max_epochs: int = 100, log=print) -> Re
 class OursResult:
     label: str
     result: TrainingResult
+    candles: pd.DataFrame  # what it was trained and tested on
 
 
 def run_ours(candles: pd.DataFrame, overrides: dict, *, log=print) -> list[OursResult]:
@@ -230,7 +232,8 @@ def run_ours(candles: pd.DataFrame, overrides: dict, *, log=print) -> list[OursR
             f"({e.seconds:.1f} s)"
         )
 
-    full = train(candles.iloc[:-1].reset_index(drop=True), config, progress=report("full"))
+    older = candles.iloc[:-1].reset_index(drop=True)
+    full = train(older, config, progress=report("full"))
     warm = train(
         candles, config, warm_start=(full.weights_bytes, full.preprocessing), progress=report("warm")
     )
@@ -242,10 +245,39 @@ def run_ours(candles: pd.DataFrame, overrides: dict, *, log=print) -> list[OursR
             f"{label}: 'no change' val {result.preprocessing['training']['no_change_loss']['validation']:.4f}"
         )
     return [
-        OursResult(f"ours full (H={config.horizon})", full),
-        OursResult(f"ours warm (H={config.horizon})", warm),
-        OursResult("ours full (H=1)", hour),
+        OursResult(f"ours full (H={config.horizon})", full, older),
+        OursResult(f"ours warm (H={config.horizon})", warm, candles),
+        OursResult("ours full (H=1)", hour, candles),
     ]
+
+
+def block_bootstrap_rates(
+    hits: np.ndarray, *, block: int, resamples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """95 % intervals of the column means of `hits` (n, k): a circular block bootstrap
+    (resamples of n rows made of blocks of `block` consecutive rows, wrapping round so that
+    every row is drawn as often as any other), percentiles 2.5 and 97.5 of the resampled means.
+    Blocks keep the dependence between neighbouring rows, which iid resampling would ignore."""
+    n = len(hits)
+    block = min(block, n)
+    starts = np.random.default_rng(seed).integers(0, n, size=(resamples, -(-n // block)))
+    rows = ((starts[..., None] + np.arange(block)) % n).reshape(resamples, -1)[:, :n]
+    rates = hits[rows].mean(axis=1)  # (resamples, k)
+    low, high = np.percentile(rates, [2.5, 97.5], axis=0)
+    return low, high
+
+
+def coverage_intervals(item: OursResult) -> tuple[np.ndarray, np.ndarray]:
+    """95 % intervals of the test coverage per step, blocks of 2 x the horizon windows:
+    overlapping windows share hours, and misses cluster in volatile days."""
+    result = item.result
+    actual, _, lower, upper, _ = onnx_windows(
+        result.onnx_bytes, result.preprocessing, item.candles, result.test_start
+    )
+    inside = (actual >= lower) & (actual <= upper)
+    # The same windows as the stored metrics, or these intervals are about something else.
+    assert np.allclose(inside.mean(axis=0), result.metrics["coverage_80"]), "not the test windows"
+    return block_bootstrap_rates(inside, block=2 * int(result.preprocessing["horizon"]))
 
 
 # --- report -------------------------------------------------------------------------------
@@ -346,6 +378,16 @@ def main(argv: list[str] | None = None) -> int:
         print("(smoke run: 1 epoch on a slice; the goals below only mean something in a full run)")
     for line in goals(recipe, ours):
         print("- " + line)
+    intervals = {item.label: coverage_intervals(item) for item in ours}
+    print("\n80 % coverage on test with 95 % block-bootstrap intervals (blocks of 2 x horizon windows):")
+    for item in ours:
+        low, high = intervals[item.label]
+        coverage = item.result.metrics["coverage_80"]
+        steps = sorted({1, 6, 12, 13, 18, len(coverage)} & set(range(1, len(coverage) + 1)))
+        shown = ", ".join(f"{k} h {coverage[k - 1]:.3f} [{low[k - 1]:.3f}, {high[k - 1]:.3f}]" for k in steps)
+        # A step misses the goal for sure only when its whole interval is outside 0.75-0.85.
+        surely = [k for k in range(1, len(coverage) + 1) if high[k - 1] < 0.75 or low[k - 1] > 0.85]
+        print(f"- {item.label}: {shown}; steps surely outside 0.75-0.85: {surely or 'none'}")
     print(
         f"\n{started:%Y-%m-%d %H:%M} UTC, {platform.node()} ({platform.processor() or platform.machine()}), "
         f"load average before {load_before}, after {_load()}"
@@ -363,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                     "valid": item.result.valid,
                     "metrics": item.result.metrics,
                     "loss_history": item.result.loss_history,
+                    "coverage_95_interval": [list(bound) for bound in intervals[item.label]],
                 }
                 for item in ours
             },

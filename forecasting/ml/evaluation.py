@@ -204,6 +204,27 @@ def window_inputs(
     return windows, close[bases], log_volatility(closes, volatility_hours)
 
 
+def served_windows(
+    run: Callable[[np.ndarray], np.ndarray],
+    preprocessing: dict[str, Any],
+    scaled: np.ndarray,
+    close: np.ndarray,
+    bases: np.ndarray,
+    network: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(actual, point, lower, upper, last close) of the served transform (network via `run`,
+    then decode) on `bases`, (n, horizon) each but the last closes (n,); `network` skips the
+    run when its outputs on these windows are already known."""
+    window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
+    hours = int(preprocessing["interval"]["volatility_hours"])
+    windows, last_close, volatility = window_inputs(scaled, close, bases, window, hours)
+    if network is None:
+        network = run(windows)
+    point, lower, upper = decode(network, last_close, volatility, preprocessing)
+    actual = close[bases[:, None] + np.arange(1, horizon + 1)]
+    return actual, point, lower, upper, last_close
+
+
 def evaluate_windows(
     run: Callable[[np.ndarray], np.ndarray],
     preprocessing: dict[str, Any],
@@ -212,30 +233,21 @@ def evaluate_windows(
     bases: np.ndarray,
     network: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the served transform (network via `run`, then decode) on `bases`;
-    `network` skips the run when its outputs on these windows are already known."""
-    window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
-    hours = int(preprocessing["interval"]["volatility_hours"])
-    windows, last_close, volatility = window_inputs(scaled, close, bases, window, hours)
-    if network is None:
-        network = run(windows)
-    point, lower, upper = decode(network, last_close, volatility, preprocessing)
-    actual = close[bases[:, None] + np.arange(1, horizon + 1)]
-    metrics = forecast_metrics(actual, point, lower, upper, last_close)
+    """Metrics of the served transform on `bases` (served_windows)."""
+    metrics = forecast_metrics(*served_windows(run, preprocessing, scaled, close, bases, network))
     metrics["windows"] = len(bases)
     return metrics
 
 
-def evaluate_onnx(
+def onnx_windows(
     onnx_bytes: bytes,
     preprocessing: dict[str, Any],
     candles: pd.DataFrame,
     start: datetime,
     end: datetime | None = None,
-) -> dict[str, Any]:
-    """Metrics of an existing artifact on every gap-free window whose base time is in
-    [start, end] (no end: to the last full window), with their count as `windows`: the
-    promotion gate scores the active model and a candidate on the same validation windows."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """served_windows of an existing artifact on every gap-free window whose base time is in
+    [start, end] (no end: to the last full window)."""
     check_candles(candles)
     window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
     hours = hour_numbers(candles["open_time"])
@@ -252,7 +264,23 @@ def evaluate_onnx(
     scaled = minmax_transform(compute_features(candles), preprocessing["scaler"])
     close = candles["close"].to_numpy(dtype="float64")
     session = load_session(onnx_bytes)
-    return evaluate_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
+    return served_windows(lambda x: run_session(session, x), preprocessing, scaled, close, bases)
+
+
+def evaluate_onnx(
+    onnx_bytes: bytes,
+    preprocessing: dict[str, Any],
+    candles: pd.DataFrame,
+    start: datetime,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """Metrics of an existing artifact on every gap-free window whose base time is in
+    [start, end] (no end: to the last full window), with their count as `windows`: the
+    promotion gate scores the active model and a candidate on the same validation windows."""
+    served = onnx_windows(onnx_bytes, preprocessing, candles, start, end)
+    metrics = forecast_metrics(*served)
+    metrics["windows"] = len(served[0])
+    return metrics
 
 
 def fitted_through(preprocessing: dict[str, Any], metrics: dict[str, Any]) -> pd.Timestamp | None:
