@@ -18,7 +18,7 @@ app.autodiscover_tasks()
 SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-def task_send(name: str, *args: Any) -> str:
+def task_send(name: str, *args: Any, **kwargs: Any) -> str:
     """Queue task `name` by name for a caller that never reads its result; the task's id.
 
     By name, because web processes never import training code. Not reading
@@ -30,7 +30,7 @@ def task_send(name: str, *args: Any) -> str:
     options = {"task_id": task_id, "ignore_result": True, "retry_policy": SEND_RETRY_POLICY}
     registered = app.tasks.get(name)
     if registered is not None:  # through the task when this process knows it, so eager mode applies
-        registered.apply_async(args=list(args), **options)
+        registered.apply_async(args=list(args), kwargs=kwargs, **options)
     else:
-        app.send_task(name, args=list(args), **options)
+        app.send_task(name, args=list(args), kwargs=kwargs, **options)
     return task_id

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from makeusrich.celery import task_send
 from markets.klines import INTERVAL, KlineRow
 from markets.models import HOLES_ERROR_PREFIX, Asset, ConfirmedOutage
 from markets.selectors import HourRange, asset_unconfirmed_gaps, candle_last_open_time
@@ -20,6 +21,8 @@ from markets.services.candles import UpsertResult, candles_upsert
 from markets.sources import MAX_RANGE_HOURS, Fetched, KlineSource, SourceError, source_for
 
 logger = logging.getLogger(__name__)
+
+REFRESH_TASK = "forecasting.tasks.refresh_forecasts"  # by name: forecasting depends on markets
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +83,33 @@ def _refresh_forecasts(
     *,
     inline: bool = False,
 ) -> None:
-    # Imported here: forecasting depends on markets, not the other way round.
-    from forecasting import tasks as forecasting_tasks
+    """After the candles are committed: queue (or, inline, run) the asset's forecast refresh.
 
-    task = forecasting_tasks.refresh_forecasts
-    run = task if inline else task.delay  # inline: the task's body, in this process
-    if filled_first is None or filled_last is None:
-        run(symbol)
-    else:  # candles filled in a hole: forecasts scored while it was a hole are scored again
-        run(symbol, rescore_from=filled_first.isoformat(), rescore_to=filled_last.isoformat())
+    The candles are stored whatever happens here, so a failure (the broker unreachable) is a
+    warning, not the sync's failure: the next hourly refresh makes the forecast.
+    """
+    kwargs = {}
+    if filled_first is not None and filled_last is not None:
+        # Candles filled in a hole: forecasts scored while it was a hole are scored again.
+        kwargs = {"rescore_from": filled_first.isoformat(), "rescore_to": filled_last.isoformat()}
+    try:
+        if inline:  # the task's body, in this process
+            # Imported here: forecasting depends on markets, not the other way round.
+            from forecasting.tasks import refresh_forecasts
+
+            refresh_forecasts(symbol, **kwargs)
+        else:  # by name, not reading its result: no wait on a result backend that is down
+            task_send(REFRESH_TASK, symbol, **kwargs)
+    except Exception as exc:
+        logger.warning(
+            "%s: the new candles are stored, but the forecast refresh could not be %s (%s: %s); "
+            "the next scheduled run makes the forecast",
+            symbol,
+            "made" if inline else "queued",
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+        )
 
 
 def asset_sync(
@@ -169,9 +190,7 @@ def _candles_store(
             synced_at = timezone.now()
             Asset.objects.filter(pk=asset.pk).update(last_synced_at=synced_at, last_sync_error="")
         if result.inserted:
-            transaction.on_commit(
-                partial(_refresh_forecasts, asset.symbol, inline=refresh_inline), robust=True
-            )
+            transaction.on_commit(partial(_refresh_forecasts, asset.symbol, inline=refresh_inline))
     if succeeded:
         asset.last_synced_at, asset.last_sync_error = synced_at, ""
     return result
@@ -325,8 +344,7 @@ def _gap_store(
         if inserted:
             filled = sorted(row.open_time for row in rows)
             transaction.on_commit(
-                partial(_refresh_forecasts, asset.symbol, filled[0], filled[-1], inline=refresh_inline),
-                robust=True,
+                partial(_refresh_forecasts, asset.symbol, filled[0], filled[-1], inline=refresh_inline)
             )
     return inserted
 

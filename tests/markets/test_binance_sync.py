@@ -266,3 +266,22 @@ def test_candles_added_by_a_sync_trigger_a_forecast_refresh_after_commit(
     with django_capture_on_commit_callbacks() as callbacks:
         asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
     assert callbacks == []  # nothing new, nothing to refresh
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_down_after_the_commit_leaves_the_sync_a_success_with_a_warning(
+    btc, fake_binance, broker_down, caplog
+):
+    # A real commit runs the callback: the forecast refresh cannot be queued.
+    started = time.monotonic()
+    result = asset_sync(asset=btc, now=AFTER_BUNDLED_YEAR)
+
+    btc.refresh_from_db()
+    assert not result.error and result.inserted > 0
+    assert btc.last_sync_error == "" and btc.last_synced_at is not None
+    assert Candle.objects.filter(asset=btc).count() == result.inserted
+    warning = next(r for r in caplog.records if "forecast refresh could not be queued" in r.getMessage())
+    assert (
+        warning.levelname == "WARNING" and "the next scheduled run makes the forecast" in warning.getMessage()
+    )
+    assert time.monotonic() - started < 10  # no wait on a result backend that is down
