@@ -250,6 +250,18 @@ def test_bootstrap_keeps_a_partial_history_chosen_for_replay(tiny_asset):
     assert ModelVersion.objects.get(asset=btc).status == "active"
 
 
+def test_bootstrap_finishes_when_the_first_training_fails_so_the_site_can_start(tiny_asset):
+    btc = Asset.objects.create(symbol="BTCUSDT", base="BTC", quote="USDT", hyperparameters=TINY)
+    candles_create(btc, 100)  # far too few hours for a first model
+    out, err = StringIO(), StringIO()
+
+    call_command("bootstrap", stdout=out, stderr=err)  # make run starts the site after it
+
+    assert ModelVersion.objects.get(asset=btc).status == "failed"
+    assert "BTCUSDT: the first training did not give a model (BTCUSDT v1 failed: too little" in err.getvalue()
+    assert "`manage.py train BTCUSDT`" in err.getvalue()
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [(39268.55, "39268.55"), (1.23456789, "1.2346"), (0.3912346, "0.391235"), (0.0000390012, "0.00003900")],

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from forecasting import services
 from forecasting.models import ModelVersion
@@ -69,7 +69,16 @@ class Command(BaseCommand):
             self.stdout.write(f"{SYMBOL} already has an active model: not training.")
         else:
             self.stdout.write(f"No active {SYMBOL} model yet: training a first one (a minute or two)…")
-            call_command("train", SYMBOL, stdout=self.stdout)
+            try:
+                call_command("train", SYMBOL, stdout=self.stdout)
+            except CommandError as exc:
+                # The site is still worth starting: the pages and the API say there is no model
+                # yet and why, and the hourly retrain (or `manage.py train`) tries again.
+                self.stderr.write(
+                    f"{SYMBOL}: the first training did not give a model ({exc}). Starting without "
+                    f"one: the pages and the API say why; the hourly retrain tries again, or run "
+                    f"`manage.py train {SYMBOL}` once the cause is fixed."
+                )
         forecast, problem = services.forecast_refresh_if_possible(asset=asset)
         if problem:
             self.stderr.write(f"{SYMBOL}: {problem}")
