@@ -1,4 +1,4 @@
-"""Reading Binance-kline CSV files (plain or gzip), checking every row.
+"""Reading Binance-kline CSV files (plain, gzip, or zipped as data.binance.vision serves them), checking every row.
 
 Accepted layouts:
 - the bundled file's: a header `timestamp,open,high,low,close,volume,close_time,
@@ -18,6 +18,7 @@ import gzip
 import io
 import os
 import re
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +125,7 @@ def file_name_check(path_or_file: PathOrFile, *, symbol: str) -> None:
 
 @contextmanager
 def _open_text(path_or_file: PathOrFile) -> Iterator[IO[str]]:
-    """A text stream over a path or file object, gunzipped when it is gzip."""
+    """A text stream over a path or file object, gunzipped when it is gzip, the one member of a zip."""
     if isinstance(path_or_file, str | os.PathLike):
         path = Path(path_or_file)
         if not path.is_file():
@@ -139,8 +140,18 @@ def _open_text(path_or_file: PathOrFile) -> Iterator[IO[str]]:
     binary: IO[bytes] = path_or_file  # type: ignore[assignment]
     if not isinstance(binary, io.BufferedIOBase):
         binary = io.BufferedReader(binary)  # type: ignore[arg-type]
-    magic = binary.peek(2)[:2] if hasattr(binary, "peek") else b""
-    stream: IO[bytes] = gzip.GzipFile(fileobj=binary) if magic == b"\x1f\x8b" else binary
+    magic = binary.peek(6)[:6] if hasattr(binary, "peek") else b""
+    stream: IO[bytes] = binary
+    if magic[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=binary)
+    elif magic[:4] == b"PK\x03\x04":  # data.binance.vision serves its dumps zipped, one CSV each
+        stream = _zip_member(binary)
+    else:
+        for prefix, kind in ARCHIVES_REFUSED.items():
+            if magic.startswith(prefix):
+                raise CandleFileError(
+                    [Problem(0, f"a {kind} archive: decompress it first (CSV, .csv.gz or .zip are read)")]
+                )
     # surrogateescape: a byte that is not UTF-8 is found by _Lines on its own line,
     # where a strict decoder fails on the chunk ahead and cannot say which line.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -151,6 +162,25 @@ def _open_text(path_or_file: PathOrFile) -> Iterator[IO[str]]:
         text.detach()
         if stream is not binary:
             stream.close()
+
+
+# Compressed forms that are recognised only to say what to do with them.
+ARCHIVES_REFUSED = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"7z\xbc\xaf\x27\x1c": "7-Zip"}
+
+
+def _zip_member(binary: IO[bytes]) -> IO[bytes]:
+    """The one file of a zip archive (a Binance dump's CSV), opened for reading."""
+    try:
+        archive = zipfile.ZipFile(binary)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # truncated, or a stream that cannot seek
+        raise CandleFileError([Problem(0, f"an unreadable zip archive ({exc}): unzip it first")]) from None
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    if len(members) != 1:
+        names = ", ".join(info.filename for info in members[:5]) or "none"
+        raise CandleFileError(
+            [Problem(0, f"a zip archive with {len(members)} files ({names}): it must hold one CSV file")]
+        )
+    return archive.open(members[0])
 
 
 class _NotText(ValueError):
@@ -288,7 +318,7 @@ def read_klines_csv(path_or_file: PathOrFile, *, now: datetime) -> list[KlineRow
     except (_NotText, csv.Error) as error:
         # csv.Error: e.g. a field over the size limit, on the line just read.
         problem(lines.number if lines else 0, f"unreadable: {error}")
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+    except (UnicodeDecodeError, gzip.BadGzipFile, zipfile.BadZipFile, EOFError, zlib.error) as error:
         # The compressed stream broke while the next line was being read.
         read = lines.number if lines else 0
         problem(read + 1 if read else 0, f"unreadable file{' from this line on' if read else ''}: {error}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import re
+import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -66,6 +69,41 @@ def test_it_reads_gzip_and_file_objects_alike(write_csv):
         assert candles_import_csv(symbol="BTCUSDT", path_or_file=binary).inserted == 50
     text = io.StringIO(write_csv(50, 80).read_text())
     assert candles_import_csv(symbol="BTCUSDT", path_or_file=text).inserted == 30
+
+
+def test_it_reads_a_zip_holding_one_csv_as_binance_serves_its_dumps(write_csv, tmp_path):
+    archive = tmp_path / "BTCUSDT-1h-2021-03.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr("BTCUSDT-1h-2021-03.csv", write_csv(0, 60).read_text())
+
+    assert candles_import_csv(symbol="BTCUSDT", path_or_file=archive).inserted == 60
+    with archive.open("rb") as binary:  # a file object too
+        assert candles_import_csv(symbol="BTCUSDT", path_or_file=binary).already_present == 60
+
+
+def test_a_zip_of_several_files_is_refused_naming_them(write_csv, tmp_path):
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a.csv", write_csv(0, 10).read_text())
+        out.writestr("b.csv", write_csv(10, 20).read_text())
+
+    with pytest.raises(
+        CandleFileError, match=r"a zip archive with 2 files \(a.csv, b.csv\): it must hold one CSV"
+    ):
+        candles_import_csv(symbol="BTCUSDT", path_or_file=archive)
+    assert not Candle.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "compress"),
+    [("bzip2", lambda data: bz2.compress(data)), ("xz", lambda data: lzma.compress(data))],
+)
+def test_other_archives_are_refused_saying_to_decompress_them(write_csv, tmp_path, kind, compress):
+    path = tmp_path / "slice.csv.x"
+    path.write_bytes(compress(write_csv(0, 10).read_bytes()))
+
+    with pytest.raises(CandleFileError, match=f"a {kind} archive: decompress it first"):
+        candles_import_csv(symbol="BTCUSDT", path_or_file=path)
 
 
 def test_the_leading_index_column_is_optional(write_csv):
