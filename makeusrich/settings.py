@@ -8,6 +8,7 @@ REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and DEBUG=0.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -61,9 +62,38 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if minimum is not None and not value >= minimum:  # also refuses nan
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a finite number")
+    if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (given in upper case, read in any case)."""
+    raw = env_str(name, default)
+    if raw.strip().upper() not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r}: use one of {', '.join(choices)}")
+    return raw.strip().upper()
+
+
+def _var_dir() -> Path:
+    path = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"VAR_DIR={str(path)!r} cannot be used as a directory: {exc}") from None
+    return path
+
+
+def _database(url: str, conn_max_age: int) -> dict:
+    try:
+        return dj_database_url.parse(url, conn_max_age=conn_max_age)
+    except Exception as exc:  # UnknownSchemeError, ValueError: both mean the URL is wrong
+        shown = re.sub(r"//[^@/]*@", "//***@", url)  # no password in logs
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={shown!r} cannot be read ({exc}); use postgres://user:password@host:port/name"
+        ) from None
 
 
 SSL_CERT_REQS = ("required", "optional", "none")  # what redis-py and Celery's backend both read
@@ -100,8 +130,7 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = _var_dir()
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -178,7 +207,7 @@ TEMPLATES = [
 
 # Database: SQLite file under var/ unless DATABASE_URL is set.
 DATABASES = {
-    "default": dj_database_url.parse(
+    "default": _database(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
     )
@@ -251,6 +280,8 @@ if ARTIFACTS_STORAGE == "filesystem":
         "OPTIONS": {"location": str(Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))))},
     }
 elif ARTIFACTS_STORAGE == "s3":
+    if not env_str("ARTIFACTS_S3_BUCKET"):  # or every training runs, then fails to store its model
+        raise ImproperlyConfigured("ARTIFACTS_STORAGE=s3 needs ARTIFACTS_S3_BUCKET (the bucket's name)")
     _artifacts = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -314,9 +345,9 @@ BINANCE_API_SECRET = env_str("BINANCE_API_SECRET") or None
 # Only tests and self-hosted mirrors change this (python-binance's API_URL).
 BINANCE_API_URL = env_str("BINANCE_API_URL") or None
 BINANCE_BACKFILL_DAYS = env_int("BINANCE_BACKFILL_DAYS", 365, minimum=1)
-BINANCE_TIMEOUT_SECONDS = env_float("BINANCE_TIMEOUT_SECONDS", 10.0)
+BINANCE_TIMEOUT_SECONDS = env_float("BINANCE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 BINANCE_MAX_RETRIES = env_int("BINANCE_MAX_RETRIES", 4, minimum=0)
-BINANCE_RETRY_BASE_SECONDS = env_float("BINANCE_RETRY_BASE_SECONDS", 1.0)
+BINANCE_RETRY_BASE_SECONDS = env_float("BINANCE_RETRY_BASE_SECONDS", 1.0, minimum=0)
 REPLAY_HOURS_PER_SYNC = env_int("REPLAY_HOURS_PER_SYNC", 1, minimum=1)
 # Requests (of up to 1000 hours each) one sync of one asset may make to fill holes
 # in its stored history; the rest waits for the next sync. 0 turns hole filling off.
@@ -381,12 +412,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)},
     # Django's defaults give "django" a console handler of its own when DEBUG is on (as under
     # `make run`), so each of its records (every 4xx) was printed twice: once there, once by root.
     # Its other default handler mails ADMINS, which is never set here.

@@ -132,6 +132,45 @@ def test_it_rejects_a_bad_api_cache_duration_naming_the_variable(tmp_path, value
     assert "API_CACHE_SECONDS=" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BINANCE_TIMEOUT_SECONDS": "0"}, "BINANCE_TIMEOUT_SECONDS=0.0 must be at least 0.1"),
+        ({"BINANCE_TIMEOUT_SECONDS": "nan"}, "BINANCE_TIMEOUT_SECONDS='nan' is not a finite number"),
+        ({"BINANCE_RETRY_BASE_SECONDS": "-1"}, "BINANCE_RETRY_BASE_SECONDS=-1.0 must be at least 0"),
+        ({"PROMOTION_TOLERANCE": "nan"}, "PROMOTION_TOLERANCE='nan' is not a finite number"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose': use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"ARTIFACTS_STORAGE": "s3"}, "ARTIFACTS_STORAGE=s3 needs ARTIFACTS_S3_BUCKET"),
+        (
+            {"DATABASE_URL": "postgress://mur:s3cret@db:5432/mur"},
+            "DATABASE_URL='postgress://***@db:5432/mur' cannot be read",
+        ),
+    ],
+)
+def test_a_bad_setting_is_refused_at_start_naming_the_variable(tmp_path, env, message):
+    result = _manage("check", DEBUG="1", VAR_DIR=str(tmp_path), **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_a_var_dir_that_is_a_file_is_refused_naming_it(tmp_path):
+    taken = tmp_path / "var"
+    taken.write_text("not a directory")
+
+    result = _manage("check", DEBUG="1", VAR_DIR=str(taken))
+
+    assert result.returncode != 0
+    assert f"VAR_DIR='{taken}' cannot be used as a directory" in result.stderr
+
+
+def test_the_log_level_is_read_in_any_case(tmp_path):
+    show = "import logging; print(logging.getLevelName(logging.getLogger().level))"
+    result = _manage("shell", "-v", "0", "-c", show, DEBUG="1", VAR_DIR=str(tmp_path), LOG_LEVEL="warning")
+    assert result.stdout.split() == ["WARNING"]
+
+
 def test_debug_generates_a_secret_key_once_into_var(tmp_path):
     first = _manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
                     DEBUG="1", VAR_DIR=str(tmp_path))  # fmt: skip
