@@ -206,6 +206,9 @@ def model_version_train(
     return version
 
 
+INTERRUPTED_BY_HAND = "interrupted: the training was stopped by hand (Ctrl-C)"
+
+
 def _version_train(
     version: ModelVersion,
     *,
@@ -226,6 +229,9 @@ def _version_train(
             weights = artifact_read(name=parent.weights_name, sha256=parent.weights_sha256)
             warm_start = (weights, parent.preprocessing)
         result = pipeline.train(frame, config, warm_start=warm_start, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C on `manage.py train`: the process lives on to say so
+        _version_fail_quietly(version, INTERRUPTED_BY_HAND)
+        raise
     except OperationalError:
         # The database went away: let the caller (the Celery task) retry later.
         _version_fail_quietly(version, "interrupted: the database became unavailable")
@@ -244,6 +250,9 @@ def _version_train(
         return
     try:
         _version_store_artifacts(version, result)
+    except KeyboardInterrupt:
+        _version_fail_quietly(version, INTERRUPTED_BY_HAND)
+        raise
     except OperationalError:
         _version_fail_quietly(version, "interrupted: the database became unavailable")
         raise

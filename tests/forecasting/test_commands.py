@@ -361,3 +361,29 @@ def test_train_says_one_epoch_in_the_singular(tiny_asset):
     text = _run("train", "ETHUSDT", "--epochs", "1")
     assert " 1 epoch in " in text and "1 epochs" not in text
     assert "; kept epoch 1, the best on validation" in text
+
+
+def test_ctrl_c_during_train_marks_the_version_failed_and_says_so_without_a_traceback(
+    tiny_asset, monkeypatch
+):
+    from forecasting.ml import pipeline
+    from forecasting.models import TrainingLease
+
+    first = _run("train", "ETHUSDT")  # an active v1 that the interrupted run must leave alone
+    assert "v1 (full): active" in first
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train", interrupted)
+    with pytest.raises(
+        CommandError, match=r"ETHUSDT v2 interrupted: the training was stopped by hand \(Ctrl-C\)"
+    ):
+        _run("train", "ETHUSDT")
+
+    v2 = ModelVersion.objects.get(asset=tiny_asset, version=2)
+    assert v2.status == "failed" and v2.reason == "interrupted: the training was stopped by hand (Ctrl-C)"
+    assert ModelVersion.objects.get(asset=tiny_asset, status="active").version == 1
+    tiny_asset.refresh_from_db()
+    assert tiny_asset.last_train_outcome.startswith("full retrain by manage.py train: v2 failed: interrupted")
+    assert TrainingLease.objects.get(asset=tiny_asset).owner == ""  # released for the next run

@@ -9,6 +9,7 @@ from django.db import OperationalError
 
 from forecasting import services
 from forecasting.models import ModelVersion
+from forecasting.services.training import INTERRUPTED_BY_HAND
 from makeusrich.formats import iso_z
 from markets.models import Asset
 
@@ -134,6 +135,23 @@ class Command(BaseCommand):
             raise CommandError(f"{asset.symbol}: {exc}") from exc
         except OperationalError:
             raise  # the database is away: nothing can be recorded
+        except KeyboardInterrupt:
+            # The version (if one was made) is marked failed already: say so, without a traceback.
+            latest = ModelVersion.objects.filter(asset=asset).order_by("-version").first()
+            if latest is not None and latest.reason == INTERRUPTED_BY_HAND:
+                services.asset_train_outcome_record(
+                    asset=asset,
+                    mode=mode,
+                    by=BY,
+                    version=latest.version,
+                    status=latest.status,
+                    reason=latest.reason,
+                )
+                raise CommandError(
+                    f"{asset.symbol} v{latest.version} {INTERRUPTED_BY_HAND}; marked failed, the active version "
+                    "is unchanged"
+                ) from None
+            raise CommandError(f"{asset.symbol}: stopped by hand (Ctrl-C); no version was made") from None
         except Exception as exc:
             services.asset_train_outcome_record(asset=asset, mode=mode, by=BY, error=exc)
             raise
