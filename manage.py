@@ -11,6 +11,11 @@ def main() -> None:
         # its var/ (database, generated key) instead of stopping for a missing
         # SECRET_KEY. A deployment sets SECRET_KEY, so DEBUG stays off there.
         os.environ["DEBUG"] = "1"
+        if os.environ.get("DATABASE_URL"):  # a deployment's shell missing its SECRET_KEY, maybe
+            print(
+                "manage.py: neither DEBUG nor SECRET_KEY is set, so DEBUG=1 (local development)",
+                file=sys.stderr,
+            )
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.core.exceptions import ImproperlyConfigured
@@ -17,7 +19,15 @@ def require_collected_static() -> None:
     """
     storage = storages["staticfiles"]
     if isinstance(storage, ManifestFilesMixin) and not storage.manifest_storage.exists(storage.manifest_name):
+        root = Path(settings.STATIC_ROOT)
+        if root.is_dir() and any(root.iterdir()):
+            # manage.py turns DEBUG on when neither DEBUG nor SECRET_KEY is set, and collectstatic
+            # with DEBUG on copies the files without the manifest.
+            found = f"has files but no {storage.manifest_name} (collectstatic ran with DEBUG on)"
+        else:
+            found = "has none yet"
         raise ImproperlyConfigured(
-            f"DEBUG=0 serves the static files collected in STATIC_ROOT ({settings.STATIC_ROOT}), which has "
-            "none yet: run `python manage.py collectstatic --noinput` with the same VAR_DIR, then start again"
+            f"DEBUG=0 serves the static files collected in STATIC_ROOT ({root}) through their manifest; "
+            f"STATIC_ROOT {found}: run `DEBUG=0 python manage.py collectstatic --noinput` with the same "
+            "VAR_DIR and SECRET_KEY, then start again"
         )

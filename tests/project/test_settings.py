@@ -55,6 +55,16 @@ def test_manage_py_on_an_unconfigured_checkout_is_local_development(tmp_path):
     assert key == (tmp_path / "secret_key").read_text().strip()
 
 
+def test_manage_py_says_it_turned_debug_on_in_a_shell_with_a_database_url(tmp_path):
+    # A deployment's shell that lacks SECRET_KEY: DEBUG=1 changes what collectstatic writes.
+    show = "from django.conf import settings as s; print(s.DEBUG)"
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = _manage("shell", "-v", "0", "-c", show, VAR_DIR=str(tmp_path), DATABASE_URL=url)
+
+    assert result.stdout.split() == ["True"]
+    assert "neither DEBUG nor SECRET_KEY is set, so DEBUG=1" in result.stderr
+
+
 def test_manage_py_with_a_secret_key_and_no_debug_stays_production(tmp_path):
     key = secrets.token_urlsafe(50)
     result = _manage("shell", "-v", "0", "-c", _SHOW, SECRET_KEY=key, VAR_DIR=str(tmp_path))

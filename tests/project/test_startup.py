@@ -42,8 +42,23 @@ def test_without_collected_static_files_gunicorn_stops_and_says_what_to_run(tmp_
         server.kill()
 
     assert server.returncode != 0
-    assert "run `python manage.py collectstatic --noinput` with the same VAR_DIR" in output
+    assert "STATIC_ROOT has none yet: run `DEBUG=0 python manage.py collectstatic --noinput`" in output
     assert str(tmp_path / "var" / "staticfiles") in output
+
+
+def test_files_collected_with_debug_on_are_named_as_the_cause(tmp_path):
+    env = _production_env(tmp_path / "var")
+    debug = {**env, "DEBUG": "1"}  # what manage.py does when neither DEBUG nor SECRET_KEY is set
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=debug,
+                   check=True, timeout=300)  # fmt: skip
+    server = _gunicorn(env, _free_port())
+    try:
+        output, _ = server.communicate(timeout=60)
+    finally:
+        server.kill()
+
+    assert server.returncode != 0
+    assert "STATIC_ROOT has files but no staticfiles.json (collectstatic ran with DEBUG on)" in output
 
 
 def test_after_collectstatic_pages_are_served_with_hashed_static_names(tmp_path):
