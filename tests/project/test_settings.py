@@ -194,10 +194,17 @@ def test_debug_generates_a_secret_key_once_into_var(tmp_path):
 
 def test_env_example_lists_every_variable_the_settings_read():
     source = (ROOT / "makeusrich" / "settings.py").read_text()
-    read = set(re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z0-9_]+)"', source))
+    read = set(re.findall(r'env_(?:str|bool|int|float|list|choice|redis_url)\(\s*"([A-Z0-9_]+)"', source))
     listed = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
     assert read, "no variables found: the pattern no longer matches settings.py"
     assert read - listed == set()
+
+
+def test_env_example_values_carry_no_comment_that_env_file_readers_would_keep():
+    # docker --env-file and systemd's EnvironmentFile take everything after "=" as the value.
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Z0-9_]+=[^\s#]*", line), line
 
 
 def test_without_redis_the_cache_is_shared_by_every_process_of_the_install(tmp_path):
