@@ -87,6 +87,13 @@ class ImportSummary:
     activated: bool = False  # the import made an inactive (or new) asset active (activate=True)
     # Missing hours this import left between the file's candles and those stored before it.
     new_hole: Gap | None = None
+    # A price jump by PRICE_JUMP_RATIO or more between the file and the stored candles next to
+    # it, said in words ("" when none): a file of another symbol, or of other units.
+    price_jump: str = ""
+
+
+# No pair moves by this factor from one hour to the next: a warning, not a refusal (a new listing can).
+PRICE_JUMP_RATIO = 2.0
 
 
 def asset_get_or_create(*, symbol: str, active: bool = False) -> tuple[Asset, bool]:
@@ -259,6 +266,7 @@ def candles_import_csv(
         new_hole = _hole_between(stored, rows[0].open_time, rows[-1].open_time) if stored else None
         if new_hole is not None and new_hole.missing_hours > IMPORT_MAX_HOLE_HOURS and not allow_hole:
             raise ImportHoleError(asset.symbol, new_hole, stored=stored)
+        price_jump = _price_jump(asset, rows) if stored else ""
         activated = activate and not created and not asset.is_active
         if activated:
             assets_set_active(assets=Asset.objects.filter(pk=asset.pk), active=True)
@@ -281,7 +289,28 @@ def candles_import_csv(
         active=activate or asset.is_active,
         activated=activated or (created and activate),
         new_hole=new_hole,
+        price_jump=price_jump,
     )
+
+
+def _price_jump(asset: Asset, rows: list[KlineRow]) -> str:
+    """Where the file's prices jump from the stored candles next to it by PRICE_JUMP_RATIO or
+    more: the stored close just before its first candle against that candle's open, and its
+    last close against the open of the stored candle just after it."""
+    candles = Candle.objects.filter(asset=asset)
+    before = candles.filter(open_time__lt=rows[0].open_time).order_by("-open_time").first()
+    after = candles.filter(open_time__gt=rows[-1].open_time).order_by("open_time").first()
+    pairs = []
+    if before is not None:
+        pairs.append((before.close, f"the stored close at {before.open_time:%Y-%m-%d %H:%M}", rows[0].open,
+                      f"the file's first open ({rows[0].open_time:%Y-%m-%d %H:%M})"))  # fmt: skip
+    if after is not None:
+        pairs.append((rows[-1].close, f"the file's last close ({rows[-1].open_time:%Y-%m-%d %H:%M})", after.open,
+                      f"the stored open at {after.open_time:%Y-%m-%d %H:%M}"))  # fmt: skip
+    for old, old_text, new, new_text in pairs:
+        if old > 0 and new > 0 and max(new / old, old / new) >= PRICE_JUMP_RATIO:
+            return f"{old_text} is {decimal_text(old)}, {new_text} is {decimal_text(new)}"
+    return ""
 
 
 def _stored_span(asset: Asset) -> tuple[datetime, datetime] | None:

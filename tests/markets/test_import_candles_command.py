@@ -272,3 +272,37 @@ def test_replace_says_how_many_scored_forecasts_it_scored_again(write_csv):
     assert "Replaced 1 stored candle(s)" in out
     assert "Scored 1 stored forecast(s) again against the corrected closes." in out
     assert Forecast.objects.get().scores[0]["actual"] == 48300.0
+
+
+def _scaled(factor: int):
+    """An edit of write_csv's lines: every price times `factor` (another pair's file, say)."""
+
+    def edit(lines: list[str]) -> list[str]:
+        header = lines[0].split(",")
+        prices = [header.index(name) for name in ("open", "high", "low", "close")]
+        scaled = [lines[0]]
+        for line in lines[1:]:
+            cells = line.split(",")
+            for i in prices:
+                cells[i] = str(Decimal(cells[i]) * factor)
+            scaled.append(",".join(cells))
+        return scaled
+
+    return edit
+
+
+def test_a_file_whose_prices_jump_from_the_stored_ones_is_imported_with_a_warning(write_csv):
+    run("--symbol", "DOGEUSDT", str(write_csv(0, 100, name="a.csv")))
+
+    next_hours = run("--symbol", "DOGEUSDT", str(write_csv(100, 150, name="b.csv", edit=_scaled(10_000))))
+    following = run("--symbol", "DOGEUSDT", str(write_csv(150, 200, name="c.csv")))
+
+    assert "50 inserted" in next_hours
+    assert (
+        "Warning: the prices jump between the file and the stored DOGEUSDT candles: the stored close at"
+        in next_hours
+    )
+    assert "Is the file DOGEUSDT's, in the same quote currency?" in next_hours
+    # The file after the scaled one: its first open against the scaled last close.
+    assert "Warning: the prices jump" in following
+    assert "Warning" not in run("--symbol", "DOGEUSDT", str(write_csv(200, 250, name="d.csv")))

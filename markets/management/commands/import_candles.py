@@ -121,6 +121,11 @@ class Command(BaseCommand):
                 f"(first: {summary.first_difference}); the stored candles were kept. "
                 "To store the file's values instead, import it again with --replace."
             )
+        if summary.price_jump:
+            self.stdout.write(
+                f"Warning: the prices jump between the file and the stored {summary.symbol} candles: "
+                f"{summary.price_jump}. Is the file {summary.symbol}'s, in the same quote currency?"
+            )
         hole = summary.new_hole
         if hole is not None and hole.missing_hours > IMPORT_MAX_HOLE_HOURS:
             self.stdout.write(
