@@ -41,6 +41,8 @@ FORECAST_JSON_KEYS = {
     "last_close",
     "horizon_hours",
     "points",
+    "stale",
+    "stale_reason",
     "error",
 }
 
@@ -102,6 +104,9 @@ def test_forecast_prints_24_points_with_intervals(bundled_btc):
     values = [p[key] for p in body["points"] for key in ("close", "lower", "upper")]
     assert values == [api_float(v) for v in values]
     assert Forecast.objects.count() == 1
+    # Imported, never synced: as the API, the command says the forecast is not current.
+    assert body["stale"] is True and "market data has never been synced" in body["stale_reason"]
+    assert "Stale: market data has never been synced" in _run("forecast", "BTCUSDT")
 
     text = _run("forecast", "BTCUSDT")
     assert "80 % interval" in text and text.count("2022-03-0") == 25

@@ -7,13 +7,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from forecasting import services
 from forecasting.models import Forecast
+from forecasting.selectors import forecast_staleness
 from forecasting.templatetags.market_format import price_decimals
 from makeusrich.formats import api_floats, iso_z
 from markets.models import Asset
+from markets.selectors import candle_last_open_time
 
 
 def forecast_summary(forecast: Forecast) -> dict[str, Any]:
     """The `forecast --json` object; "error" is null (the key is always there, as train's "reason")."""
+    reasons = staleness(forecast)
     return {
         "symbol": forecast.asset.symbol,
         "model_version": forecast.model_version.version,
@@ -22,8 +25,22 @@ def forecast_summary(forecast: Forecast) -> dict[str, Any]:
         "last_close": float(forecast.last_close),
         "horizon_hours": forecast.horizon,
         "points": forecast.points,
+        "stale": bool(reasons),
+        "stale_reason": "; ".join(reasons) or None,
         "error": None,
     }
+
+
+def staleness(forecast: Forecast) -> list[str]:
+    """Why the forecast is not current, as the API says it (operators get the full words)."""
+    asset = forecast.asset
+    return forecast_staleness(
+        asset=asset,
+        version=forecast.model_version,
+        base_time=forecast.base_time,
+        last_candle_time=candle_last_open_time(asset=asset),
+        time_text=iso_z,
+    )
 
 
 def no_forecast_summary(symbol: str, error: str) -> dict[str, Any]:
@@ -36,6 +53,8 @@ def no_forecast_summary(symbol: str, error: str) -> dict[str, Any]:
         "last_close": None,
         "horizon_hours": None,
         "points": None,
+        "stale": None,
+        "stale_reason": None,
         "error": error,
     }
 
@@ -67,6 +86,9 @@ class Command(BaseCommand):
         for point in forecast.points:
             close, lower, upper = (price_text(point[key]) for key in ("close", "lower", "upper"))
             self.stdout.write(f"  {point['time']}  {close:>14}  [{lower:>14}, {upper:>14}]")
+        reasons = staleness(forecast)
+        if reasons:
+            self.stdout.write(f"Stale: {'; '.join(reasons)}")
 
     def _forecast(self, symbol: str) -> Forecast:
         asset = Asset.objects.filter(symbol=symbol.upper()).first()
