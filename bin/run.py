@@ -21,8 +21,17 @@ PORT = os.environ.get("PORT", "8000")
 GUNICORN_LOGGER = "makeusrich.gunicorn_logging.SecretMaskingLogger"
 
 
+class SetupFailed(Exception):
+    """A `manage.py` step before serving failed; its own error is above."""
+
+
 def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+    try:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT)
+    except KeyboardInterrupt:
+        raise SetupFailed(f"`manage.py {args[0]}` stopped by Ctrl-C; nothing is served") from None
+    if done.returncode != 0:
+        raise SetupFailed(f"`manage.py {args[0]}` failed (exit {done.returncode}): see its error above")
 
 
 def port_in_use(port: int) -> bool:
@@ -66,8 +75,8 @@ def wait_until_serving(web: subprocess.Popen, port: int, patience: float = 30) -
 def main() -> int:
     # Before anything writes: a second `make run` would otherwise sync the shared database and
     # start a second worker and beat, and only then find gunicorn's port taken.
-    if not PORT.isdigit():
-        print(f"PORT must be a number, not {PORT!r}", file=sys.stderr)
+    if not PORT.isdigit() or not 1 <= int(PORT) <= 65535:
+        print(f"PORT must be a number from 1 to 65535, not {PORT!r}", file=sys.stderr)
         return 2
     if port_in_use(int(PORT)):
         print(
@@ -76,10 +85,14 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    manage("migrate", "--noinput", "-v", "0")
-    manage("collectstatic", "--noinput", "-v", "0")
-    # Imports the bundled BTCUSDT year and trains a first model if none is active.
-    manage("bootstrap")
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        # Imports the bundled BTCUSDT year and trains a first model if none is active.
+        manage("bootstrap")
+    except SetupFailed as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
     commands = {
         "web": [
             str(BIN / "gunicorn"), "makeusrich.wsgi:application",
