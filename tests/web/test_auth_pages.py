@@ -144,3 +144,24 @@ def test_the_navigation_links_the_api_docs(client, member):
     client.force_login(member)
     assert '<a href="/api/v1/docs/">API docs</a>' in client.get("/").content.decode()
     assert 'href="/api/v1/docs/">API documentation</a>' in client.get("/account/tokens/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [("/accounts/signup/", {"username": "", "password1": "", "password2": ""}), ("/accounts/login/", {})],
+)
+def test_every_id_a_field_is_described_by_is_on_the_page(client, path, data):
+    """Screen readers announce an error with its field through aria-describedby: each id it
+    names must exist, or the error is never read out."""
+    html = client.post(path, data).content.decode()
+
+    described = re.findall(r'aria-describedby="([^"]+)"', html)
+    assert described  # the fields with errors say where their errors are
+    for ids in described:
+        for name in ids.split():
+            assert f'id="{name}"' in html, name
+
+
+def test_the_login_page_says_what_to_do_about_a_forgotten_password(client):
+    html = client.get("/accounts/login/").content.decode()
+    assert "Forgot your password? Ask an operator of this site" in html
