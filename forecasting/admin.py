@@ -220,15 +220,19 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             if version.status == ModelVersion.Status.ACTIVE:  # keep the reason it was promoted for
                 self.message_user(request, f"{name} is already active.", messages.INFO)
                 continue
+            # Members read the reason on the pages and in the API: who did it goes to the admin's
+            # history (LogEntry), and the reason the version had before stays readable.
+            earlier = f"; earlier: {version.reason}" if version.reason else ""
             try:
                 model_version_activate(
-                    version=version, reason=f"rolled back by {request.user.get_username()}", pinned=True
+                    version=version, reason=f"rolled back by an operator{earlier}", pinned=True
                 )
             except Exception as error:  # the service explains why (wrong status, missing artifact)
                 self.message_user(
                     request, f"{name} ({version.status}): not activated: {error}", messages.ERROR
                 )
             else:
+                self.log_change(request, version, "Activated (rollback) and pinned.")
                 self.message_user(
                     request,
                     f"{name} is now active, and pinned: retraining keeps new versions out of service "

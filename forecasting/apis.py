@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.throttling import CountedApiView
 from forecasting.selectors import (
+    FAILED_FOR_MEMBERS,
     STOPPED_TRAINING_REASON,
     forecast_latest_by_symbol,
     forecast_unavailable_reason,
@@ -311,6 +312,8 @@ class ModelVersionListApi(CountedApiView):
         for version in versions:
             if version.pk in stopped:  # its stored status stays "training" until the next run
                 version.reason = STOPPED_TRAINING_REASON
+            elif version.status == "failed":  # as the pages say it to members
+                version.reason = FAILED_FOR_MEMBERS
         active = next((v.version for v in versions if v.status == "active"), None)
         body = {"symbol": asset.symbol, "active_version": active, "versions": versions}
         return Response(ModelVersionsSerializer(body).data)

@@ -24,14 +24,13 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion, TrainingLease
-from forecasting.selectors import SYNC_FAILING_REASON, forecast_staleness
-from markets.models import Asset, Candle, forecast_problem_for_members
+from forecasting.selectors import forecast_staleness, reason_for_members
+from markets.models import Asset, Candle
 
 Status = ModelVersion.Status
 # Version JSON the panels never show (serving and training details, loss curve).
 UNSHOWN_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 HOUR = timedelta(hours=1)
-SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
 DAY = 24 * HOUR
 # A training whose lease was last renewed longer ago is said to show no sign of progress: an
 # epoch renews it, and the default recipe's epochs take seconds; the export and the gate after
@@ -158,12 +157,6 @@ class BandCoverage:
         return low <= self.value <= high
 
 
-def _member_reason(reason: str) -> str:
-    if reason.startswith(SYNC_FAILING_REASON):
-        return SYNC_FAILING_FOR_MEMBERS
-    return forecast_problem_for_members(reason)
-
-
 @dataclass
 class AssetPanel:
     asset: Asset
@@ -201,12 +194,12 @@ class AssetPanel:
         """`stale_reasons` for users who are not staff: the sync's error text and the bad
         artifact's name and hashes are internals only an operator can act on, so each becomes
         a plain line."""
-        return [_member_reason(reason) for reason in self.stale_reasons]
+        return [reason_for_members(reason) for reason in self.stale_reasons]
 
     @property
     def member_forecast_problem(self) -> str:
         """`asset.forecast_problem` as members may read it (see `member_stale_reasons`)."""
-        return _member_reason(self.asset.forecast_problem) if self.asset.forecast_problem else ""
+        return reason_for_members(self.asset.forecast_problem) if self.asset.forecast_problem else ""
 
     @property
     def change_24h_pct(self) -> float | None:

@@ -31,6 +31,31 @@ SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{2,20}$")
 CANDLE = timedelta(hours=1)
 # How the staleness reason carrying the sync's error text starts (the pages replace it for members).
 SYNC_FAILING_REASON = "market data sync is failing"
+# What anyone but staff reads instead (pages, API): the exchange's or the configuration's words
+# are for the operators.
+SYNC_FAILING_FOR_MEMBERS = "market data for this asset is not updating; the operators see why in the admin"
+# Only older holes could not be filled (the newest candles are in).
+HOLES_FAILING_FOR_MEMBERS = (
+    "some older missing hours could not be fetched; the operators see why in the admin"
+)
+# A failed version's reason, likewise (an exception's text can name hosts, paths, buckets).
+FAILED_FOR_MEMBERS = "the operators see why in the admin"
+
+
+def sync_error_for_members(asset: Asset) -> str | None:
+    """The asset's last sync error as anyone but staff may read it; None when the sync is fine."""
+    if not asset.last_sync_error:
+        return None
+    return HOLES_FAILING_FOR_MEMBERS if asset.holes_error else SYNC_FAILING_FOR_MEMBERS
+
+
+def reason_for_members(reason: str) -> str:
+    """A stale reason or forecast problem as anyone but staff may read it."""
+    if reason.startswith(SYNC_FAILING_REASON):
+        return SYNC_FAILING_FOR_MEMBERS
+    return forecast_problem_for_members(reason)
+
+
 # Version fields the pages and API never need on a hot path (large JSON).
 HEAVY_VERSION_FIELDS = ("preprocessing", "loss_history", "hyperparameters", "features")
 
@@ -225,8 +250,8 @@ def _staleness_of(asset: Asset, forecast: Forecast, now: datetime) -> tuple[bool
         now=now,
         time_text=iso_z,
     )
-    # The API answers anyone with a token: a bad artifact's details are for the admin.
-    shown = [forecast_problem_for_members(reason) for reason in reasons]
+    # The API answers anyone with a token: a sync error's or a bad artifact's details are for the admin.
+    shown = [reason_for_members(reason) for reason in reasons]
     return bool(shown), "; ".join(shown) or None
 
 

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.throttling import CountedApiView
-from forecasting.selectors import asset_find, asset_overview_list, asset_symbols
+from forecasting.selectors import asset_find, asset_overview_list, asset_symbols, sync_error_for_members
 from makeusrich.api_fields import QueryDateTimeField, QueryIntegerField, QuerySerializer
 from makeusrich.api_schema import BAD_REQUEST, NOT_FOUND, QUOTA, QUOTA_HEADERS, UNAUTHORIZED, counted
 from markets.models import Asset
@@ -76,9 +76,15 @@ class AssetSerializer(serializers.Serializer):
     def get_horizon_hours(self, overview: Any) -> int:
         return overview.asset.horizon or settings.FORECAST_HORIZON
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="Null while syncs succeed; else that market data is not updating (or that older "
+            "missing hours could not be fetched). The exchange's own words are in the admin.",
+        )
+    )
     def get_sync_error(self, overview: Any) -> str | None:
-        return overview.asset.last_sync_error or None
+        return sync_error_for_members(overview.asset)
 
 
 class CandleSerializer(serializers.Serializer):

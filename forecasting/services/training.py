@@ -551,9 +551,11 @@ def _version_gate(version: ModelVersion, *, frame: Any, gate_range: tuple[dt.dat
         )
         return
     if active.pinned:
+        # Members read it too: what happened, not what an operator should do (the admin's
+        # "Unpin" and "Activate" actions say that).
         version.reason = (
-            f"kept out of service: active v{active.version} was activated by hand (pinned); "
-            "activate this version, or unpin the active one, to let retraining replace it"
+            f"kept out of service: active v{active.version} was chosen by an operator (pinned), "
+            "and retraining does not replace a pinned version"
         )
         version.save(update_fields=["reason"])
         return

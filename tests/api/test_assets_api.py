@@ -1,7 +1,9 @@
+import json
+
 import pytest
 from django.utils import timezone
 
-from markets.models import Asset
+from markets.models import HOLES_ERROR_PREFIX, Asset
 from tests.api.conftest import HOUR, candles_create, forecast_create, hour_floor, iso, version_create
 
 
@@ -69,12 +71,28 @@ def test_detail_accepts_any_case(member_api, market, symbol):
 
 
 @pytest.mark.django_db
-def test_detail_reports_a_failing_sync(member_api, market):
-    Asset.objects.filter(pk=market["asset"].pk).update(last_sync_error="Binance said 418")
+def test_detail_reports_a_failing_sync_in_the_words_of_the_pages(member_api, market):
+    # The exchange's or the configuration's words are for the admin, as on the pages.
+    Asset.objects.filter(pk=market["asset"].pk).update(last_sync_error="Binance said 418 to host 10.0.0.7")
     body = member_api.get("/api/v1/assets/BTCUSDT/").json()
-    assert body["sync_error"] == "Binance said 418"
+    assert (
+        body["sync_error"] == "market data for this asset is not updating; the operators see why in the admin"
+    )
     assert body["forecast"]["stale"] is True
-    assert "Binance said 418" in body["forecast"]["stale_reason"]
+    assert "market data for this asset is not updating" in body["forecast"]["stale_reason"]
+    assert "10.0.0.7" not in json.dumps(body)
+    assert "10.0.0.7" not in member_api.get("/api/v1/assets/BTCUSDT/forecast/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_sync_that_only_failed_to_fill_older_holes_says_so(member_api, market):
+    Asset.objects.filter(pk=market["asset"].pk).update(
+        last_sync_error=f"{HOLES_ERROR_PREFIX}connection failed (ConnectionError)"
+    )
+    body = member_api.get("/api/v1/assets/BTCUSDT/").json()
+    assert body["sync_error"] == (
+        "some older missing hours could not be fetched; the operators see why in the admin"
+    )
 
 
 @pytest.mark.django_db

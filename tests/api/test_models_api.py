@@ -25,7 +25,8 @@ def test_it_lists_versions_newest_first_with_status_and_metrics(member_api, mark
         (1, "retired"),
     ]
     failed, active, retired = body["versions"]
-    assert failed["reason"] == "parity check failed" and failed["trained_at"] is None
+    # As the pages tell members: why it failed (an exception's text, say) is in the admin.
+    assert failed["reason"] == "the operators see why in the admin" and failed["trained_at"] is None
     assert active["mode"] == "warm" and active["parent_version"] == 1
     assert retired["parent_version"] is None
     assert active["metrics"] == METRICS

@@ -673,7 +673,7 @@ def test_a_version_pinned_by_an_admin_is_not_replaced_by_retraining_until_unpinn
 
     assert kept_out.status == Status.VALIDATED
     assert kept_out.reason.startswith(
-        f"kept out of service: active v{first.version} was activated by hand (pinned)"
+        f"kept out of service: active v{first.version} was chosen by an operator (pinned)"
     )
     assert services.model_version_unpin(version=first) is True
     promoted = services.model_version_train(asset=tiny_asset)

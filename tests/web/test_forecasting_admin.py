@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -114,11 +115,26 @@ def test_the_forecast_list_makes_no_query_per_forecast(admin_client, market):
 
 def test_activate_rolls_back_to_a_validated_version(admin_client, market, artifacts):
     older = _with_artifact(factories.version_create(asset=market.asset, version=3, status=Status.VALIDATED))
+    ModelVersion.objects.filter(pk=older.pk).update(
+        reason="kept out of service: mean validation skill +0.0001"
+    )
     response = _activate(admin_client, older)
     assert "BTCUSDT v3 is now active, and pinned" in response.content.decode()
     older.refresh_from_db()
     market.version.refresh_from_db()
-    assert older.status == Status.ACTIVE and "rolled back by admin" in older.reason and older.pinned
+    assert older.status == Status.ACTIVE and older.pinned
+    # Members read the reason: no staff username in it, and the earlier reason kept.
+    assert (
+        older.reason
+        == "rolled back by an operator; earlier: kept out of service: mean validation skill +0.0001"
+    )
+    assert "admin" not in older.reason
+    # Who did it is in the admin's history.
+    entry = LogEntry.objects.get(object_id=str(older.pk))
+    assert (
+        entry.user.get_username() == "admin"
+        and entry.get_change_message() == "Activated (rollback) and pinned."
+    )
     assert market.version.status == Status.VALIDATED
 
     unpinned = admin_client.post(
