@@ -224,7 +224,14 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
             f"no forecast stored yet for {asset.symbol} by model v{latest.version}; "
             "the worker stores one after each training and every hour"
         )
-    if latest is None:
+    if latest is None and not Candle.objects.filter(asset=asset).exists():
+        # Scheduled retrains skip an asset without candles: promise a model only after data.
+        why = "it has no market data yet" + (
+            f" ({SYNC_FAILING_FOR_MEMBERS})"
+            if asset.last_sync_error
+            else "; a model is trained once syncs bring it"
+        )
+    elif latest is None:
         why = "no model has been trained yet; training runs every hour"
     elif latest.status == ModelVersion.Status.TRAINING:
         why = f"training v{latest.version} (started {iso_z(latest.created_at)})"
@@ -234,7 +241,7 @@ def forecast_unavailable_reason(*, asset: Asset) -> str:
                 " stopped before finishing: no worker is training it; the next scheduled retrain starts again"
             )
     elif latest.status == ModelVersion.Status.FAILED:
-        why = f"training v{latest.version} failed: {latest.reason or 'no reason recorded'}"
+        why = f"training v{latest.version} failed; {FAILED_FOR_MEMBERS}"  # as the pages say it
     else:
         why = f"v{latest.version} was not promoted: {latest.reason or 'no reason recorded'}"
     return f"no active model yet for {asset.symbol}: {why}"

@@ -139,9 +139,26 @@ def test_a_sync_that_stored_the_new_candles_but_not_an_older_hole_leaves_it_fres
 
 @pytest.mark.django_db
 def test_it_answers_503_before_any_model(member_api, btc):
+    candles_create(btc, 3, end=timezone.now().replace(minute=0, second=0, microsecond=0) - HOUR)
     response = member_api.get(URL)
     assert response.status_code == 503
     assert response.json()["detail"].startswith("no active model yet for BTCUSDT: no model has been trained")
+
+
+@pytest.mark.django_db
+def test_the_503_of_an_asset_without_candles_promises_no_model_before_data(member_api, btc):
+    detail = member_api.get(URL).json()["detail"]
+    assert (
+        detail
+        == "no active model yet for BTCUSDT: it has no market data yet; a model is trained once syncs bring it"
+    )
+
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error="the replay source only has BTCUSDT")
+    detail = member_api.get(URL).json()["detail"]
+    assert detail == (
+        "no active model yet for BTCUSDT: it has no market data yet (market data for this asset is not "
+        "updating; the operators see why in the admin)"
+    )
 
 
 @pytest.mark.django_db
@@ -149,7 +166,11 @@ def test_it_answers_503_before_any_model(member_api, btc):
     ("status", "reason", "expected"),
     [
         ("training", "", "no active model yet for BTCUSDT: training v1"),
-        ("failed", "loss was NaN", "no active model yet for BTCUSDT: training v1 failed: loss was NaN"),
+        (
+            "failed",
+            "loss was NaN",
+            "no active model yet for BTCUSDT: training v1 failed; the operators see why",
+        ),
         ("validated", "worse than persistence", "v1 was not promoted: worse than persistence"),
     ],
 )

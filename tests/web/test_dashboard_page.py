@@ -94,6 +94,14 @@ def test_it_says_when_no_asset_is_followed(client, member):
 def test_it_says_when_there_is_no_price_data_yet(client, member, btc):
     card = _card(_dashboard(client, member), "BTCUSDT")
     assert 'data-state="no_data"' in card and "No price data yet." in card
+    assert "appear after the first sync" in card
+
+
+def test_no_price_data_after_failed_syncs_promises_no_first_sync(client, member, btc):
+    Asset.objects.filter(pk=btc.pk).update(last_sync_error="the replay source only has BTCUSDT")
+    card = _card(_dashboard(client, member), "BTCUSDT")
+    assert "The syncs have not brought any so far" in card and "after the first sync" not in card
+    assert "Market data for this asset is not updating; the operators see why in the admin." in card
 
 
 def test_it_says_no_model_yet_before_the_first_training(client, member, btc):
