@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from makeusrich.celery import task_send
@@ -19,7 +20,9 @@ from markets.sources import SourceError, source_for
 
 # The start of forecasting.services.outcomes' wording: "warm retrain[ by manage.py train]: v4 active: …",
 # "… skipped: …", "… raised ValueError: …". Matched here: that module loads the ML serving code.
-OUTCOME_HEADLINE = re.compile(r"\w+ retrain(?: by [^:]+)?(?:: (v\d+) (\w+):| (skipped):| raised (\w+):)")
+OUTCOME_HEADLINE = re.compile(
+    r"\w+ retrain(?: by [^:]+)?(?:: (v\d+) (\w+):| (skipped):| raised (\w+):| (queued):)"
+)
 # What the task did, as an event: "v4 active" read as what serves now, also after a rollback.
 OUTCOME_EVENTS = {"active": "promoted", "validated": "not promoted"}
 
@@ -30,10 +33,10 @@ def _outcome_headline(outcome: str) -> str:
     match = OUTCOME_HEADLINE.match(outcome)
     if match is None:
         return ""
-    version, status, skipped, error = match.groups()
+    version, status, skipped, error, queued = match.groups()
     if version:
         return f"{version} {OUTCOME_EVENTS.get(status, status)}"
-    return skipped or f"raised {error}"
+    return skipped or queued or f"raised {error}"
 
 
 def _gap_text(gap: Gap) -> str:
@@ -303,10 +306,25 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now (enqueue a full retrain)", permissions=["change"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        # Until a worker runs it (minutes; never, with no worker), the last outcome would be an
+        # older run's: say it is queued, before sending, so that a task quicker than this request
+        # (a skip) replaces the line rather than being hidden by it.
+        queryset.update(
+            last_train_outcome=(
+                f"full retrain queued: Retrain now, by {request.user.get_username()}; waiting for a "
+                "worker (this line says what came of it once one has run it)"
+            ),
+            last_train_outcome_at=timezone.now(),
+        )
         # Sent by name: the web process never imports the training code.
-        self._enqueue(
+        sent = self._enqueue(
             request, queryset, "forecasting.tasks.retrain_asset", "full", what="retrain", done="Full retrain"
         )
+        if not sent:
+            queryset.update(
+                last_train_outcome="full retrain not queued (Retrain now): the task queue was unreachable",
+                last_train_outcome_at=timezone.now(),
+            )
 
     def _enqueue(
         self,
@@ -316,7 +334,7 @@ class AssetAdmin(admin.ModelAdmin):
         *args: Any,
         what: str,
         done: str,
-    ) -> None:
+    ) -> bool:
         symbols = list(queryset.values_list("symbol", flat=True))
         try:
             for symbol in symbols:
@@ -327,8 +345,9 @@ class AssetAdmin(admin.ModelAdmin):
                 f"Could not enqueue the {what}: the task queue is unreachable ({error}).",
                 messages.ERROR,
             )
-            return
+            return False
         self.message_user(request, f"{done} enqueued for {', '.join(symbols)}.", messages.SUCCESS)
+        return True
 
     @admin.action(description="Activate", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:

@@ -312,12 +312,19 @@ def test_retrain_now_queues_a_full_retrain_of_each_selected_asset(admin_client, 
         )
     )
     assert message is not None
+    # Until a worker runs it, the asset says so rather than showing an older run's outcome.
+    btc.refresh_from_db()
+    assert btc.last_train_outcome.startswith("full retrain queued: Retrain now, by root; waiting for a worker")
+    listing = admin_client.get(ASSETS).content.decode()
+    assert "<strong>queued</strong> — full retrain queued" in listing
 
 
 def test_retrain_now_says_so_when_the_broker_is_down(admin_client, btc, broker_down):
     response = admin_client.post(ASSETS, {"action": "retrain_now", "_selected_action": [btc.pk]}, follow=True)
     assert response.status_code == 200
     assert "Could not enqueue the retrain" in response.content.decode()
+    btc.refresh_from_db()
+    assert btc.last_train_outcome == "full retrain not queued (Retrain now): the task queue was unreachable"
 
 
 ACTIONS = ("sync_now", "retrain_now", "activate", "deactivate")
