@@ -39,6 +39,11 @@ def _outcome_headline(outcome: str) -> str:
     return skipped or queued or f"raised {error}"
 
 
+def _has_record(asset: Asset) -> bool:
+    """Whether the asset has model versions or forecasts (kept: never deleted from the admin)."""
+    return asset.model_versions.exists() or asset.forecasts.exists()
+
+
 def _gap_text(gap: Gap) -> str:
     """A gap as the admin writes dates (the commands keep Gap's own ISO text)."""
     hours = gap.missing_hours
@@ -137,6 +142,9 @@ class AssetAdmin(admin.ModelAdmin):
     # Each needs change_asset: they change what is synced, trained and served, so
     # view-only staff (support) must not see or run them.
     actions = ("sync_now", "retrain_now", "activate", "deactivate")
+    # Model versions and forecasts are a record the admin never deletes (read-only admins), and
+    # deleting an asset would delete them: an asset that has any is deactivated instead (no
+    # Delete button). A typo (no version, no forecast) can still be deleted from its page.
     readonly_fields = (
         "interval",
         "last_synced_at",
@@ -299,6 +307,17 @@ class AssetAdmin(admin.ModelAdmin):
                 ((_gap_text(gap), _gap_status(gap, waiting, outside, source)) for gap in gaps),
             ),
         )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or not _has_record(obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # Bulk deletion would stop at the first asset with a record, on Django's refusal page.
+        actions.pop("delete_selected", None)
+        return actions
 
     @admin.action(description="Sync now (enqueue a sync task)", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:

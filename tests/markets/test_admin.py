@@ -314,7 +314,9 @@ def test_retrain_now_queues_a_full_retrain_of_each_selected_asset(admin_client, 
     assert message is not None
     # Until a worker runs it, the asset says so rather than showing an older run's outcome.
     btc.refresh_from_db()
-    assert btc.last_train_outcome.startswith("full retrain queued: Retrain now, by root; waiting for a worker")
+    assert btc.last_train_outcome.startswith(
+        "full retrain queued: Retrain now, by root; waiting for a worker"
+    )
     listing = admin_client.get(ASSETS).content.decode()
     assert "<strong>queued</strong> — full retrain queued" in listing
 
@@ -429,10 +431,8 @@ def test_an_asset_with_model_versions_is_refused_deletion_without_a_query_per_fo
     factories.market_create(asset=btc, scored=scored)
     with CaptureQueriesContext(connection) as queries:
         page = admin_client.get(f"{ASSETS}{btc.pk}/delete/")
-    assert page.status_code == 200
-    text = page.content.decode()
-    assert "model versions" in text and "forecasts" in text
-    # Two counts, whatever the number of forecasts (it was two queries per forecast).
+    # Refused outright (no Delete button leads there): its versions and forecasts are kept.
+    assert page.status_code == 403
     assert len(queries) < 20
     assert admin_client.post(f"{ASSETS}{btc.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Asset.objects.filter(pk=btc.pk).exists() and Forecast.objects.filter(asset=btc).count() > scored
@@ -501,3 +501,21 @@ def test_hyperparameter_errors_speak_json_and_list_only_keys_allowed_there(admin
     )
     assert listed and "max_epochs" in listed.group(1).split(", ")
     assert "horizon" not in listed.group(1)
+
+
+def test_an_asset_with_a_record_offers_no_delete_and_a_typo_still_can_be_deleted(admin_client, btc):
+    from tests.web.factories import version_create
+
+    typo = Asset.objects.create(symbol="BTCUSDC", base="BTC", quote="USDC")
+    version_create(asset=btc, version=1, status="active")
+
+    listing = admin_client.get(ASSETS).content.decode()
+    kept = admin_client.get(f"{ASSETS}{btc.pk}/change/").content.decode()
+    typo_page = admin_client.get(f"{ASSETS}{typo.pk}/change/").content.decode()
+
+    assert 'value="delete_selected"' not in listing  # the bulk action stopped on a refusal page
+    assert f"{ASSETS}{btc.pk}/delete/" not in kept
+    assert admin_client.get(f"{ASSETS}{btc.pk}/delete/").status_code == 403
+    assert f"{ASSETS}{typo.pk}/delete/" in typo_page
+    admin_client.post(f"{ASSETS}{typo.pk}/delete/", {"post": "yes"})
+    assert not Asset.objects.filter(symbol="BTCUSDC").exists()
