@@ -88,6 +88,11 @@ class ApiUsageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
         return False
 
+    # Deleting a month's row would silently give the user their whole quota again: a larger
+    # quota is the user's "API quota" override instead.
+    def has_delete_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
+        return False
+
 
 if admin.site.is_registered(User):
     admin.site.unregister(User)

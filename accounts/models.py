@@ -16,6 +16,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -26,6 +27,9 @@ class ApiQuota(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_quota")
     monthly_limit = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "API quota"
 
     def __str__(self) -> str:
         return f"{self.user} {self.monthly_limit}/month"
@@ -39,6 +43,8 @@ class ApiUsage(models.Model):
     used = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = "API usage"
+        verbose_name_plural = "API usage"
         constraints = [
             models.UniqueConstraint(fields=["user", "period_start"], name="apiusage_unique_user_period"),
         ]

@@ -105,5 +105,9 @@ def test_api_usage_is_view_only_in_the_admin(client, staff, member):
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
     posted = client.post(f"/admin/accounts/apiusage/{usage.pk}/change/", {"used": "0"})
     assert posted.status_code == 403
+    # Nor deleted: that would give the month's whole quota back, silently.
+    listing = client.get("/admin/accounts/apiusage/").content.decode()
+    assert 'value="delete_selected"' not in listing and "Select API usage to view" in listing
+    assert client.post(f"/admin/accounts/apiusage/{usage.pk}/delete/", {"post": "yes"}).status_code == 403
     usage.refresh_from_db()
     assert usage.used == 1
