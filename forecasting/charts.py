@@ -234,9 +234,11 @@ def price_figure(
     digits = price_decimals(reference) if reference is not None else 2
     if points:
         _add_forecast(fig, points=points, base_time=base_time, base_close=base_close, digits=digits)
-    # Range buttons count back from the end of the x axis, which is the forecast's end:
-    # "1 day" shows the last day of candles plus the forecast after it.
+    # Range buttons count back from the end of the x axis. Plotly's own (auto) range pads the
+    # end by hours, which "1 day" then spent on empty axis: the range is set to end half an hour
+    # after the forecast's last point, so "1 day" shows the last 24 candles plus the forecast.
     ahead = len(points)
+    x_range = _time_range(candles, points)
     buttons = [
         {"count": 24 + ahead, "label": "1 day", "step": "hour", "stepmode": "backward"},
         {"count": 72 + ahead, "label": "3 days", "step": "hour", "stepmode": "backward"},
@@ -256,12 +258,31 @@ def price_figure(
                 "tickformatstops": TIME_TICKS,
                 "rangeslider": {"visible": False},
                 "rangeselector": {"buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom"},
+                **({"range": x_range, "autorange": False} if x_range else {}),
             },
             legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
             margin={"l": 64, "r": 16, "t": 40, "b": 56},
         )
     )
     return _as_dict(fig)
+
+
+def _time_range(
+    candles: Sequence[Mapping[str, Any]], points: Sequence[Mapping[str, Any]]
+) -> list[str] | None:
+    """[half an hour before the first candle, half an hour after the last candle or forecast point]."""
+    times = [_as_datetime(c["open_time"]) for c in candles[:1]] + [
+        _as_datetime(item)
+        for item in ([points[-1]["time"]] if points else [c["open_time"] for c in candles[-1:]])
+    ]
+    if not times:
+        return None
+    margin = HOUR / 2
+    return [_iso(min(times) - margin), _iso(max(times) + margin)]
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def loss_figure(

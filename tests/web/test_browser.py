@@ -190,6 +190,13 @@ def test_a_visitor_signs_up_reads_the_forecast_manages_a_token_and_logs_out(live
         """() => { const r = document.getElementById('price-chart').layout.xaxis.range;
                    return r && (new Date(r[1]) - new Date(r[0])) <= 49 * 3600 * 1000; }"""
     )
+    # The day is a day of candles: none of it is spent on empty axis after the forecast.
+    candles_shown = page.evaluate(
+        """() => { const el = document.getElementById('price-chart'), r = el.layout.xaxis.range;
+                   const from = new Date(r[0]), to = new Date(r[1]);
+                   return el.data[0].x.filter(x => new Date(x) >= from && new Date(x) <= to).length; }"""
+    )
+    assert candles_shown == 24
     # ...and the price axis follows (static/js/app.js): it fits what that day shows, no more.
     page.wait_for_function("() => document.getElementById('price-chart').layout.yaxis.autorange === false")
     fit = page.evaluate(_VISIBLE_PRICES)

@@ -190,8 +190,15 @@ def test_the_price_chart_has_range_buttons_and_no_range_slider():
     figure = charts.price_figure(name="BTC/USDT", candles=_candles(), points=_points(T0 + 119 * HOUR))
     xaxis = figure["layout"]["xaxis"]
     assert [button["label"] for button in xaxis["rangeselector"]["buttons"]] == ["1 day", "3 days", "All"]
-    # "1 day" counts back from the forecast's end: the day of candles plus the 24 forecast hours.
+    # "1 day" counts back from the axis end, half an hour after the forecast's last point (not
+    # Plotly's padded autorange): the last 24 candles plus the 24 forecast hours.
     assert xaxis["rangeselector"]["buttons"][0]["count"] == 48
+    last_point = T0 + (119 + 24) * HOUR
+    assert xaxis["range"] == [(T0 - HOUR / 2).isoformat(), (last_point + HOUR / 2).isoformat()]
+    assert xaxis["autorange"] is False
+    one_day_from = last_point + HOUR / 2 - 48 * HOUR
+    shown = [c for c in _candles() if c["open_time"] >= one_day_from]
+    assert len(shown) == 24 and shown[-1]["open_time"] == T0 + 119 * HOUR
     assert xaxis["rangeslider"]["visible"] is False
 
 
