@@ -57,9 +57,9 @@ class TokenCreateApi(APIView):
         summary="Create an API token",
         description="Exchange a username and password for a new named token. The key is in this "
         "response only. Against password guessing, requests are throttled per client address, and "
-        "after LOGIN_FAILURE_LIMIT failed attempts (default 10) within LOGIN_FAILURE_WINDOW_SECONDS "
-        "(default 900) from one address or for one username, further attempts get 429 until the "
-        "window passes.",
+        "after LOGIN_FAILURE_LIMIT failed attempts (default 10) for one username, or "
+        "LOGIN_CLIENT_FAILURE_LIMIT (default 100) from one address, within LOGIN_FAILURE_WINDOW_SECONDS "
+        "(default 900), further attempts get 429 until the window passes.",
         request=TokenRequestSerializer,
         auth=[],
         parameters=[RETRY_AFTER],

@@ -1,5 +1,6 @@
 """Brute-force protection for the login form and auth/token/: failed attempts counted per
-client and per username.
+username (LOGIN_FAILURE_LIMIT) and per client address over every username (the larger
+LOGIN_CLIENT_FAILURE_LIMIT: people behind one NAT or proxy share an address).
 
 Counts live in the cache (Redis in production, shared by every web
 process) and expire on their own after the window. When the cache cannot be
@@ -103,7 +104,8 @@ def login_attempt_start(*, username: str, client: str) -> int | None:
     the seconds until the window that refuses it ends.
     Counting first is what makes the limit hold under parallel attempts: each
     one gets its own number from the counter, so at most LOGIN_FAILURE_LIMIT
-    of them reach the password check in a window, however many arrive at
+    of them (per username; LOGIN_CLIENT_FAILURE_LIMIT per client, over every username)
+    reach the password check in a window, however many arrive at
     once (checking first and recording after let every attempt in flight
     through). A success gives its unit back (`login_attempt_succeeded`).
     Refused attempts count for the client only, so a client that has used up
@@ -112,12 +114,11 @@ def login_attempt_start(*, username: str, client: str) -> int | None:
     client_key, user_key = _keys(username=username, client=client)
 
     def count() -> int | None:
-        limit = settings.LOGIN_FAILURE_LIMIT
         attempts, seconds_left = _count(client_key)
-        if attempts > limit:
+        if attempts > settings.LOGIN_CLIENT_FAILURE_LIMIT:
             return seconds_left
         attempts, seconds_left = _count(user_key)
-        if attempts > limit:
+        if attempts > settings.LOGIN_FAILURE_LIMIT:
             _uncount(client_key)  # refused for the username: not the client's attempt
             return seconds_left
         return None
