@@ -723,17 +723,7 @@ def test_the_gate_keeps_out_a_candidate_much_worse_at_one_step(tiny_asset, setti
     settings.PROMOTION_TOLERANCE = 0.02
     # Skills against the active's own, on its own gate windows (none read an hour it was fitted on).
     active_skills = active.metrics["validation"]["skill_rmse"]
-    candidate = ModelVersion.objects.create(
-        asset=tiny_asset,
-        version=2,
-        status=Status.VALIDATED,
-        horizon=active.horizon,
-        window=active.window,
-        metrics={"validation": {"skill_rmse": [a + d for a, d in zip(active_skills, shift, strict=True)]}},
-        preprocessing=active.preprocessing,
-        artifact_name=active.artifact_name,
-        artifact_sha256=active.artifact_sha256,
-    )
+    candidate = _candidate_of(active, [a + d for a, d in zip(active_skills, shift, strict=True)])
 
     _version_gate(candidate, frame=candles_frame(asset=tiny_asset), gate_range=_iso_range(active))
 
@@ -743,6 +733,22 @@ def test_the_gate_keeps_out_a_candidate_much_worse_at_one_step(tiny_asset, setti
         assert candidate.reason.startswith("kept out of service: mean validation skill ")
         assert "; but 1 h ahead its skill is " in candidate.reason
         assert "below by more than the tolerance, which holds at every step" in candidate.reason
+
+
+def _candidate_of(active: ModelVersion, skills: list) -> ModelVersion:
+    """A validated v2 with these validation skills and the active's artifact (so that a
+    promotion can serve it)."""
+    return ModelVersion.objects.create(
+        asset=active.asset,
+        version=2,
+        status=Status.VALIDATED,
+        horizon=active.horizon,
+        window=active.window,
+        metrics={"validation": {"skill_rmse": skills}},
+        preprocessing=active.preprocessing,
+        artifact_name=active.artifact_name,
+        artifact_sha256=active.artifact_sha256,
+    )
 
 
 def _artifact_replace(version: ModelVersion, content: bytes) -> None:
@@ -781,18 +787,7 @@ def test_the_gate_never_promotes_a_candidate_on_a_null_skill(tiny_asset, setting
 
     active = services.model_version_train(asset=tiny_asset)
     settings.PROMOTION_TOLERANCE = 1.0  # generous: only a null step can keep the candidate out
-    candidate = ModelVersion.objects.create(
-        asset=tiny_asset,
-        version=2,
-        status=Status.VALIDATED,
-        horizon=active.horizon,
-        window=active.window,
-        metrics={"validation": {"skill_rmse": candidate_skill}},
-        # The active's artifact, so that a promotion can serve it.
-        preprocessing=active.preprocessing,
-        artifact_name=active.artifact_name,
-        artifact_sha256=active.artifact_sha256,
-    )
+    candidate = _candidate_of(active, candidate_skill)
 
     # The active's own gate windows: none reads an hour it was fitted on, so its stored skill counts.
     _version_gate(candidate, frame=candles_frame(asset=tiny_asset), gate_range=_iso_range(active))

@@ -34,14 +34,20 @@ def _gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_without_collected_static_files_gunicorn_stops_and_says_what_to_run(tmp_path):
-    server = _gunicorn(_production_env(tmp_path / "var"), _free_port())
+def _refused(env: dict[str, str]) -> str:
+    """What gunicorn printed when it refused to start (it must refuse)."""
+    server = _gunicorn(env, _free_port())
     try:
         output, _ = server.communicate(timeout=60)
     finally:
         server.kill()
-
     assert server.returncode != 0
+    return output
+
+
+def test_without_collected_static_files_gunicorn_stops_and_says_what_to_run(tmp_path):
+    output = _refused(_production_env(tmp_path / "var"))
+
     assert "STATIC_ROOT has none yet: run `DEBUG=0 python manage.py collectstatic --noinput`" in output
     assert str(tmp_path / "var" / "staticfiles") in output
 
@@ -51,13 +57,8 @@ def test_files_collected_with_debug_on_are_named_as_the_cause(tmp_path):
     debug = {**env, "DEBUG": "1"}  # what manage.py does when neither DEBUG nor SECRET_KEY is set
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=debug,
                    check=True, timeout=300)  # fmt: skip
-    server = _gunicorn(env, _free_port())
-    try:
-        output, _ = server.communicate(timeout=60)
-    finally:
-        server.kill()
+    output = _refused(env)
 
-    assert server.returncode != 0
     assert "STATIC_ROOT has files but no staticfiles.json (collectstatic ran with DEBUG on)" in output
 
 
