@@ -210,32 +210,26 @@ def served_windows(
     scaled: np.ndarray,
     close: np.ndarray,
     bases: np.ndarray,
-    network: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(actual, point, lower, upper, last close) of the served transform (network via `run`,
-    then decode) on `bases`, (n, horizon) each but the last closes (n,); `network` skips the
-    run when its outputs on these windows are already known."""
+    then decode) on `bases`, (n, horizon) each but the last closes (n,)."""
     window, horizon = int(preprocessing["window"]), int(preprocessing["horizon"])
     hours = int(preprocessing["interval"]["volatility_hours"])
     windows, last_close, volatility = window_inputs(scaled, close, bases, window, hours)
-    if network is None:
-        network = run(windows)
-    point, lower, upper = decode(network, last_close, volatility, preprocessing)
+    point, lower, upper = decode(run(windows), last_close, volatility, preprocessing)
     actual = close[bases[:, None] + np.arange(1, horizon + 1)]
     return actual, point, lower, upper, last_close
 
 
-def evaluate_windows(
-    run: Callable[[np.ndarray], np.ndarray],
-    preprocessing: dict[str, Any],
-    scaled: np.ndarray,
-    close: np.ndarray,
-    bases: np.ndarray,
-    network: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Metrics of the served transform on `bases` (served_windows)."""
-    metrics = forecast_metrics(*served_windows(run, preprocessing, scaled, close, bases, network))
-    metrics["windows"] = len(bases)
+def evaluate_windows(*args: Any) -> dict[str, Any]:
+    """Metrics of the served transform (served_windows' arguments), with the window count."""
+    return served_metrics(served_windows(*args))
+
+
+def served_metrics(served: tuple[np.ndarray, ...]) -> dict[str, Any]:
+    """forecast_metrics of served_windows' answer, with the number of windows as `windows`."""
+    metrics = forecast_metrics(*served)
+    metrics["windows"] = len(served[0])
     return metrics
 
 
@@ -277,10 +271,7 @@ def evaluate_onnx(
     """Metrics of an existing artifact on every gap-free window whose base time is in
     [start, end] (no end: to the last full window), with their count as `windows`: the
     promotion gate scores the active model and a candidate on the same validation windows."""
-    served = onnx_windows(onnx_bytes, preprocessing, candles, start, end)
-    metrics = forecast_metrics(*served)
-    metrics["windows"] = len(served[0])
-    return metrics
+    return served_metrics(onnx_windows(onnx_bytes, preprocessing, candles, start, end))
 
 
 def fitted_through(preprocessing: dict[str, Any], metrics: dict[str, Any]) -> pd.Timestamp | None:
