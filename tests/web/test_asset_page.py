@@ -169,6 +169,7 @@ def test_unknown_or_inactive_assets_are_not_found(client, member, btc, symbol):
 def test_without_candles_it_says_there_is_nothing_to_chart(client, member, btc):
     html = _page(client, member)
     assert "No candles stored yet" in html and "price-chart-data" not in html
+    assert '<h2 id="price-title">Prices</h2>' in html  # not "Last 5 days" of nothing
     assert "No forecast has been checked against reality yet" in html
     assert "No model has been trained for BTC/USDT yet." in html
 
