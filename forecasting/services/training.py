@@ -237,8 +237,10 @@ def _version_train(
         _version_fail_quietly(version, "interrupted: the database became unavailable")
         raise
     except InsufficientDataError as exc:  # the data's fault, not the code's: no stack trace
-        logger.warning("training %s v%s failed: %s", asset.symbol, version.version, exc)
-        _version_fail_for_data(version, frame, str(exc))
+        # No candle at all (a run asked for by hand trains anyway): say that, not "0 windows".
+        reason = str(exc) if len(frame) else _no_candles_text(asset)
+        logger.warning("training %s v%s failed: %s", asset.symbol, version.version, reason)
+        _version_fail_for_data(version, frame, reason)
         return
     except Exception as exc:
         logger.exception("training %s v%s failed", asset.symbol, version.version)
@@ -278,10 +280,14 @@ def _has_new_candles(*, asset: Asset) -> bool:
 def _refuse_no_candles(*, asset: Asset, frame: Any) -> None:
     """Raise NoCandles if `frame` is empty: a failed version every hour would only say so again."""
     if not len(frame):
-        raise NoCandles(
-            f"{asset.symbol} has no candles: nothing to train on; import them (import_candles) "
-            "or let the sync fetch them (sync_candles)"
-        )
+        raise NoCandles(_no_candles_text(asset))
+
+
+def _no_candles_text(asset: Asset) -> str:
+    return (
+        f"{asset.symbol} has no candles: nothing to train on; import them (import_candles) "
+        "or let the sync fetch them (sync_candles)"
+    )
 
 
 def _refuse_unchanged_too_little_data(*, asset: Asset, config: TrainingConfig, frame: Any) -> None:

@@ -279,6 +279,7 @@ def test_an_asset_without_candles_is_refused_without_a_version_unless_asked_by_h
         Kind.TOO_LITTLE_DATA,
         0,
     )
+    assert by_hand.reason.startswith("ETHUSDT has no candles: nothing to train on")  # not "0 windows"
     with pytest.raises(services.NoCandles):  # the next scheduled run still makes none
         services.model_version_train(asset=tiny_asset)
 
