@@ -392,3 +392,9 @@ def test_ctrl_c_during_train_marks_the_version_failed_and_says_so_without_a_trac
     tiny_asset.refresh_from_db()
     assert tiny_asset.last_train_outcome.startswith("full retrain by manage.py train: v2 failed: interrupted")
     assert TrainingLease.objects.get(asset=tiny_asset).owner == ""  # released for the next run
+    # With --json, the one object is the failed version's, not "no version".
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("train", "ETHUSDT", "--json", stdout=out)
+    body = json.loads(out.getvalue())
+    assert (body["version"], body["status"]) == (3, "failed") and body["reason"].startswith("interrupted")

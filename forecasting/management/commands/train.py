@@ -79,10 +79,14 @@ class Command(BaseCommand):
         try:
             version = self._train(options)
         except CommandError as exc:
-            if options["json"]:  # a script reading stdout gets its one object, saying why there is no version
-                self.stdout.write(
-                    json.dumps(no_version_summary(options["symbol"], options["mode"], str(exc)))
+            if options["json"]:  # a script reading stdout gets its one object, saying why
+                interrupted = getattr(exc, "version", None)  # Ctrl-C: the version it marked failed
+                summary = (
+                    train_summary(interrupted)
+                    if interrupted is not None
+                    else no_version_summary(options["symbol"], options["mode"], str(exc))
                 )
+                self.stdout.write(json.dumps(summary))
             raise
         asset = version.asset
         problem = None
@@ -147,10 +151,12 @@ class Command(BaseCommand):
                     status=latest.status,
                     reason=latest.reason,
                 )
-                raise CommandError(
+                error = CommandError(
                     f"{asset.symbol} v{latest.version} {INTERRUPTED_BY_HAND}; marked failed, the active version "
                     "is unchanged"
-                ) from None
+                )
+                error.version = latest  # type: ignore[attr-defined]
+                raise error from None
             raise CommandError(f"{asset.symbol}: stopped by hand (Ctrl-C); no version was made") from None
         except Exception as exc:
             services.asset_train_outcome_record(asset=asset, mode=mode, by=BY, error=exc)
