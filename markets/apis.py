@@ -73,6 +73,12 @@ class AssetSerializer(serializers.Serializer):
         allow_null=True, help_text="The active model's latest forecast; null before the first one."
     )
 
+    @extend_schema_field(
+        serializers.IntegerField(
+            help_text="Hours ahead the asset's next trainings forecast (its setting). After an admin "
+            "changes it, `forecast.horizon_hours` keeps the serving model's until a new one is trained."
+        )
+    )
     def get_horizon_hours(self, overview: Any) -> int:
         return overview.asset.horizon or settings.FORECAST_HORIZON
 
