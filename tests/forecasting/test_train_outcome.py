@@ -50,7 +50,7 @@ def test_train_by_hand_still_tries_an_asset_without_candles_and_records_the_fail
     empty = Asset.objects.create(symbol="SOLUSDT", base="SOL", quote="USDT", hyperparameters=TINY)
     tasks.retrain_asset("SOLUSDT", "warm")  # the scheduled run skips it
 
-    with pytest.raises(CommandError, match="SOLUSDT v1 failed: too little gap-free data"):
+    with pytest.raises(CommandError, match="SOLUSDT v1 failed: SOLUSDT has no candles: nothing to train on"):
         _train("SOLUSDT")
 
     version = ModelVersion.objects.get(asset=empty)
