@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.throttling import CountedApiView
+from forecasting.models import TrainingLease
 from forecasting.selectors import (
     FAILED_FOR_MEMBERS,
     STOPPED_TRAINING_REASON,
@@ -308,7 +309,9 @@ class ModelVersionListApi(CountedApiView):
     def get(self, request: Request, symbol: str) -> Response:
         asset = asset_or_404(symbol)
         versions = model_version_list(asset=asset)
-        stopped = versions_left_training(asset=asset, versions=versions)
+        training = any(version.status == "training" for version in versions)
+        lease = TrainingLease.objects.filter(asset=asset).first() if training else None
+        stopped = versions_left_training(versions, lease)
         for version in versions:
             if version.pk in stopped:  # its stored status stays "training" until the next run
                 version.reason = STOPPED_TRAINING_REASON

@@ -389,19 +389,16 @@ STOPPED_TRAINING_REASON = (
 
 
 def versions_left_training(
-    *, asset: Asset, versions: list[ModelVersion], now: datetime | None = None
+    versions: list[ModelVersion], lease: TrainingLease | None, now: datetime | None = None
 ) -> set[int]:
-    """The pks of `versions` still "training" that no run is training.
+    """The pks of `versions` still "training" that no run is training (the pages and the API).
 
-    `versions` are the asset's newest, newest first (model_version_list). Only
-    the newest can be in training; it is while a run holds the asset's lease,
-    which is renewed at every epoch. One query, only when a version says "training".
+    `versions` are the asset's newest, newest first (model_version_list), and
+    `lease` its training lease. Only the newest can be in training; it is while
+    a run holds the lease, which is renewed at every epoch.
     """
     training = {version.pk for version in versions if version.status == ModelVersion.Status.TRAINING}
-    if not training:
-        return set()
-    lease = TrainingLease.objects.filter(asset=asset).first()
-    if lease is not None and lease.held(now or timezone.now()):
+    if training and lease is not None and lease.held(now or timezone.now()):
         training.discard(versions[0].pk)
     return training
 

@@ -23,7 +23,12 @@ from forecasting.overview import (
     retrain_schedule,
     version_service_ends,
 )
-from forecasting.selectors import model_version_active, model_version_list, track_record
+from forecasting.selectors import (
+    model_version_active,
+    model_version_list,
+    track_record,
+    versions_left_training,
+)
 from markets.selectors import candle_list
 from markets.sources.replay import replay_symbol
 
@@ -142,12 +147,12 @@ def asset_detail(request: HttpRequest, symbol: str) -> HttpResponse:
     track_chart = charts.track_record_figure(series=series, quote=asset.quote) if series["time"] else None
     versions = model_version_list(asset=asset, limit=VERSIONS_SHOWN)
     ends = version_service_ends(versions)
-    running = panel.latest_version.pk if panel.training_running and panel.latest_version else None
+    stopped = versions_left_training(versions, panel.lease, panel.now)
     for version in versions:
         version.service_end = ends.get(version.pk)
         version.reason_shown = _version_reason(version)
         # Still "training" with no run holding the lease: its worker died (the next run marks it).
-        version.stopped = version.status == ModelVersion.Status.TRAINING and version.pk != running
+        version.stopped = version.pk in stopped
     horizon = forecast.horizon if forecast else (versions[0].horizon if versions else None)
     context = {
         "panel": panel,

@@ -58,6 +58,17 @@ def no_version_summary(symbol: str, mode: str | None, reason: str) -> dict[str, 
     }
 
 
+class Interrupted(CommandError):
+    """Ctrl-C stopped the training of `version`, which is marked failed."""
+
+    def __init__(self, version: ModelVersion) -> None:
+        super().__init__(
+            f"{version.asset.symbol} v{version.version} {version.reason}; marked failed, the active version "
+            "is unchanged"
+        )
+        self.version = version
+
+
 class Command(BaseCommand):
     help = "Train SYMBOL's model, export and validate it, register it, and promote it if it passes the gate."
 
@@ -80,10 +91,9 @@ class Command(BaseCommand):
             version = self._train(options)
         except CommandError as exc:
             if options["json"]:  # a script reading stdout gets its one object, saying why
-                interrupted = getattr(exc, "version", None)  # Ctrl-C: the version it marked failed
                 summary = (
-                    train_summary(interrupted)
-                    if interrupted is not None
+                    train_summary(exc.version)  # Ctrl-C: the version it marked failed
+                    if isinstance(exc, Interrupted)
                     else no_version_summary(options["symbol"], options["mode"], str(exc))
                 )
                 self.stdout.write(json.dumps(summary))
@@ -151,12 +161,7 @@ class Command(BaseCommand):
                     status=latest.status,
                     reason=latest.reason,
                 )
-                error = CommandError(
-                    f"{asset.symbol} v{latest.version} {INTERRUPTED_BY_HAND}; marked failed, the active version "
-                    "is unchanged"
-                )
-                error.version = latest  # type: ignore[attr-defined]
-                raise error from None
+                raise Interrupted(latest) from None
             raise CommandError(f"{asset.symbol}: stopped by hand (Ctrl-C); no version was made") from None
         except Exception as exc:
             services.asset_train_outcome_record(asset=asset, mode=mode, by=BY, error=exc)
